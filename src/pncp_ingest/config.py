@@ -1,0 +1,75 @@
+"""All configuration in one place: flag > environment > ``.env`` file > default.
+
+The CLI passes the flags it was given as keyword overrides to :func:`load_settings`;
+pydantic-settings applies the environment and the ``.env`` file beneath them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+DEFAULT_BASE_URL = "https://pncp.gov.br/api"
+USER_AGENT = "pncp-ingest (+https://pypi.org/project/pncp-ingest/)"
+
+
+class Settings(BaseSettings):
+    """Every setting of a run. Field ``x`` reads env ``PNCP_X``; see ``.env.example``."""
+
+    model_config = SettingsConfigDict(env_prefix="PNCP_", extra="ignore", validate_default=True)
+
+    base_url: str = DEFAULT_BASE_URL
+    dest: str = "./data/bronze"
+    s3_endpoint_url: str | None = None
+
+    # The detail API (/pncp/v1: itens, arquivos, modalidades) tolerates concurrency well;
+    # the consulta API (/consulta/v1 listings) throttles hard, so it has its own, lower limits.
+    concurrency: int = Field(8, ge=1, le=512)
+    rate: float = Field(10.0, ge=0)
+    consulta_concurrency: int = Field(2, ge=1, le=512)
+    consulta_rate: float = Field(1.0, ge=0)
+
+    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(6, ge=0, le=100)
+    backoff_initial: float = Field(1.0, ge=0)
+    backoff_max: float = Field(60.0, ge=0)
+    # The consulta API's 429 carries no Retry-After and its block lasts ~25 s.
+    throttle_pause: float = Field(30.0, ge=0)
+
+    checkpoint_every: int = Field(50, ge=1)
+    publish_every: float = Field(300.0, gt=0)
+    lease_ttl: float = Field(600.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    @property
+    def s3_endpoint(self) -> str | None:
+        """Our own setting first, then botocore's standard variables."""
+        return self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build Settings; ``overrides`` are the CLI flags the user gave (None means not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if env_file is not None and str(env_file) != ".env" and not Path(env_file).is_file():
+        raise ConfigError(f"env file {env_file} does not exist: check the --env-file path")
+    try:
+        return Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "setting"
+        source = f"--{name.replace('_', '-')}" if name in given else f"PNCP_{name.upper()}"
+        value = err.get("input")
+        raise ConfigError(f"{source}={value!r} is invalid: {err['msg']}; fix it in the flags, the environment or .env") from None

@@ -1,0 +1,75 @@
+"""One exception hierarchy for pncp-ingest, each class carrying its exit code.
+
+The CLI turns any :class:`PncpIngestError` into one line on stderr and ``exit_code``;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class PncpIngestError(Exception):
+    """Base class: a failure the operator can act on. ``str(err)`` is the one line shown."""
+
+    exit_code: int = 1
+
+
+class UsageError(PncpIngestError):
+    """Bad flags, dates or configuration values (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A setting is wrong: a bad value, an unwritable destination, wrong credentials (exit 2)."""
+
+
+class LeaseHeldError(PncpIngestError):
+    """Another live run holds the (dataset, day) lease (exit 3)."""
+
+    exit_code = 3
+
+
+class UnreachableError(PncpIngestError):
+    """The API or the storage cannot be reached at all (exit 4)."""
+
+    exit_code = 4
+
+
+class ApiUnreachableError(UnreachableError):
+    """No request to the PNCP API succeeded: DNS, refused connections, or timeouts only."""
+
+
+class StorageUnreachableError(UnreachableError):
+    """The object store endpoint does not answer."""
+
+
+class StorageError(PncpIngestError):
+    """The object store answered with an error we cannot work around (exit 4)."""
+
+    exit_code = 4
+
+
+class ApiError(PncpIngestError):
+    """A PNCP request failed for good: a non-retryable status, or retries exhausted.
+
+    ``retryable`` tells whether another run may succeed (429/5xx/timeouts) or not (400/422).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, url: str = "", retryable: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+        self.retryable = retryable
+
+
+class NotFoundError(ApiError):
+    """404: the compra is not (or no longer) in PNCP. Recorded as gone, not retried."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message, status=404, url=url, retryable=False)
+
+
+class LeaseLostError(PncpIngestError):
+    """Our lease was taken over (we stalled past its expiry); stop before writing more (exit 3)."""
+
+    exit_code = 3
