@@ -1,0 +1,43 @@
+"""pncp-ingest: land PNCP contratações, itens and arquivos as a Parquet bronze layer, exactly once.
+
+The CLI (``pncp-ingest``) is a thin layer over this library::
+
+    import anyio
+    from datetime import date
+    from pncp_ingest import load_settings, run_contratacoes
+
+    summary = anyio.run(run_contratacoes, load_settings(dest="./bronze"), [date(2025, 10, 22)])
+"""
+
+__version__ = "0.1.0"
+
+from .config import Settings, load_settings  # noqa: E402
+from .errors import (  # noqa: E402
+    ApiError,
+    ApiUnreachableError,
+    ConfigError,
+    LeaseHeldError,
+    PncpIngestError,
+    StorageError,
+    StorageUnreachableError,
+    UnreachableError,
+    UsageError,
+)
+from .pipeline import RunSummary, run_contratacoes  # noqa: E402
+
+__all__ = [
+    "ApiError",
+    "ApiUnreachableError",
+    "ConfigError",
+    "LeaseHeldError",
+    "PncpIngestError",
+    "RunSummary",
+    "Settings",
+    "StorageError",
+    "StorageUnreachableError",
+    "UnreachableError",
+    "UsageError",
+    "__version__",
+    "load_settings",
+    "run_contratacoes",
+]
