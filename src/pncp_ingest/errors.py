@@ -73,3 +73,22 @@ class LeaseLostError(PncpIngestError):
     """Our lease was taken over (we stalled past its expiry); stop before writing more (exit 3)."""
 
     exit_code = 3
+
+
+def collapse(exc: BaseException) -> BaseException:
+    """The one error to report from a (possibly nested) exception group raised by a task group.
+
+    Our own errors win over anything else, so the operator sees "the API is unreachable",
+    not "unhandled errors in a TaskGroup".
+    """
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves: list[BaseException] = []
+
+    def walk(group: BaseExceptionGroup) -> None:  # type: ignore[type-arg]
+        for inner in group.exceptions:
+            walk(inner) if isinstance(inner, BaseExceptionGroup) else leaves.append(inner)
+
+    walk(exc)
+    ours = [e for e in leaves if isinstance(e, PncpIngestError)]
+    return (ours or leaves)[0]

@@ -10,7 +10,7 @@ import time
 from datetime import date
 
 from ..config import Settings
-from ..errors import PncpIngestError
+from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient
 from ..storage import open_store
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, ignore, new_run_id
@@ -40,10 +40,14 @@ async def run_contratacoes(
                     summary.requests = client.stats.requests
                     summary.retries = client.stats.retries
                     summary.throttled = client.stats.throttled
-    except PncpIngestError as exc:
-        summary.error = str(exc)
-        exc.summary = summary  # type: ignore[attr-defined]
-        raise
+    except BaseException as raised:
+        exc = collapse(raised)
+        if isinstance(exc, PncpIngestError):
+            summary.error = str(exc)
+            exc.summary = summary  # type: ignore[attr-defined]
+        if exc is raised:
+            raise
+        raise exc from None
     finally:
         summary.duration_s = time.monotonic() - summary.started
     return summary
