@@ -38,7 +38,7 @@ def test_a_day_lands_one_row_per_contratacao(sim, dest):
     # Typed columns with the API's names, lineage, and the partition columns.
     table = read_bronze(dest)
     assert str(table.schema.field("valorTotalEstimado").type) == "decimal128(38, 6)"
-    assert str(table.schema.field("dataPublicacaoPncp").type) == "timestamp[s]"
+    assert str(table.schema.field("dataPublicacaoPncp").type) == "timestamp[us]"
     assert table.schema.field("orgaoEntidade").type.get_field_index("cnpj") >= 0
     assert set(table.column("_run_id").to_pylist()) == {summary["run_id"]}
     assert set(table.column("day").to_pylist()) == {22}
@@ -130,9 +130,13 @@ def test_sigkill_mid_day_then_rerun_gives_exactly_the_uninterrupted_rows(sim_fac
     # Readers see only published data: nothing, or a consistent earlier publish, never duplicates.
     seen = ids(dest)
     assert len(seen) == len(set(seen))
+    committed = [k for k in list_keys(dest, "_state/pncp") if "/commits/" in k]
+    assert len(committed) >= kill_after_commits
 
     rerun = ingest(sim, dest, env=env)
     assert rerun.code == 0, rerun.stderr
+    assert f"published {len(committed)} committed checkpoint(s) of an earlier run" in rerun.stderr
+    assert rerun.json["contratacoes"] == len(truth_ids(sim)) - 20 * len(committed)
     final = ids(dest)
     assert len(final) == len(set(final)), "a contratação was written twice"
     assert sorted(final) == truth_ids(sim), "a contratação was lost"
@@ -141,7 +145,7 @@ def test_sigkill_mid_day_then_rerun_gives_exactly_the_uninterrupted_rows(sim_fac
 
 
 def test_faults_are_retried_until_the_day_is_complete(sim_factory, tmp_path):
-    sim = sim_factory(seed=5, per_day=300, faults={
+    sim = sim_factory(seed=5, per_day=1500, faults={
         "rate_429": 0.05, "burst_429": 3, "rate_5xx": 0.08, "rate_timeout": 0.03, "hang_s": 3,
         "rate_drop": 0.05, "rate_truncate": 0.05, "rate_spurious_422": 0.03,
     })
@@ -151,8 +155,10 @@ def test_faults_are_retried_until_the_day_is_complete(sim_factory, tmp_path):
     assert result.json["retries"] > 0
     assert result.json["requests"] > result.json["retries"]
     assert sorted(ids(dest)) == truth_ids(sim)
-    stats = sim.stats()
-    assert sum(stats["faults"].values()) >= result.json["retries"] * 0.5
+    faults = sim.stats()["faults"]
+    print(faults)
+    assert len([kind for kind, n in faults.items() if n]) >= 4, faults
+    assert result.json["retries"] >= sum(faults.values()) * 0.9, (result.json["retries"], faults)
 
 
 def test_a_page_that_keeps_failing_is_reported_and_the_run_exits_1(sim_factory, tmp_path):

@@ -47,7 +47,7 @@ def _arrow_type(annotation: Any) -> pa.DataType:
         bool: pa.bool_(),
         float: pa.float64(),
         Decimal: MONEY,
-        datetime: pa.timestamp("s"),  # Brasília local wall time, as the API sends it
+        datetime: pa.timestamp("us"),  # Brasília local wall time, as the API sends it
         date: pa.date32(),
     }
     return simple[annotation]

@@ -1,0 +1,328 @@
+"""A destination on the local filesystem: keys are files under one root folder.
+
+Every write goes to a temporary file in the destination's own directory and is then renamed
+(or hard-linked, for :meth:`LocalStore.put_if_absent`) into place, so readers never see a
+half-written object. Temporary names look like ``.{name}.tmp-<hex>``: hidden, and never ending
+in ``.parquet``, so a reader globbing ``*.parquet`` cannot pick one up. :meth:`LocalStore.list`
+skips them too (a crash can leave one behind).
+
+All blocking file I/O runs in worker threads (``anyio.to_thread``), off the event loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+import anyio.to_thread
+
+from ..errors import ConfigError, StorageError
+from ._base import ObjectStore
+
+__all__ = ["LocalStore", "check_key", "is_temp_name", "temp_name"]
+
+_TEMP_RE = re.compile(r"^\..*\.tmp-[0-9a-f]{16}$", re.DOTALL)
+_COPY_CHUNK = 1 << 20
+
+
+def temp_name(name: str) -> str:
+    """A fresh temporary file name for writing ``name``: hidden and never ending in ``.parquet``."""
+    # Keep the whole name within NAME_MAX (255 bytes) even for long keys.
+    return f".{name[:200]}.tmp-{secrets.token_hex(8)}"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for names made by :func:`temp_name` (in-flight or left behind by a crash)."""
+    return _TEMP_RE.match(name) is not None
+
+
+def check_key(key: str) -> str:
+    """Validate a store key (shared by every backend); returns it unchanged.
+
+    A key is a relative ``/``-separated path with no empty, ``.`` or ``..`` segment and no
+    leading or trailing ``/``. A bad key is a bug in the caller, hence ValueError.
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"invalid store key {key!r}: must be a non-empty string")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts) or "\\" in key or "\x00" in key:
+        raise ValueError(f"invalid store key {key!r}: must be a relative a/b/c path without empty, '.' or '..' segments")
+    if is_temp_name(parts[-1]):
+        raise ValueError(f"invalid store key {key!r}: the name looks like a temporary file")
+    return key
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable; best effort (not every filesystem allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_temp(final: Path, data: bytes) -> Path:
+    """Write ``data`` completely to a fresh temp file next to ``final`` and fsync it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / temp_name(final.name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb", closefd=True) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def _copy_to_temp(src: Path, final: Path) -> Path:
+    """Copy ``src`` to a fresh temp file next to ``final`` (streamed) and fsync it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / temp_name(final.name)
+    try:
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            shutil.copyfileobj(fin, fout, _COPY_CHUNK)
+            fout.flush()
+            os.fsync(fout.fileno())
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+class LocalStore(ObjectStore):
+    """A folder on the local filesystem (``--dest ./data/bronze``)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.url = os.fspath(root)
+        self.root = Path(root).expanduser()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.url!r})"
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def _fail(self, op: str, key: str, exc: OSError) -> StorageError:
+        reason = exc.strerror or type(exc).__name__
+        return StorageError(f"local {op} of {key!r} under {self.url} failed ({reason}): check the destination folder")
+
+    # -- interface ---------------------------------------------------------------------
+
+    async def check(self) -> None:
+        await anyio.to_thread.run_sync(self._check_sync)
+
+    def _check_sync(self) -> None:
+        root = self.root
+        probe = root / temp_name("pncp-ingest-write-probe")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            _unlink_quietly(probe)
+            if root.exists() and not root.is_dir():
+                reason = "it is a file, not a folder"
+            elif exc.errno == errno.ENOTDIR:
+                reason = "a file is in the way of its path"
+            else:
+                reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"destination {self.url} is not writable ({reason}): choose a writable --dest or fix its permissions"
+            ) from None
+
+    async def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+
+        def read() -> bytes | None:
+            try:
+                return path.read_bytes()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return None
+            except OSError as exc:
+                raise self._fail("read", key, exc) from exc
+
+        return await anyio.to_thread.run_sync(read)
+
+    async def put(self, key: str, data: bytes) -> None:
+        final = self._path(key)
+
+        def write() -> None:
+            try:
+                tmp = _write_temp(final, data)
+                try:
+                    os.replace(tmp, final)
+                except BaseException:
+                    _unlink_quietly(tmp)
+                    raise
+                _fsync_dir(final.parent)
+            except OSError as exc:
+                raise self._fail("write", key, exc) from exc
+
+        await anyio.to_thread.run_sync(write)
+
+    async def put_if_absent(self, key: str, data: bytes) -> bool:
+        final = self._path(key)
+
+        def create() -> bool:
+            try:
+                tmp = _write_temp(final, data)
+                try:
+                    # link() is an atomic exclusive create of a complete file.
+                    os.link(tmp, final)
+                except FileExistsError:
+                    return False
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                        raise
+                    # No hard links here (some FUSE/SMB/FAT mounts): fall back to O_EXCL,
+                    # still exclusive, but a reader may briefly see a partial file.
+                    return _create_exclusive(final, data)
+                finally:
+                    _unlink_quietly(tmp)
+                _fsync_dir(final.parent)
+                return True
+            except OSError as exc:
+                raise self._fail("create", key, exc) from exc
+
+        return await anyio.to_thread.run_sync(create)
+
+    async def put_file(self, key: str, path: Path) -> None:
+        final = self._path(key)
+        src = Path(path)
+
+        def copy() -> None:
+            try:
+                tmp = _copy_to_temp(src, final)
+                try:
+                    os.replace(tmp, final)
+                except BaseException:
+                    _unlink_quietly(tmp)
+                    raise
+                _fsync_dir(final.parent)
+            except OSError as exc:
+                raise self._fail("upload", key, exc) from exc
+
+        await anyio.to_thread.run_sync(copy)
+
+    async def get_file(self, key: str, path: Path) -> bool:
+        src = self._path(key)
+        dst = Path(path)
+
+        def copy() -> bool:
+            if not src.is_file():
+                return False
+            try:
+                tmp = _copy_to_temp(src, dst)
+            except FileNotFoundError:
+                if not src.is_file():  # deleted meanwhile
+                    return False
+                raise
+            except OSError as exc:
+                raise self._fail("download", key, exc) from exc
+            try:
+                os.replace(tmp, dst)
+            except OSError as exc:
+                _unlink_quietly(tmp)
+                raise self._fail("download", key, exc) from exc
+            return True
+
+        return await anyio.to_thread.run_sync(copy)
+
+    async def list(self, prefix: str) -> list[str]:
+        # Walk only below the deepest folder the prefix names, then filter by plain prefix.
+        head, sep, _ = prefix.rpartition("/")
+        start_parts = [p for p in head.split("/") if p] if sep else []
+        if any(p in (".", "..") for p in start_parts):
+            return []
+        start = self.root.joinpath(*start_parts)
+        base = "/".join(start_parts)
+
+        def walk() -> list[str]:
+            keys: list[str] = []
+            stack = [(start, base)]
+            while stack:
+                folder, rel = stack.pop()
+                try:
+                    entries = list(os.scandir(folder))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                except OSError as exc:
+                    raise self._fail("list", prefix, exc) from exc
+                for entry in entries:
+                    key = f"{rel}/{entry.name}" if rel else entry.name
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if is_dir:
+                        if key.startswith(prefix) or prefix.startswith(key + "/"):
+                            stack.append((Path(entry.path), key))
+                    elif not is_temp_name(entry.name) and key.startswith(prefix):
+                        keys.append(key)
+            keys.sort()
+            return keys
+
+        return await anyio.to_thread.run_sync(walk)
+
+    async def delete(self, keys: list[str]) -> None:
+        paths = [(k, self._path(k)) for k in keys]
+
+        def remove() -> None:
+            for key, path in paths:
+                try:
+                    os.unlink(path)
+                except (FileNotFoundError, NotADirectoryError):
+                    pass
+                except IsADirectoryError:
+                    pass  # a "folder" is not an object
+                except OSError as exc:
+                    if exc.errno == errno.EISDIR or (exc.errno == errno.EPERM and path.is_dir()):
+                        continue
+                    raise self._fail("delete", key, exc) from exc
+
+        await anyio.to_thread.run_sync(remove)
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+
+def _create_exclusive(final: Path, data: bytes) -> bool:
+    try:
+        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb", closefd=True) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        _unlink_quietly(final)
+        raise
+    return True
