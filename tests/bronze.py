@@ -44,11 +44,13 @@ def ids(dest: str, dataset: str = "pncp") -> list[str]:
     return read_bronze(dest, dataset).column("numeroControlePNCP").to_pylist()
 
 
-def list_keys(dest: str, prefix: str = "") -> list[str]:
+def list_keys(dest: str, prefix: str = "", hidden: bool = False) -> list[str]:
+    """Every object under ``prefix``; ``hidden`` adds dot-files (a local write's temp file)."""
     fs, root = filesystem(dest)
     base = f"{root}/{prefix}".rstrip("/")
     info = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    return sorted(i.path[len(root) + 1 :] for i in info if i.type == pafs.FileType.File)
+    return sorted(i.path[len(root) + 1 :] for i in info
+                  if i.type == pafs.FileType.File and (hidden or not i.base_name.startswith(".")))
 
 
 @dataclass

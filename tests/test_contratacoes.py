@@ -140,8 +140,9 @@ def test_sigkill_mid_day_then_rerun_gives_exactly_the_uninterrupted_rows(sim_fac
     final = ids(dest)
     assert len(final) == len(set(final)), "a contratação was written twice"
     assert sorted(final) == truth_ids(sim), "a contratação was lost"
-    # No staged debris is left once the day is published.
-    assert [k for k in list_keys(dest, "_state/pncp") if "/parts/" in k or "/commits/" in k] == []
+    # No staged debris (nor a killed write's temp file) is left once the day is published.
+    assert [k for k in list_keys(dest, "_state/pncp", hidden=True) if "/parts/" in k or "/commits/" in k] == []
+    assert [k for k in list_keys(dest, "pncp", hidden=True)] == ["pncp/year=2025/month=10/day=22/part-0.parquet"]
 
 
 def test_faults_are_retried_until_the_day_is_complete(sim_factory, tmp_path):

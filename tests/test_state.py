@@ -154,3 +154,21 @@ def test_a_publish_interrupted_before_cleanup_is_not_duplicated(store, tmp_path:
         assert sorted(pq.read_table(local).column("numeroControlePNCP").to_pylist()) == ["a", "b"]
 
     anyio.run(main)
+
+
+def test_leftovers_of_interrupted_writes_are_swept(store, tmp_path: Path):
+    async def main():
+        state = DayState(store, CONTRATACOES, DAY)
+        local = store.local_path(f"{state.prefix}/parts/x")
+        if local is not None:  # a local write killed between temp file and rename
+            local.parent.mkdir(parents=True, exist_ok=True)
+            (local.parent / ".0009.parquet.tmp-0123456789abcdef").write_bytes(b"half")
+            published = store.local_path(CONTRATACOES.published_key(DAY))
+            published.parent.mkdir(parents=True, exist_ok=True)
+            (published.parent / ".part-0.parquet.tmp-0123456789abcdef").write_bytes(b"half")
+            assert await state.remove_uncommitted() == 2
+            assert list(local.parent.iterdir()) == [] and list(published.parent.iterdir()) == []
+        else:
+            assert await state.remove_uncommitted() == 0
+
+    anyio.run(main)

@@ -23,7 +23,16 @@ from .errors import (  # noqa: E402
     UnreachableError,
     UsageError,
 )
-from .pipeline import RunSummary, run_contratacoes  # noqa: E402
+
+def __getattr__(name: str) -> object:
+    # The engine pulls in aioboto3 and pyarrow; importing it lazily keeps `import pncp_ingest.testing`
+    # (the simulator) and `pncp-ingest --help` quick.
+    if name in ("RunSummary", "run_contratacoes"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'pncp_ingest' has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError",

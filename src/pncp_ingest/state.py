@@ -115,12 +115,15 @@ class DayState:
             raise RuntimeError(f"commit {name} already exists")  # names are unique per run: a bug
 
     async def remove_uncommitted(self) -> int:
-        """Delete parts that have no commit record (a crashed run's half-written checkpoint)."""
+        """Delete what a crashed run left half-done: parts without a commit record, and the
+        temp files / unfinished uploads of writes it was in the middle of. Call under the lease."""
         committed = {c.name for c in await self.commits()}
         debris = [k for k in await self.store.list(f"{self.prefix}/parts/")
                   if k.rsplit("/", 1)[-1].removesuffix(".parquet") not in committed]
         await self.store.delete(debris)
-        return len(debris)
+        leftovers = await self.store.remove_debris(f"{self.prefix}/")
+        leftovers += await self.store.remove_debris(f"{self.dataset.partition(self.day)}/")
+        return len(debris) + leftovers
 
     async def publish(self, run_id: str) -> int:
         """Fold committed parts into the published file. Returns how many commits were folded."""

@@ -56,6 +56,14 @@ class ObjectStore(abc.ABC):
     async def delete(self, keys: list[str]) -> None:
         """Delete these keys; missing keys are not an error."""
 
+    async def remove_debris(self, prefix: str) -> int:
+        """Remove what interrupted writes left under ``prefix`` (temp files, unfinished uploads).
+
+        Only safe while holding the lease that covers ``prefix``: another writer's in-flight
+        temp file looks the same. Returns how many leftovers were removed.
+        """
+        return 0
+
     def local_path(self, key: str) -> Path | None:
         """The key's path on the local filesystem, if this store is a local folder (lets readers skip a copy)."""
         return None

@@ -254,41 +254,53 @@ class LocalStore(ObjectStore):
 
         return await anyio.to_thread.run_sync(copy)
 
-    async def list(self, prefix: str) -> list[str]:
+    def _scan(self, prefix: str) -> tuple[list[str], list[Path]]:
+        """Keys under ``prefix`` (sorted) and the temp files a crashed write left there."""
         # Walk only below the deepest folder the prefix names, then filter by plain prefix.
         head, sep, _ = prefix.rpartition("/")
         start_parts = [p for p in head.split("/") if p] if sep else []
         if any(p in (".", "..") for p in start_parts):
-            return []
-        start = self.root.joinpath(*start_parts)
-        base = "/".join(start_parts)
-
-        def walk() -> list[str]:
-            keys: list[str] = []
-            stack = [(start, base)]
-            while stack:
-                folder, rel = stack.pop()
+            return [], []
+        keys: list[str] = []
+        temps: list[Path] = []
+        stack = [(self.root.joinpath(*start_parts), "/".join(start_parts))]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise self._fail("list", prefix, exc) from exc
+            for entry in entries:
+                key = f"{rel}/{entry.name}" if rel else entry.name
                 try:
-                    entries = list(os.scandir(folder))
-                except (FileNotFoundError, NotADirectoryError):
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
                     continue
-                except OSError as exc:
-                    raise self._fail("list", prefix, exc) from exc
-                for entry in entries:
-                    key = f"{rel}/{entry.name}" if rel else entry.name
-                    try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if is_dir:
-                        if key.startswith(prefix) or prefix.startswith(key + "/"):
-                            stack.append((Path(entry.path), key))
-                    elif not is_temp_name(entry.name) and key.startswith(prefix):
-                        keys.append(key)
-            keys.sort()
-            return keys
+                if is_dir:
+                    if key.startswith(prefix) or prefix.startswith(key + "/"):
+                        stack.append((Path(entry.path), key))
+                elif is_temp_name(entry.name):
+                    if rel.startswith(prefix.rstrip("/")) or key.startswith(prefix):
+                        temps.append(Path(entry.path))
+                elif key.startswith(prefix):
+                    keys.append(key)
+        keys.sort()
+        return keys, temps
 
-        return await anyio.to_thread.run_sync(walk)
+    async def list(self, prefix: str) -> list[str]:
+        keys, _ = await anyio.to_thread.run_sync(self._scan, prefix)
+        return keys
+
+    async def remove_debris(self, prefix: str) -> int:
+        def sweep() -> int:
+            _, temps = self._scan(prefix)
+            for path in temps:
+                _unlink_quietly(path)
+            return len(temps)
+
+        return await anyio.to_thread.run_sync(sweep)
 
     async def delete(self, keys: list[str]) -> None:
         paths = [(k, self._path(k)) for k in keys]

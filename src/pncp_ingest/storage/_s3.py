@@ -423,6 +423,17 @@ class S3Store(ObjectStore):
         keys.sort()
         return keys
 
+    async def remove_debris(self, prefix: str) -> int:
+        # A killed multipart upload keeps its parts (and costs storage) until aborted.
+        aborted = 0
+        async with self._op("list uploads", prefix) as client:
+            base = f"{self.prefix}/" if self.prefix else ""
+            resp = await client.list_multipart_uploads(Bucket=self.bucket, Prefix=base + prefix)
+            for upload in resp.get("Uploads", ()):
+                await client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+        return aborted
+
     async def delete(self, keys: list[str]) -> None:
         fulls = [self._full(k) for k in keys]
         for i in range(0, len(fulls), DELETE_BATCH):

@@ -1,0 +1,19 @@
+"""A deterministic PNCP API simulator for tests, the demo and benchmarks.
+
+It serves both API families under ``/api`` (``/api/consulta/v1/contratacoes/...`` and
+``/api/pncp/v1/...``) over real HTTP, with seeded fault injection (429 bursts, 5xx, hangs,
+dropped connections, truncated bodies, spurious 422), plus ``/_sim/*`` control routes
+(truth, grow, remove, faults, stats). Run it in its own process::
+
+    with SimulatorProcess(seed=7, per_day=50) as sim:
+        client = PncpClient(base_url=sim.base_url)      # http://127.0.0.1:PORT/api
+        truth = sim.truth("2025-10-22")
+
+or from a shell: ``python -m pncp_ingest.testing serve --port 0 --seed 42``.
+"""
+
+from ._app import Faults, make_app, serve
+from ._data import MODALIDADES, SimulatedPncp
+from ._process import SimulatorProcess, SimulatorStartError
+
+__all__ = ["MODALIDADES", "Faults", "SimulatedPncp", "SimulatorProcess", "SimulatorStartError", "make_app", "serve"]

@@ -1,0 +1,150 @@
+"""``python -m pncp_ingest.testing serve|bench``.
+
+serve: run the simulator; the first stdout line is ``listening http://HOST:PORT/api``.
+bench: a hand-run throughput self-check (starts a simulator process unless --url is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from ._app import Faults, serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        faults = Faults.model_validate_json(args.faults) if args.faults else Faults()
+        if args.latency_ms is not None:
+            faults = faults.model_copy(update={"latency_ms": args.latency_ms})
+    except ValueError as exc:
+        print(f"invalid --faults: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args.host, args.port, seed=args.seed, per_day=args.per_day, big_items=args.big_items,
+                      faults=faults, exit_on_stdin_eof=args.exit_on_stdin_eof))
+    return 0
+
+
+async def _bench_run(base_url: str, paths: list[str], n: int, concurrency: int, client_kind: str) -> tuple[float, dict[int, int]]:
+    statuses: dict[int, int] = {}
+    counter = iter(range(n))
+
+    if client_kind == "aiohttp":
+        import aiohttp
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+            async with session.get(base_url + paths[0]) as r:
+                await r.read()
+
+            async def worker() -> None:
+                for i in counter:
+                    async with session.get(base_url + paths[i % len(paths)]) as r:
+                        await r.read()
+                        statuses[r.status] = statuses.get(r.status, 0) + 1
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return time.perf_counter() - t0, statuses
+
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, trust_env=False, timeout=30) as client:
+        await client.get(paths[0])
+
+        async def hworker() -> None:
+            for i in counter:
+                r = await client.get(paths[i % len(paths)])
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(hworker() for _ in range(concurrency)))
+        return time.perf_counter() - t0, statuses
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User+system CPU time of a process (Linux /proc), to show the server's own cost."""
+    if pid is None:
+        return None
+    try:
+        import os
+
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ._process import SimulatorProcess
+
+    sim: Any = None
+    if args.url:
+        base_url = args.url.rstrip("/")
+        import httpx
+
+        truth = httpx.get(base_url[: -len("/api")] + "/_sim/truth", params={"date": args.date}, trust_env=False, timeout=60).json()
+    else:
+        sim = SimulatorProcess(seed=42, per_day=args.per_day, big_items=False).start()
+        base_url = sim.base_url
+        truth = sim.truth(args.date)
+    pid = sim.pid if sim is not None else None
+    try:
+        paths = []
+        for rec in truth["contratacoes"][: args.compras]:
+            cnpj, ano, seq = rec["orgaoEntidade"]["cnpj"], rec["anoCompra"], rec["sequencialCompra"]
+            paths.append(f"/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/itens?pagina=1&tamanhoPagina=500")
+        cpu0 = _cpu_seconds(pid)
+        elapsed, statuses = asyncio.run(_bench_run(base_url, paths, args.requests, args.concurrency, args.client))
+        cpu1 = _cpu_seconds(pid)
+    finally:
+        if sim is not None:
+            sim.stop()
+    out: dict[str, Any] = {"client": args.client, "requests": args.requests, "concurrency": args.concurrency,
+                           "distinct_paths": len(paths), "seconds": round(elapsed, 3),
+                           "req_per_s": round(args.requests / elapsed, 1),
+                           "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+    if cpu0 is not None and cpu1 is not None and cpu1 > cpu0:
+        out["server_cpu_s"] = round(cpu1 - cpu0, 3)
+        out["server_capacity_req_per_cpu_s"] = round(args.requests / (cpu1 - cpu0), 1)
+    print(json.dumps(out))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pncp_ingest.testing", description="PNCP API simulator")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the simulator until SIGTERM/SIGINT")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=0, help="0 = any free port")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--per-day", type=int, default=200)
+    s.add_argument("--no-big-items", dest="big_items", action="store_false",
+                   help="do not give each day's first six contratações 0/10/11/500/501/1203 itens")
+    s.add_argument("--faults", default=None, help='JSON fault config, e.g. \'{"rate_5xx":0.1}\'')
+    s.add_argument("--latency-ms", type=float, default=None, help="fixed added latency (overrides faults.latency_ms)")
+    s.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (used by SimulatorProcess)")
+    s.set_defaults(func=_serve)
+
+    b = sub.add_parser("bench", help="throughput self-check: N itens requests with httpx")
+    b.add_argument("--url", default=None, help="bench a running simulator (its .../api base URL)")
+    b.add_argument("--requests", type=int, default=5000)
+    b.add_argument("--concurrency", type=int, default=32)
+    b.add_argument("--per-day", type=int, default=200)
+    b.add_argument("--compras", type=int, default=200, help="distinct compras to cycle through")
+    b.add_argument("--date", default="2025-10-22")
+    b.add_argument("--client", choices=("httpx", "aiohttp"), default="httpx")
+    b.set_defaults(func=_bench)
+
+    args = p.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,521 @@
+"""aiohttp application: the two PNCP API families, fault injection and ``/_sim`` control routes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import os
+import random
+import re
+import signal
+import socket
+import stat
+import threading
+from collections import Counter
+from typing import Any, Awaitable, Callable, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._data import MODALIDADES, SimulatedPncp, as_date, dumps
+
+__all__ = ["Faults", "make_app", "serve"]
+
+Family = Literal["consulta", "detail"]
+KINDS = ("modalidades", "contratacoes", "itens", "arquivos", "other")
+
+HTML_429 = "<html><body><h1>Limite de requisições excedido</h1></body></html>".encode()
+HTML_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+HTML_504 = b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+HIKARI = (
+    "Failed to obtain JDBC Connection; nested exception is java.sql.SQLTransientConnectionException: "
+    "HikariPool-1 - Connection is not available, request timed out after 30000ms."
+)
+MSG_WINDOW = "Período inicial e final maior que 365 dias"
+
+_JSON = "application/json"
+_BASE_HEADERS = {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate", "Access-Control-Allow-Origin": "*"}
+_CACHE_MAX_BYTES = 256 * 1024 * 1024
+_YYYYMMDD = re.compile(r"^\d{8}$")
+_BRT = dt.timezone(dt.timedelta(hours=-3))
+
+
+class Faults(BaseModel):
+    """Fault-injection settings; every kind is off by default. JSON-serialisable.
+
+    Decision order per request of an affected family: latency+jitter, 429 (an ongoing burst,
+    else ``rate_429`` starts a burst of ``burst_429`` consecutive 429s, this one included),
+    ``rate_5xx``, ``rate_drop``, ``rate_timeout`` (hang ``hang_s`` then answer normally),
+    then normal handling where ``rate_spurious_422`` (consulta, valid requests only) and
+    ``rate_truncate`` (200 JSON object/array bodies only) may apply.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(0.0, ge=0)
+    jitter_ms: float = Field(0.0, ge=0)
+    rate_429: float = Field(0.0, ge=0, le=1)
+    burst_429: int = Field(5, ge=1)
+    rate_5xx: float = Field(0.0, ge=0, le=1)
+    rate_timeout: float = Field(0.0, ge=0, le=1)
+    hang_s: float = Field(30.0, ge=0)
+    rate_drop: float = Field(0.0, ge=0, le=1)
+    rate_truncate: float = Field(0.0, ge=0, le=1)
+    rate_spurious_422: float = Field(0.0, ge=0, le=1)
+    families: list[Family] = Field(default_factory=lambda: ["consulta", "detail"])
+    seed: int = 0
+
+
+def _now_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _now_brt() -> str:
+    return dt.datetime.now(_BRT).isoformat(timespec="milliseconds")
+
+
+def _spring_path(path: str) -> str:
+    if path.startswith("/api/consulta/"):
+        return "/pncp-consulta/" + path[len("/api/consulta/"):]
+    if path.startswith("/api/pncp/"):
+        return "/pncp-api/" + path[len("/api/pncp/"):]
+    return path
+
+
+class _Reply(Exception):
+    """Raised inside request handling to answer with (status, body, content type)."""
+
+    def __init__(self, status: int, body: bytes = b"", ctype: str | None = _JSON) -> None:
+        self.status, self.body, self.ctype = status, body, ctype
+
+
+def _spring(status: int, error: str, message: str, path: str) -> _Reply:
+    body = {"timestamp": _now_utc(), "status": status, "error": error, "message": message, "path": _spring_path(path)}
+    return _Reply(status, dumps(body))
+
+
+def _bad_request(message: str, path: str) -> _Reply:
+    return _spring(400, "Bad Request", message, path)
+
+
+def _unprocessable(message: str, path: str) -> _Reply:
+    body = {"path": _spring_path(path), "message": message, "error": "422 UNPROCESSABLE_ENTITY", "timestamp": _now_brt(), "status": "422"}
+    return _Reply(422, dumps(body))
+
+
+def _not_found(message: str, path: str) -> _Reply:
+    return _spring(404, "Not Found", message, path)
+
+
+def _int_param(q: Any, name: str, java: str, path: str, *, required: bool, default: int | None = None) -> int | None:
+    raw = q.get(name)
+    if raw is None:
+        if required:
+            raise _bad_request(f"Required request parameter '{name}' for method parameter type {java} is not present", path)
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise _bad_request(
+            f"Failed to convert value of type 'java.lang.String' to required type 'java.lang.{java}'; For input string: \"{raw}\"", path
+        ) from None
+
+
+class SimState:
+    """Everything the running server knows: data, faults, caches and counters."""
+
+    def __init__(self, sim: SimulatedPncp, faults: Faults | None = None) -> None:
+        self.sim = sim
+        self.faults = Faults()
+        self.rng = random.Random(0)
+        self.burst: dict[str, int] = {}
+        self.set_faults(faults or Faults())
+        self.reset_stats()
+        self._cache: dict[tuple[Any, ...], bytes] = {}
+        self._cache_bytes = 0
+        self._windows: dict[tuple[Any, ...], list[Any]] = {}
+        self._modalidades = dumps(MODALIDADES)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def set_faults(self, faults: Faults) -> None:
+        self.faults = faults
+        self.rng = random.Random(faults.seed)
+        self.burst = {"consulta": 0, "detail": 0}
+
+    def reset_stats(self) -> None:
+        self.requests: Counter[str] = Counter({k: 0 for k in KINDS})
+        self.statuses: Counter[str] = Counter()
+        self.fault_counts: Counter[str] = Counter()
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": dict(self.requests), "statuses": dict(self.statuses), "faults": dict(self.fault_counts)}
+
+    def _cached(self, key: tuple[Any, ...], make: Callable[[], bytes]) -> bytes:
+        body = self._cache.get(key)
+        if body is None:
+            body = make()
+            if self._cache_bytes + len(body) > _CACHE_MAX_BYTES:
+                self._cache.clear()
+                self._cache_bytes = 0
+            self._cache[key] = body
+            self._cache_bytes += len(body)
+        return body
+
+    def clear_listing_cache(self) -> None:
+        self._windows.clear()
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != "consulta"}
+        self._cache_bytes = sum(len(v) for v in self._cache.values())
+
+    # ------------------------------------------------------------------ the PNCP endpoints
+
+    def modalidades(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
+        return 200, self._modalidades
+
+    def consulta(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
+        q, path = request.query, request.path
+        for name in ("dataInicial", "dataFinal"):
+            if q.get(name) is None:
+                raise _bad_request(f"Required request parameter '{name}' for method parameter type String is not present", path)
+        mod = _int_param(q, "codigoModalidadeContratacao", "Long", path, required=True)
+        pagina = _int_param(q, "pagina", "Integer", path, required=True)
+        size = _int_param(q, "tamanhoPagina", "Integer", path, required=False, default=50)
+        assert mod is not None and pagina is not None and size is not None
+        if pagina < 1:
+            raise _bad_request("must be greater than or equal to 1", path)
+        if size < 10:
+            raise _bad_request("must be greater than or equal to 10", path)
+        if size > 50:
+            raise _bad_request("Tamanho de pagina invalido", path)
+        if not 1 <= mod <= 19:
+            raise _unprocessable("Código da modalidade de contratação inválido.", path)
+        d0 = self._yyyymmdd(q["dataInicial"], "Data Inicial inválida", path)
+        d1 = self._yyyymmdd(q["dataFinal"], "Data Final inválida", path)
+        if d0 > d1:
+            raise _unprocessable("Data Inicial deve ser anterior ou igual à Data Final", path)
+        if (d1 - d0).days > 365:
+            raise _unprocessable(MSG_WINDOW, path)
+        if spurious:
+            self.fault_counts["spurious_422"] += 1
+            raise _unprocessable(MSG_WINDOW, path)
+
+        def make() -> bytes:
+            compras = self._cached_window(d0, d1, mod)
+            total = len(compras)
+            pages = math.ceil(total / size)
+            if total == 0 or pagina > pages:
+                return b""
+            chunk = compras[(pagina - 1) * size : pagina * size]
+            tail = {"totalRegistros": total, "totalPaginas": pages, "numeroPagina": pagina, "paginasRestantes": pages - pagina, "empty": False}
+            return b'{"data":[' + b",".join(c.frag for c in chunk) + b"]," + dumps(tail)[1:]
+
+        body = self._cached(("consulta", d0, d1, mod, pagina, size), make)
+        return (200, body) if body else (204, b"")
+
+    def _cached_window(self, d0: dt.date, d1: dt.date, mod: int) -> list[Any]:
+        key = (d0, d1, mod)
+        win = self._windows.get(key)
+        if win is None:
+            if len(self._windows) > 5000:
+                self._windows.clear()
+            win = self._windows[key] = self.sim.window(d0, d1, mod)
+        return win
+
+    @staticmethod
+    def _yyyymmdd(raw: str, message: str, path: str) -> dt.date:
+        if not _YYYYMMDD.match(raw):
+            raise _unprocessable(message, path)
+        try:
+            return dt.date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+        except ValueError:
+            raise _unprocessable(message, path) from None
+
+    def _compra(self, request: web.Request) -> Any:
+        path, mi = request.path, request.match_info
+        try:
+            ano, seq = int(mi["ano"]), int(mi["seq"])
+        except ValueError:
+            raise _bad_request("Failed to convert value of type 'java.lang.String' to required type 'java.lang.Integer'", path) from None
+        c = self.sim.find(mi["cnpj"], ano, seq)
+        if c is None or self.sim.is_gone(c.id):
+            raise _not_found("Contratação não cadastrada.", path)
+        return c
+
+    def detail(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
+        c = self._compra(request)
+        what = request.match_info["what"]
+        q, path = request.query, request.path
+        pagina = _int_param(q, "pagina", "Integer", path, required=False, default=1)
+        size = _int_param(q, "tamanhoPagina", "Integer", path, required=False, default=10)
+        assert pagina is not None and size is not None
+        if pagina < 1 or size < 1:
+            raise _bad_request("must be greater than or equal to 1", path)
+        if what == "arquivos" and c.n_arquivos == 0:
+            return 204, b""
+
+        def make() -> bytes:
+            frags = self.sim.item_frags(c) if what == "itens" else self.sim.arquivo_frags(c)
+            return b"[" + b",".join(frags[(pagina - 1) * size : pagina * size]) + b"]"
+
+        return 200, self._cached(("detail", c.id, what, pagina, size), make)
+
+    def quantidade(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
+        c = self._compra(request)
+        n = c.n_itens if request.match_info["what"] == "itens" else c.n_arquivos
+        return 200, str(n).encode()
+
+    def unknown(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
+        raise _not_found("No static resource " + _spring_path(request.path).lstrip("/") + ".", request.path)
+
+    # ------------------------------------------------------------------ fault pipeline
+
+    def route(self, kind: str, family: Family, fn: Callable[[web.Request, bool], tuple[int, bytes]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            self.requests[kind] += 1
+            f = self.faults
+            spurious = truncate = False
+            if family in f.families:
+                rng = self.rng
+                delay = f.latency_ms + (rng.uniform(0, f.jitter_ms) if f.jitter_ms else 0.0)
+                if delay > 0:
+                    await asyncio.sleep(delay / 1000)
+                fault = self._early_fault(f, family, request)
+                if fault is not None:
+                    return fault
+                if f.rate_timeout and rng.random() < f.rate_timeout:
+                    self.fault_counts["timeout"] += 1
+                    await asyncio.sleep(f.hang_s)
+                spurious = family == "consulta" and bool(f.rate_spurious_422) and rng.random() < f.rate_spurious_422
+                truncate = bool(f.rate_truncate) and rng.random() < f.rate_truncate
+            try:
+                status, body = fn(request, spurious)
+                ctype: str | None = _JSON
+            except _Reply as r:
+                status, body, ctype = r.status, r.body, r.ctype
+            if truncate and status == 200 and body[:1] in (b"[", b"{") and len(body) >= 2:
+                self.fault_counts["truncate"] += 1
+                body = body[: len(body) // 2]
+            return self._respond(status, body, ctype)
+
+        return handler
+
+    def _early_fault(self, f: Faults, family: str, request: web.Request) -> web.StreamResponse | None:
+        rng = self.rng
+        if self.burst[family] > 0 or (f.rate_429 and rng.random() < f.rate_429):
+            if self.burst[family] > 0:
+                self.burst[family] -= 1
+            else:
+                self.burst[family] = f.burst_429 - 1
+            self.fault_counts["429"] += 1
+            return self._respond(429, HTML_429, "text/html;charset=UTF-8")
+        if f.rate_5xx and rng.random() < f.rate_5xx:
+            self.fault_counts["5xx"] += 1
+            status = rng.choice((500, 502, 503, 504))
+            if status == 500:
+                return self._respond(500, dumps({"timestamp": _now_utc(), "status": 500, "error": "Internal Server Error", "message": HIKARI, "path": _spring_path(request.path)}), _JSON)
+            if status == 503:
+                return self._respond(503, b"", None)
+            return self._respond(status, HTML_502 if status == 502 else HTML_504, "text/html")
+        if f.rate_drop and rng.random() < f.rate_drop:
+            self.fault_counts["drop"] += 1
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never reaches the client
+        return None
+
+    def _respond(self, status: int, body: bytes, ctype: str | None) -> web.Response:
+        self.statuses[str(status)] += 1
+        headers = dict(_BASE_HEADERS)
+        if ctype:
+            headers["Content-Type"] = ctype
+        return web.Response(status=status, body=body if status != 204 else None, headers=headers)
+
+    # ------------------------------------------------------------------ control routes
+
+    async def ctl_truth(self, request: web.Request) -> web.Response:
+        d = _ctl_date(request)
+        return web.Response(body=self.sim.truth_bytes(d), content_type=_JSON)
+
+    async def ctl_grow(self, request: web.Request) -> web.Response:
+        d = _ctl_date(request)
+        try:
+            n = int(request.query.get("n", "1"))
+            ids = self.sim.grow(d, n)
+        except ValueError as exc:
+            raise _ctl_error(400, str(exc)) from None
+        self.clear_listing_cache()
+        return web.json_response({"added": ids})
+
+    async def ctl_remove(self, request: web.Request) -> web.Response:
+        cid = request.query.get("id", "")
+        try:
+            self.sim.remove(cid)
+        except KeyError:
+            raise _ctl_error(404, f"unknown contratação {cid!r}") from None
+        return web.json_response({"removed": cid})
+
+    async def ctl_get_faults(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.faults.model_dump_json().encode(), content_type=_JSON)
+
+    async def ctl_put_faults(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            faults = Faults.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            raise _ctl_error(400, str(exc)) from None
+        self.set_faults(faults)
+        return web.Response(body=faults.model_dump_json().encode(), content_type=_JSON)
+
+    async def ctl_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def ctl_reset_stats(self, request: web.Request) -> web.Response:
+        self.reset_stats()
+        return web.json_response(self.stats())
+
+    async def ctl_health(self, request: web.Request) -> web.Response:
+        s = self.sim
+        return web.json_response({"ok": True, "seed": s.seed, "per_day": s.per_day, "big_items": s.big_items})
+
+
+def _ctl_error(status: int, message: str) -> _Reply:
+    return _Reply(status, dumps({"error": message}))
+
+
+def _ctl(fn: Callable[[web.Request], Awaitable[web.Response]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            return await fn(request)
+        except _Reply as r:
+            return web.Response(status=r.status, body=r.body, content_type=_JSON)
+
+    return handler
+
+
+def _ctl_date(request: web.Request) -> dt.date:
+    try:
+        return as_date(request.query["date"])
+    except (KeyError, ValueError, TypeError):
+        raise _ctl_error(400, "query parameter date=YYYY-MM-DD is required") from None
+
+
+def make_app(sim: SimulatedPncp, faults: Faults | None = None) -> web.Application:
+    """The aiohttp application serving ``sim`` under ``/api`` plus the ``/_sim`` control routes."""
+    st = SimState(sim, faults)
+    app = web.Application()
+    app["sim_state"] = st
+    r = app.router
+    r.add_get("/api/pncp/v1/modalidades", st.route("modalidades", "detail", st.modalidades))
+    consulta = st.route("contratacoes", "consulta", st.consulta)
+    r.add_get("/api/consulta/v1/contratacoes/publicacao", consulta)
+    r.add_get("/api/consulta/v1/contratacoes/atualizacao", consulta)
+    compra = "/api/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/{what:itens|arquivos}"
+    r.add_get(compra, _by_what(st.route("itens", "detail", st.detail), st.route("arquivos", "detail", st.detail)))
+    r.add_get(compra + "/quantidade", st.route("other", "detail", st.quantidade))
+    r.add_get("/_sim/truth", _ctl(st.ctl_truth))
+    r.add_post("/_sim/grow", _ctl(st.ctl_grow))
+    r.add_post("/_sim/remove", _ctl(st.ctl_remove))
+    r.add_get("/_sim/faults", _ctl(st.ctl_get_faults))
+    r.add_put("/_sim/faults", _ctl(st.ctl_put_faults))
+    r.add_get("/_sim/stats", _ctl(st.ctl_stats))
+    r.add_post("/_sim/stats/reset", _ctl(st.ctl_reset_stats))
+    r.add_get("/_sim/health", _ctl(st.ctl_health))
+    r.add_route("*", "/api/consulta/{tail:.*}", st.route("other", "consulta", st.unknown))
+    r.add_route("*", "/api/{tail:.*}", st.route("other", "detail", st.unknown))
+    return app
+
+
+def _by_what(itens: Callable[[web.Request], Awaitable[web.StreamResponse]], arquivos: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await (itens if request.match_info["what"] == "itens" else arquivos)(request)
+
+    return handler
+
+
+class _EofProtocol(asyncio.Protocol):
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        self.stop.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop.set()
+
+
+async def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` when stdin reaches EOF (the parent closed the pipe or died)."""
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return  # no stdin at all: nothing to watch
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        await loop.connect_read_pipe(lambda: _EofProtocol(stop), os.fdopen(os.dup(0), "rb", buffering=0))
+        return
+
+    def watch() -> None:  # a file, tty or /dev/null: read it raw (never the buffered sys.stdin)
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch, name="sim-stdin-watch", daemon=True).start()
+
+
+async def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    seed: int = 42,
+    per_day: int = 200,
+    big_items: bool = True,
+    faults: Faults | dict[str, Any] | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    stop_event: asyncio.Event | None = None,
+    exit_on_stdin_eof: bool = False,
+) -> None:
+    """Run the simulator until SIGTERM/SIGINT, ``stop_event`` or (optionally) EOF on stdin.
+
+    Once bound, calls ``on_ready(base_url)``; by default prints ``listening <base_url>``
+    (``base_url`` ends in ``/api``) on stdout and flushes.
+    """
+    if isinstance(faults, dict):
+        faults = Faults.model_validate(faults)
+    app = make_app(SimulatedPncp(seed, per_day=per_day, big_items=big_items), faults)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    sock = socket.create_server((host, port), backlog=2048)
+    site = web.SockSite(runner, sock)
+    await site.start()
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/api"
+
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    if exit_on_stdin_eof:
+        await _watch_stdin(loop, stop)
+    if on_ready is None:
+        print(f"listening {url}", flush=True)
+    else:
+        on_ready(url)
+    try:
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
