@@ -43,7 +43,7 @@ def main() -> int:
         group by all order by all
     """).show()
     landed = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true) "
-                        f"where make_date(year, month, day) = DATE '{args.date}'").fetchone()[0]
+                        f"where make_date(year, month, day) = DATE '{args.date}'").fetchall()[0][0]
     print(f"{landed} rows for {args.date}; the simulator served {expected}.")
     return 0 if landed == expected else 1
 
