@@ -77,35 +77,35 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
-def _write_temp(final: Path, data: bytes) -> Path:
-    """Write ``data`` completely to a fresh temp file next to ``final`` and fsync it."""
+def _write_temp(final: Path, source: bytes | Path) -> Path:
+    """Write ``source`` (bytes, or a file copied in chunks) completely to a fresh temp file
+    next to ``final``, fsynced, and return its path."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / temp_name(final.name)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb", closefd=True) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        with open(tmp, "xb") as out:
+            if isinstance(source, bytes):
+                out.write(source)
+            else:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
     except BaseException:
         _unlink_quietly(tmp)
         raise
     return tmp
 
 
-def _copy_to_temp(src: Path, final: Path) -> Path:
-    """Copy ``src`` to a fresh temp file next to ``final`` (streamed) and fsync it."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / temp_name(final.name)
+def _replace(final: Path, source: bytes | Path) -> None:
+    """Atomically make ``final`` hold ``source``: temp file, fsync, rename, fsync the folder."""
+    tmp = _write_temp(final, source)
     try:
-        with open(src, "rb") as fin, open(tmp, "xb") as fout:
-            shutil.copyfileobj(fin, fout, _COPY_CHUNK)
-            fout.flush()
-            os.fsync(fout.fileno())
+        os.replace(tmp, final)
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    return tmp
+    _fsync_dir(final.parent)
 
 
 class LocalStore(ObjectStore):
@@ -170,19 +170,16 @@ class LocalStore(ObjectStore):
         return await anyio.to_thread.run_sync(read)
 
     async def put(self, key: str, data: bytes) -> None:
+        await self._replace("write", key, data)
+
+    async def _replace(self, op: str, key: str, source: bytes | Path) -> None:
         final = self._path(key)
 
         def write() -> None:
             try:
-                tmp = _write_temp(final, data)
-                try:
-                    os.replace(tmp, final)
-                except BaseException:
-                    _unlink_quietly(tmp)
-                    raise
-                _fsync_dir(final.parent)
+                _replace(final, source)
             except OSError as exc:
-                raise self._fail("write", key, exc) from exc
+                raise self._fail(op, key, exc) from exc
 
         await anyio.to_thread.run_sync(write)
 
@@ -213,42 +210,19 @@ class LocalStore(ObjectStore):
         return await anyio.to_thread.run_sync(create)
 
     async def put_file(self, key: str, path: Path) -> None:
-        final = self._path(key)
-        src = Path(path)
-
-        def copy() -> None:
-            try:
-                tmp = _copy_to_temp(src, final)
-                try:
-                    os.replace(tmp, final)
-                except BaseException:
-                    _unlink_quietly(tmp)
-                    raise
-                _fsync_dir(final.parent)
-            except OSError as exc:
-                raise self._fail("upload", key, exc) from exc
-
-        await anyio.to_thread.run_sync(copy)
+        await self._replace("upload", key, Path(path))
 
     async def get_file(self, key: str, path: Path) -> bool:
         src = self._path(key)
-        dst = Path(path)
 
         def copy() -> bool:
-            if not src.is_file():
-                return False
             try:
-                tmp = _copy_to_temp(src, dst)
-            except FileNotFoundError:
-                if not src.is_file():  # deleted meanwhile
+                _replace(Path(path), src)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                if not src.is_file():  # missing (or deleted meanwhile)
                     return False
                 raise
             except OSError as exc:
-                raise self._fail("download", key, exc) from exc
-            try:
-                os.replace(tmp, dst)
-            except OSError as exc:
-                _unlink_quietly(tmp)
                 raise self._fail("download", key, exc) from exc
             return True
 
