@@ -27,7 +27,7 @@ from .errors import (  # noqa: E402
 def __getattr__(name: str) -> object:
     # The engine pulls in aioboto3 and pyarrow; importing it lazily keeps `import pncp_ingest.testing`
     # (the simulator) and `pncp-ingest --help` quick.
-    if name in ("RunSummary", "run_contratacoes"):
+    if name in ("RunSummary", "run_contratacoes", "run_details"):
         from . import pipeline
 
         return getattr(pipeline, name)
@@ -49,4 +49,5 @@ __all__ = [
     "__version__",
     "load_settings",
     "run_contratacoes",
+    "run_details",
 ]

@@ -7,6 +7,7 @@ storage is unreachable.
 
 from __future__ import annotations
 
+import enum
 import sys
 import traceback
 from typing import Annotated, Any, Awaitable, Callable, Optional
@@ -18,7 +19,7 @@ from . import __version__
 from .config import Settings, load_settings
 from .dates import day_range, parse_day
 from .errors import PncpIngestError, UsageError
-from .pipeline import RunSummary, run_contratacoes
+from .pipeline import RunSummary, run_contratacoes, run_details
 from .report import PlainReporter, print_json
 
 EXIT_CODES = """Exit codes: 0 all done; 1 finished with failures recorded (run again to retry them);
@@ -92,12 +93,28 @@ def _execute(
     raise typer.Exit(summary.exit_code)
 
 
+Date = Annotated[str, typer.Option("--date", help="Day to ingest: YYYY-MM-DD, today or yesterday (Brasília).")]
+To = Annotated[Optional[str], typer.Option("--to", help="Last day of a range (inclusive).")]
+CheckpointEvery = Annotated[Optional[int], typer.Option("--checkpoint-every", help="Commit every N contratações. [env PNCP_CHECKPOINT_EVERY; default 50]")]
+SETTINGS_FLAGS = ("dest", "base_url", "concurrency", "rate", "timeout", "max_retries", "checkpoint_every")
+OUTPUT_FLAGS = ("json", "quiet", "verbose", "env_file")
+
+
+def _split(flags: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A command's locals → (output options, setting overrides)."""
+    return {k: flags[k] for k in OUTPUT_FLAGS}, {k: flags.get(k) for k in SETTINGS_FLAGS}
+
+
+def _days(date: str, to: str | None) -> list[Any]:
+    return day_range(parse_day(date, "--date"), parse_day(to, "--to") if to else None)
+
+
 @app.command()
 def contratacoes(
-    date: Annotated[str, typer.Option("--date", help="Day to ingest: YYYY-MM-DD, today or yesterday (Brasília).")],
-    to: Annotated[Optional[str], typer.Option("--to", help="Last day of a range (inclusive).")] = None,
+    date: Date,
+    to: To = None,
     modalidade: Annotated[Optional[list[int]], typer.Option("--modalidade", help="Only this modalidade code (repeatable). Default: every one PNCP serves.")] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Commit a part every N new contratações. [env PNCP_CHECKPOINT_EVERY; default 50]")] = None,
+    checkpoint_every: CheckpointEvery = None,
     dest: Dest = None,
     base_url: BaseUrl = None,
     concurrency: Concurrency = None,
@@ -113,18 +130,55 @@ def contratacoes(
 
     Example: pncp-ingest contratacoes --date yesterday --dest s3://lake/bronze --json
     """
-    common = {"json": json, "quiet": quiet, "verbose": verbose, "env_file": env_file}
-    overrides = {"dest": dest, "base_url": base_url, "concurrency": concurrency, "rate": rate, "timeout": timeout,
-                 "max_retries": max_retries, "checkpoint_every": checkpoint_every}
+    common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: PlainReporter) -> RunSummary:
-        days = day_range(parse_day(date, "--date"), parse_day(to, "--to") if to else None)
+        days = _days(date, to)
         if any(m < 1 for m in modalidade or []):
             raise UsageError("--modalidade must be a positive modalidade code, e.g. --modalidade 6")
         reporter.start("contratacoes", [d.isoformat() for d in days], settings.dest, settings)
         return await run_contratacoes(settings, days, modalidade or None, on_event=reporter.event)
 
     _execute("contratacoes", common, overrides, work)
+
+
+class Only(str, enum.Enum):
+    itens = "itens"
+    arquivos = "arquivos"
+
+
+@app.command()
+def details(
+    date: Date,
+    to: To = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Skip what is committed (default), or refetch the day and replace its details.")] = True,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Take at most N pending contratações this run; the next run continues.")] = None,
+    checkpoint_every: CheckpointEvery = None,
+    only: Annotated[Optional[Only], typer.Option("--only", help="Fetch one kind only: itens or arquivos.")] = None,
+    dest: Dest = None,
+    base_url: BaseUrl = None,
+    concurrency: Concurrency = None,
+    rate: Rate = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    env_file: EnvFile = ".env",
+) -> None:
+    """Fetch itens (every page) and arquivos for the day's committed contratações.
+
+    Example: pncp-ingest details --date yesterday --dest s3://lake/bronze --batch-size 2000
+    """
+    common, overrides = _split(locals())
+
+    async def work(settings: Settings, reporter: PlainReporter) -> RunSummary:
+        days = _days(date, to)
+        reporter.start("details", [d.isoformat() for d in days], settings.dest, settings)
+        return await run_details(settings, days, resume=resume, batch_size=batch_size,
+                                 only=only.value if only else None, on_event=reporter.event)
+
+    _execute("details", common, overrides, work)
 
 
 def main() -> None:

@@ -42,24 +42,41 @@ def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()
 
 
+def accumulate(meta: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Fold a commit's meta into an aggregate: lists are unioned (sorted), dicts updated."""
+    out = dict(meta)
+    for name, value in more.items():
+        if isinstance(value, list):
+            out[name] = sorted(set(out.get(name, [])) | set(value))
+        elif isinstance(value, dict):
+            out[name] = {**out.get(name, {}), **value}
+        else:
+            out[name] = value
+    return out
+
+
 @dataclass
 class Manifest:
+    """What the published file of a day holds, plus the dataset's aggregated commit meta."""
+
     keys: set[str] = field(default_factory=set)
     rows: int = 0
     folded: list[str] = field(default_factory=list)
     published_at: str | None = None
     run_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: bytes | None) -> "Manifest":
         if not data:
             return cls()
         doc = json.loads(data)
-        return cls(set(doc.get("keys", [])), doc.get("rows", 0), doc.get("folded", []), doc.get("published_at"), doc.get("run_id"))
+        return cls(set(doc.get("keys", [])), doc.get("rows", 0), doc.get("folded", []), doc.get("published_at"),
+                   doc.get("run_id"), doc.get("meta", {}))
 
     def dump(self) -> bytes:
         return _dumps({"keys": sorted(self.keys), "rows": self.rows, "folded": self.folded,
-                       "published_at": self.published_at, "run_id": self.run_id})
+                       "published_at": self.published_at, "run_id": self.run_id, "meta": self.meta})
 
 
 @dataclass(frozen=True)
@@ -99,20 +116,36 @@ class DayState:
             found.append(Commit(doc["name"], doc["keys"], doc.get("meta", {})))
         return sorted(found, key=lambda c: c.name)
 
+    async def committed(self) -> Manifest:
+        """Everything done for this day: the published manifest plus the committed, unpublished parts."""
+        done = await self.manifest()
+        for commit in await self.commits():
+            done.keys.update(commit.keys)
+            done.meta = accumulate(done.meta, commit.meta)
+        return done
+
     async def committed_keys(self) -> set[str]:
         """Keys that are done for this day: published or in a committed part."""
-        keys = set((await self.manifest()).keys)
-        for commit in await self.commits():
-            keys.update(commit.keys)
-        return keys
+        return (await self.committed()).keys
 
-    async def commit(self, name: str, part: Path, keys: list[str], meta: dict[str, Any] | None = None) -> None:
-        """Stage ``part`` and commit it: after this returns, its rows survive any crash."""
-        await self.store.put_file(self._part_key(name), part)
-        record = {"name": name, "part": self._part_key(name), "keys": keys, "rows": len(keys),
-                  "meta": meta or {}, "committed_at": utcnow().isoformat()}
+    async def commit(self, name: str, part: Path | None, keys: list[str], meta: dict[str, Any] | None = None) -> None:
+        """Stage ``part`` and commit it: after this returns, its rows survive any crash.
+
+        ``part`` may be None for a commit that only records meta (e.g. compras found gone)."""
+        if part is not None:
+            await self.store.put_file(self._part_key(name), part)
+        record = {"name": name, "part": self._part_key(name) if part is not None else None, "keys": keys,
+                  "rows": len(keys), "meta": meta or {}, "committed_at": utcnow().isoformat()}
         if not await self.store.put_if_absent(self._commit_key(name), _dumps(record)):
             raise RuntimeError(f"commit {name} already exists")  # names are unique per run: a bug
+
+    async def failures(self) -> dict[str, Any]:
+        """Work of this day that failed on its last attempt, with reasons (not done: retried next run)."""
+        data = await self.store.get(f"{self.prefix}/failures.json")
+        return json.loads(data) if data else {}
+
+    async def save_failures(self, failures: dict[str, Any]) -> None:
+        await self.store.put(f"{self.prefix}/failures.json", _dumps(failures))
 
     async def remove_uncommitted(self) -> int:
         """Delete what a crashed run left half-done: parts without a commit record, and the
@@ -134,6 +167,19 @@ class DayState:
         if not pending:
             await self._forget(done)
             return 0
+        with_rows = [c for c in pending if c.keys]
+        rows, keys = manifest.rows, list(manifest.keys)
+        if with_rows:
+            rows, keys = await self._merge(with_rows)
+        meta = manifest.meta
+        for commit in pending:
+            meta = accumulate(meta, commit.meta)
+        new = Manifest(set(keys), rows, [c.name for c in pending], utcnow().isoformat(), run_id, meta)
+        await self.store.put(f"{self.prefix}/manifest.json", new.dump())
+        await self._forget(done + pending)
+        return len(pending)
+
+    async def _merge(self, pending: list[Commit]) -> tuple[int, list[str]]:
         published_key = self.dataset.published_key(self.day)
         with tempfile.TemporaryDirectory(prefix="pncp-publish-") as tmp:
             workdir = Path(tmp)
@@ -147,10 +193,7 @@ class DayState:
                 merge, published, [p for p in parts if p is not None], out, self.dataset
             )
             await self.store.put_file(published_key, out)
-        new = Manifest(set(keys), rows, [c.name for c in pending], utcnow().isoformat(), run_id)
-        await self.store.put(f"{self.prefix}/manifest.json", new.dump())
-        await self._forget(done + pending)
-        return len(pending)
+        return rows, keys
 
     async def _fetch(self, key: str, path: Path) -> Path | None:
         local = self.store.local_path(key)

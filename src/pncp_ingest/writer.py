@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Callable, Union
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from .pncp import Contratacao
+from .pncp import Arquivo, Contratacao, Item
 
 MONEY = pa.decimal128(38, 6)
 LINEAGE = [
@@ -63,11 +63,16 @@ CONTRATACOES_SCHEMA = pa.schema(model_fields(Contratacao) + LINEAGE)
 
 @dataclass(frozen=True)
 class Dataset:
-    """A bronze dataset: its folder name under the destination, schema and row key."""
+    """A bronze dataset: its folder name under the destination, schema and row key.
+
+    ``combine(older, newer)`` merges two rows of one key when a newer row may carry only part
+    of the record (details fetched with ``--only``); without it the newer row simply wins.
+    """
 
     name: str
     schema: pa.Schema
     key: str = "numeroControlePNCP"
+    combine: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
 
     def partition(self, day: date) -> str:
         return f"{self.name}/year={day.year:04d}/month={day.month:02d}/day={day.day:02d}"
@@ -80,6 +85,46 @@ class Dataset:
 CONTRATACOES = Dataset("pncp", CONTRATACOES_SCHEMA)
 
 
+def _with_extra(model: type[BaseModel]) -> pa.StructType:
+    return pa.struct(model_fields(model) + [pa.field("_extra", pa.string())])
+
+
+DETAIL_KINDS = ("itens", "arquivos")
+DETAILS_SCHEMA = pa.schema(
+    [
+        pa.field("numeroControlePNCP", pa.string()),
+        pa.field("cnpj", pa.string()),
+        pa.field("anoCompra", pa.int64()),
+        pa.field("sequencialCompra", pa.int64()),
+        # null = not fetched (yet); [] = fetched, and the compra has none.
+        pa.field("itens", pa.list_(_with_extra(Item))),
+        pa.field("arquivos", pa.list_(_with_extra(Arquivo))),
+        pa.field("metadata", pa.struct([
+            pa.field("total_itens", pa.int64()),
+            pa.field("total_arquivos", pa.int64()),
+            pa.field("fetch_timestamp", pa.timestamp("us", tz="UTC")),
+        ])),
+        *LINEAGE[1:],
+    ]
+)
+
+
+def combine_details(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+    """A details row fetched with ``--only`` keeps the other kind from the row it replaces."""
+    row = dict(newer)
+    metadata = dict(newer.get("metadata") or {})
+    previous = older.get("metadata") or {}
+    for kind in DETAIL_KINDS:
+        if row.get(kind) is None and older.get(kind) is not None:
+            row[kind] = older[kind]
+            metadata[f"total_{kind}"] = previous.get(f"total_{kind}")
+    row["metadata"] = metadata
+    return row
+
+
+DETAILS = Dataset("pncp_details", DETAILS_SCHEMA, combine=combine_details)
+
+
 def write_part(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> int:
     """Write rows (already shaped like ``schema``) to one zstd Parquet file; returns its row count."""
     table = pa.Table.from_pylist(rows, schema=schema)
@@ -87,56 +132,67 @@ def write_part(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> int
     return table.num_rows
 
 
-def read_keys(path: Path, key: str) -> pa.Array:
-    return pq.read_table(path, columns=[key]).column(key).combine_chunks()
-
-
 def merge(published: Path | None, parts: list[Path], out: Path, dataset: Dataset) -> tuple[int, list[str]]:
-    """Merge the published file with committed parts into ``out``, streaming, one row per key.
+    """Merge the published file with committed parts into ``out``: one row per key.
 
-    A later part wins over an earlier one and over the published file, so re-publishing the
-    same parts (after a crash between publish and cleanup) cannot duplicate a row. Memory is
-    one record batch plus the parts' keys, not the partition. Returns (rows, keys written).
+    A later part wins over an earlier one and over the published file (for a dataset with a
+    ``combine`` rule, the newer row is completed from the older instead), so re-publishing the
+    same parts after a crash cannot duplicate a row. The published file is streamed batch by
+    batch; only the pending parts (bounded by the publish cadence) are held in memory.
+    Returns (rows, keys written).
     """
     key = dataset.key
-    later_keys: list[pa.Array] = [read_keys(p, key) for p in parts]
+    pending = _one_row_per_key([_conform(pq.read_table(p), dataset.schema) for p in parts], dataset)
+    pending_keys = pending.column(key).combine_chunks()
+    superseded: list[dict[str, Any]] = []
     keys_written: list[str] = []
     rows = 0
     with pq.ParquetWriter(out, dataset.schema, compression=COMPRESSION) as sink:
-
-        def emit(batches: Iterable[pa.RecordBatch], superseded: pa.Array | None) -> None:
-            nonlocal rows
-            for batch in batches:
+        if published is not None:
+            for batch in pq.ParquetFile(published).iter_batches(batch_size=2048):
                 table = _conform(pa.Table.from_batches([batch]), dataset.schema)
-                if superseded is not None and len(superseded):
-                    table = table.filter(pc.invert(pc.is_in(table.column(key), value_set=superseded)))
+                replaced = pc.is_in(table.column(key), value_set=pending_keys)
+                if dataset.combine is not None:
+                    superseded.extend(table.filter(replaced).to_pylist())
+                table = table.filter(pc.invert(replaced))
                 if table.num_rows:
                     sink.write_table(table)
                     rows += table.num_rows
                     keys_written.extend(table.column(key).to_pylist())
-
-        sources = ([published] if published is not None else []) + parts
-        for index, source in enumerate(sources):
-            part_index = index - (1 if published is not None else 0)
-            after = later_keys[part_index + 1 :]
-            superseded = pa.concat_arrays(after).unique() if after else None
-            batches = pq.ParquetFile(source).iter_batches(batch_size=2048)
-            if part_index >= 0:
-                batches = _last_per_key(batches, key)
-            emit(batches, superseded)
+        if superseded:
+            pending = _fold(pending, superseded, dataset)
+        sink.write_table(pending)
+        rows += pending.num_rows
+        keys_written.extend(pending_keys.to_pylist())
     return rows, keys_written
 
 
-def _last_per_key(batches: Iterable[pa.RecordBatch], key: str) -> Iterable[pa.RecordBatch]:
-    """Within one part (small: one checkpoint), keep the last row of each key."""
-    table = pa.Table.from_batches(list(batches))
-    if table.num_rows == 0:
-        return []
-    keys = table.column(key).to_pylist()
-    last = {k: i for i, k in enumerate(keys)}
-    if len(last) == len(keys):
-        return table.to_batches()
-    return table.take(sorted(last.values())).to_batches()
+def _one_row_per_key(tables: list[pa.Table], dataset: Dataset) -> pa.Table:
+    """Concatenate parts (oldest first) keeping one row per key: the newest, or the fold of all."""
+    table = pa.concat_tables(tables) if tables else dataset.schema.empty_table()
+    keys = table.column(dataset.key).to_pylist()
+    if len(set(keys)) == len(keys):
+        return table
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    repeated = pa.array([k for k, n in counts.items() if n > 1], pa.string())
+    is_repeated = pc.is_in(table.column(dataset.key), value_set=repeated)
+    folded: dict[str, dict[str, Any]] = {}
+    for row in table.filter(is_repeated).to_pylist():  # only the repeated keys, in part order
+        older = folded.get(row[dataset.key])
+        folded[row[dataset.key]] = row if older is None or dataset.combine is None else dataset.combine(older, row)
+    rest = table.filter(pc.invert(is_repeated))
+    return pa.concat_tables([rest, pa.Table.from_pylist(list(folded.values()), schema=dataset.schema)])
+
+
+def _fold(pending: pa.Table, older_rows: list[dict[str, Any]], dataset: Dataset) -> pa.Table:
+    """Complete pending rows from the published rows they replace (datasets with ``combine``)."""
+    assert dataset.combine is not None
+    older = {row[dataset.key]: row for row in older_rows}
+    hit = pc.is_in(pending.column(dataset.key), value_set=pa.array(list(older), pa.string()))
+    combined = [dataset.combine(older[row[dataset.key]], row) for row in pending.filter(hit).to_pylist()]
+    return pa.concat_tables([pending.filter(pc.invert(hit)), pa.Table.from_pylist(combined, schema=dataset.schema)])
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

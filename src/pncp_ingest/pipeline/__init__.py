@@ -1,41 +1,47 @@
 """The async engine: run a command over days, return a summary. Importable as a library.
 
-    from pncp_ingest import load_settings, run_contratacoes
-    summary = anyio.run(run_contratacoes, load_settings(dest="./bronze"), [date(2025, 10, 22)])
+    import anyio
+    from datetime import date
+    from pncp_ingest import load_settings
+    from pncp_ingest.pipeline import run_contratacoes, run_details
+
+    settings = load_settings(dest="./bronze")
+    summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
+    summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
 """
 
 from __future__ import annotations
 
 import time
 from datetime import date
+from functools import partial
+from typing import Awaitable, Callable, Literal
 
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient
-from ..storage import open_store
+from ..storage import ObjectStore, open_store
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, ignore, new_run_id
 from .contratacoes import ingest_contratacoes
+from .details import ingest_details
 
-__all__ = ["DaySummary", "Event", "EventSink", "Failure", "RunSummary", "run_contratacoes"]
+__all__ = ["DaySummary", "Event", "EventSink", "Failure", "RunSummary", "run_contratacoes", "run_details"]
+
+Body = Callable[[Settings, ObjectStore, PncpClient, list[date], RunSummary], Awaitable[RunSummary]]
 
 
-async def run_contratacoes(
-    settings: Settings,
-    days: list[date],
-    modalidades: list[int] | None = None,
-    on_event: EventSink = ignore,
-    run_id: str | None = None,
-) -> RunSummary:
-    """``pncp-ingest contratacoes`` as a function. Raises PncpIngestError for fatal errors,
-    with the partial summary attached as ``err.summary``."""
+async def _run(command: str, settings: Settings, days: list[date], run_id: str | None, body: Body) -> RunSummary:
+    """What every command shares: open and check the store, one client, the summary, errors.
+
+    Raises PncpIngestError for fatal errors, with the partial summary attached as ``err.summary``."""
     store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
-    summary = RunSummary("contratacoes", run_id or new_run_id(), [d.isoformat() for d in days], store.url)
+    summary = RunSummary(command, run_id or new_run_id(), [d.isoformat() for d in days], store.url)
     try:
         async with store:
             await store.check()
             async with PncpClient(settings) as client:
                 try:
-                    await ingest_contratacoes(settings, store, client, days, summary, modalidades=modalidades, on_event=on_event)
+                    await body(settings, store, client, days, summary)
                 finally:
                     summary.requests = client.stats.requests
                     summary.retries = client.stats.retries
@@ -51,3 +57,30 @@ async def run_contratacoes(
     finally:
         summary.duration_s = time.monotonic() - summary.started
     return summary
+
+
+async def run_contratacoes(
+    settings: Settings,
+    days: list[date],
+    modalidades: list[int] | None = None,
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+) -> RunSummary:
+    """``pncp-ingest contratacoes`` as a function."""
+    body = partial(ingest_contratacoes, modalidades=modalidades, on_event=on_event)
+    return await _run("contratacoes", settings, days, run_id, body)
+
+
+async def run_details(
+    settings: Settings,
+    days: list[date],
+    *,
+    resume: bool = True,
+    batch_size: int | None = None,
+    only: Literal["itens", "arquivos"] | None = None,
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+) -> RunSummary:
+    """``pncp-ingest details`` as a function."""
+    body = partial(ingest_details, resume=resume, batch_size=batch_size, only=only, on_event=on_event)
+    return await _run("details", settings, days, run_id, body)

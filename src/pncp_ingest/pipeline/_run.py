@@ -10,9 +10,10 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any, Callable, Literal
+from typing import Any, Awaitable, Callable, Literal
 
 from ..dates import utcnow
+from ..errors import LeaseHeldError
 
 
 def new_run_id() -> str:
@@ -56,6 +57,8 @@ class DaySummary:
     checkpoints: int = 0
     published_rows: int = 0
     failed: int = 0
+    gone: int = 0
+    pending: int = 0
     held_by: str | None = None
     duration_s: float = 0.0
 
@@ -115,3 +118,29 @@ class RunSummary:
             "days": [asdict(d) for d in self.days],
             "failures": [asdict(f) for f in self.failures],
         }
+
+
+async def each_day(
+    days: list[date],
+    dataset: str,
+    summary: RunSummary,
+    on_event: EventSink,
+    body: Callable[[date, DaySummary], Awaitable[bool]],
+) -> None:
+    """Run ``body`` for each day in order, with its own DaySummary; ``body`` returns False to stop.
+
+    A day held by another run is reported and skipped (the run then exits 3); the others go on.
+    """
+    for day in days:
+        day_summary = DaySummary(day=day.isoformat(), dataset=dataset)
+        summary.days.append(day_summary)
+        started = time.monotonic()
+        try:
+            if not await body(day, day_summary):
+                return
+        except LeaseHeldError as held:
+            day_summary.status = "held"
+            day_summary.held_by = str(held)
+            on_event(Event("failure", dataset, day, str(held)))
+        finally:
+            day_summary.duration_s = round(time.monotonic() - started, 3)

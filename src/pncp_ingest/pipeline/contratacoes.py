@@ -20,12 +20,12 @@ from anyio.abc import ObjectSendStream
 
 from ..config import Settings
 from ..dates import utcnow
-from ..errors import ApiError, LeaseHeldError, UsageError
+from ..errors import ApiError, UsageError
 from ..pncp import Contratacao, PncpClient, bronze_row
 from ..state import DayState, hold
 from ..storage import ObjectStore
 from ..writer import CONTRATACOES, write_part
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary
+from ._run import DaySummary, Event, EventSink, Failure, RunSummary, each_day
 
 
 @dataclass
@@ -63,18 +63,12 @@ async def ingest_contratacoes(
 ) -> RunSummary:
     """Ingest the contratações of ``days`` into ``store``; fills and returns ``summary``."""
     codes = await resolve_modalidades(client, modalidades)
-    for day in days:
-        day_summary = DaySummary(day=day.isoformat(), dataset=CONTRATACOES.name)
-        summary.days.append(day_summary)
-        started = time.monotonic()
-        try:
-            await _ingest_day(settings, store, client, day, codes, summary, day_summary, on_event)
-        except LeaseHeldError as held:
-            day_summary.status = "held"
-            day_summary.held_by = str(held)
-            on_event(Event("failure", CONTRATACOES.name, day, str(held)))
-        finally:
-            day_summary.duration_s = round(time.monotonic() - started, 3)
+
+    async def day_body(day: date, day_summary: DaySummary) -> bool:
+        await _ingest_day(settings, store, client, day, codes, summary, day_summary, on_event)
+        return True
+
+    await each_day(days, CONTRATACOES.name, summary, on_event, day_body)
     return summary
 
 
