@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATE   ?= 2025-10-22
 
-.PHONY: install test demo s3-start s3-stop clean
+.PHONY: install test demo bench s3-start s3-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 ## make demo: start the simulator, ingest a sample day into ./data/demo, show what landed.
 demo: $(STAMP)
 	@$(BIN)/python examples/demo.py --date $(DATE) --dest ./data/demo
+
+## make bench: the real CLI against the simulator; prints a table, writes bench/out/results.json.
+bench: $(STAMP)
+	@$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 s3-start: $(STAMP)
 	@bash scripts/s3-local.sh start

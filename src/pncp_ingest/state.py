@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pyarrow as pa
 
 from .dates import utcnow
 from .errors import LeaseHeldError, LeaseLostError
@@ -193,6 +194,8 @@ class DayState:
                 merge, published, [p for p in parts if p is not None], out, self.dataset
             )
             await self.store.put_file(published_key, out)
+        # Arrow's allocator keeps freed pages for reuse; a merge's are not needed until the next one.
+        pa.default_memory_pool().release_unused()
         return rows, keys
 
     async def _fetch(self, key: str, path: Path) -> Path | None:
