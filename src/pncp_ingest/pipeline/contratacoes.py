@@ -22,7 +22,7 @@ from ..config import Settings
 from ..dates import utcnow
 from ..errors import ApiError, UsageError
 from ..pncp import Contratacao, PncpClient, bronze_row
-from ..state import DayState, hold
+from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
 from ..writer import CONTRATACOES, write_part
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, each_day
@@ -158,7 +158,7 @@ async def _fetch_modalidade(
             tg.start_soon(fetch, pagina)
 
 
-async def _checkpoint(ctx: _Day, raws: list[dict[str, Any]], run: RunSummary, lease: Any, on_event: EventSink) -> None:
+async def _checkpoint(ctx: _Day, raws: list[dict[str, Any]], run: RunSummary, lease: Lease, on_event: EventSink) -> None:
     """Stage and commit one part: from here on these contratações are done."""
     ingested_at = utcnow()
     rows = []
