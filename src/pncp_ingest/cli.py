@@ -8,6 +8,8 @@ storage is unreachable.
 from __future__ import annotations
 
 import enum
+import json as _json
+import signal
 import sys
 import traceback
 from typing import Annotated, Any, Awaitable, Callable, Optional
@@ -18,9 +20,10 @@ import typer
 from . import __version__
 from .config import Settings, load_settings
 from .dates import day_range, parse_day
-from .errors import PncpIngestError, UsageError
-from .pipeline import RunSummary, run_contratacoes, run_details
-from .report import PlainReporter, print_json
+from .errors import PncpIngestError, UsageError, collapse
+from .status import read_dest_status
+from .pipeline import RunSummary, run_backfill, run_contratacoes, run_details
+from .report import Reporter, make_reporter, print_json, print_status
 
 EXIT_CODES = """Exit codes: 0 all done; 1 finished with failures recorded (run again to retry them);
 2 usage or configuration error; 3 the day is held by another run; 4 the API or the storage is unreachable."""
@@ -59,18 +62,47 @@ def main_options(
     """Land Brazil's PNCP procurement data as Hive-partitioned Parquet."""
 
 
-def _execute(
-    command: str,
-    common: dict[str, Any],
-    overrides: dict[str, Any],
-    work: Callable[[Settings, PlainReporter], Awaitable[RunSummary]],
-) -> None:
-    """Shared by every command: settings, reporting, JSON, and errors → exit codes."""
-    reporter = PlainReporter(quiet=common["quiet"], verbose=common["verbose"])
-    summary: RunSummary | None = None
+Work = Callable[[Settings, Reporter, anyio.Event], Awaitable[RunSummary]]
+
+
+async def _run_until_signalled(work: Work, settings: Settings, reporter: Reporter) -> RunSummary:
+    """Run ``work``; SIGINT/SIGTERM ask it to wind down (commit what is complete, release the
+    lease), a second signal stops at once."""
+    try:
+        return await _with_signals(work, settings, reporter)
+    except BaseExceptionGroup as group:  # the task group wraps what the run raised
+        raise collapse(group) from None
+
+
+async def _with_signals(work: Work, settings: Settings, reporter: Reporter) -> RunSummary:
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+                async for signum in received:
+                    if stop.is_set():
+                        tg.cancel_scope.cancel()
+                        return
+                    watch.signal = signal.Signals(signum).name  # type: ignore[attr-defined]
+                    stop.set()
+                    reporter.line(f"{watch.signal} received: committing what is complete, then stopping "  # type: ignore[attr-defined]
+                                  "(send it again to stop at once)", always=True)
+
+        watch.signal = None  # type: ignore[attr-defined]
+        tg.start_soon(watch)
+        summary = await work(settings, reporter, stop)
+        summary.interrupted = watch.signal  # type: ignore[attr-defined]
+        tg.cancel_scope.cancel()
+    return summary
+
+
+def _execute(command: str, common: dict[str, Any], overrides: dict[str, Any], work: Work) -> None:
+    """Shared by every command: settings, reporting, signals, JSON, and errors → exit codes."""
+    reporter = make_reporter(quiet=common["quiet"], verbose=common["verbose"])
     try:
         settings = load_settings(common["env_file"], **overrides)
-        summary = anyio.run(work, settings, reporter)
+        summary = anyio.run(_run_until_signalled, work, settings, reporter)
     except PncpIngestError as exc:
         reporter.error(str(exc))
         if common["verbose"]:
@@ -79,8 +111,8 @@ def _execute(
         if common["json"] and partial is not None:
             print_json(partial)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        reporter.error(f"interrupted: committed work is kept; run the same {command} command again to continue")
+    except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+        reporter.error(f"stopped at once: committed work is kept; run the same {command} command again to continue")
         raise typer.Exit(130) from None
     except Exception as exc:  # a bug: say so in one line, keep the traceback for --verbose
         reporter.error(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)")
@@ -88,6 +120,9 @@ def _execute(
             traceback.print_exc()
         raise typer.Exit(1) from None
     reporter.summary(summary)
+    if summary.interrupted:
+        reporter.line(f"stopped by {summary.interrupted}: committed work is kept and the lease released; "
+                      f"run the same {command} command again to continue", always=True)
     if common["json"]:
         print_json(summary)
     raise typer.Exit(summary.exit_code)
@@ -105,8 +140,13 @@ def _split(flags: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return {k: flags[k] for k in OUTPUT_FLAGS}, {k: flags.get(k) for k in SETTINGS_FLAGS}
 
 
-def _days(date: str, to: str | None) -> list[Any]:
-    return day_range(parse_day(date, "--date"), parse_day(to, "--to") if to else None)
+def _days(date: str, to: str | None, first: str = "--date") -> list[Any]:
+    return day_range(parse_day(date, first), parse_day(to, "--to") if to else None, first_option=first)
+
+
+def _check_modalidades(codes: list[int] | None) -> None:
+    if any(m < 1 for m in codes or []):
+        raise UsageError("--modalidade must be a positive modalidade code, e.g. --modalidade 6")
 
 
 @app.command()
@@ -132,12 +172,11 @@ def contratacoes(
     """
     common, overrides = _split(locals())
 
-    async def work(settings: Settings, reporter: PlainReporter) -> RunSummary:
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
         days = _days(date, to)
-        if any(m < 1 for m in modalidade or []):
-            raise UsageError("--modalidade must be a positive modalidade code, e.g. --modalidade 6")
+        _check_modalidades(modalidade)
         reporter.start("contratacoes", [d.isoformat() for d in days], settings.dest, settings)
-        return await run_contratacoes(settings, days, modalidade or None, on_event=reporter.event)
+        return await run_contratacoes(settings, days, modalidade or None, on_event=reporter.event, stop=stop)
 
     _execute("contratacoes", common, overrides, work)
 
@@ -172,13 +211,81 @@ def details(
     """
     common, overrides = _split(locals())
 
-    async def work(settings: Settings, reporter: PlainReporter) -> RunSummary:
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
         days = _days(date, to)
-        reporter.start("details", [d.isoformat() for d in days], settings.dest, settings)
+        reporter.start("details", [d.isoformat() for d in days], settings.dest, settings,
+                       resume="resume" if resume else "no resume (refetch and replace)",
+                       **({"batch size": batch_size} if batch_size else {}), **({"only": only.value} if only else {}))
         return await run_details(settings, days, resume=resume, batch_size=batch_size,
-                                 only=only.value if only else None, on_event=reporter.event)
+                                 only=only.value if only else None, on_event=reporter.event, stop=stop)
 
     _execute("details", common, overrides, work)
+
+
+@app.command()
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="First day: YYYY-MM-DD, today or yesterday (Brasília).")],
+    to: Annotated[str, typer.Option("--to", help="Last day (inclusive).")],
+    with_details: Annotated[bool, typer.Option("--details/--no-details", help="Fetch itens and arquivos too (default).")] = True,
+    modalidade: Annotated[Optional[list[int]], typer.Option("--modalidade", help="Only this modalidade code (repeatable).")] = None,
+    checkpoint_every: CheckpointEvery = None,
+    dest: Dest = None,
+    base_url: BaseUrl = None,
+    concurrency: Concurrency = None,
+    rate: Rate = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    env_file: EnvFile = ".env",
+) -> None:
+    """Each day of a range in order: contratações, then details. Complete days are skipped.
+
+    Resumable: stop it (Ctrl-C, SIGTERM, a crash) and run the same command again.
+
+    Example: pncp-ingest backfill --from 2025-01-01 --to 2025-01-31 --dest s3://lake/bronze
+    """
+    common, overrides = _split(locals())
+
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        days = _days(from_, to, first="--from")
+        _check_modalidades(modalidade)
+        reporter.start("backfill", [d.isoformat() for d in days], settings.dest, settings,
+                       details="yes" if with_details else "no")
+        return await run_backfill(settings, days, details=with_details, modalidades=modalidade or None,
+                                  on_event=reporter.event, stop=stop)
+
+    _execute("backfill", common, overrides, work)
+
+
+@app.command()
+def status(
+    date: Date,
+    to: To = None,
+    dest: Dest = None,
+    json: Json = False,
+    env_file: EnvFile = ".env",
+) -> None:
+    """Per day: contratações committed, details committed/failed/gone/pending, staged parts,
+    the last run and its outcome, and whether a run holds the day. Reads only the state.
+
+    Example: pncp-ingest status --date 2025-10-01 --to 2025-10-31 --json
+    """
+    reporter = make_reporter(quiet=False, verbose=False)
+    try:
+        settings = load_settings(env_file, dest=dest)
+        days = _days(date, to)
+        statuses = anyio.run(read_dest_status, settings, days)
+    except PncpIngestError as exc:
+        reporter.error(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    if json:
+        typer.echo(_json.dumps({"command": "status", "dest": settings.dest, "days": [s.to_json() for s in statuses]},
+                               ensure_ascii=False))
+    else:
+        print_status(statuses)
+    raise typer.Exit(0)
 
 
 def main() -> None:

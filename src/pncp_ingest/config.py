@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
+from dotenv import dotenv_values
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -42,6 +43,12 @@ class Settings(BaseSettings):
     # The consulta API's 429 carries no Retry-After and its block lasts ~25 s.
     throttle_pause: float = Field(30.0, ge=0)
 
+    # How HTTP bytes move under the httpx client API: "aiohttp" (httpx-aiohttp's transport, the
+    # default, chosen by measurement: see bench/transport.py) or "httpx" (httpx's own transport).
+    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    # Adaptive in-flight limit per API family (AIMD under the ceilings above); false = always the ceiling.
+    adaptive: bool = True
+
     checkpoint_every: int = Field(50, ge=1)
     publish_every: float = Field(300.0, gt=0)
     lease_ttl: float = Field(600.0, gt=0)
@@ -65,6 +72,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     given = {k: v for k, v in overrides.items() if v is not None}
     if env_file is not None and str(env_file) != ".env" and not Path(env_file).is_file():
         raise ConfigError(f"env file {env_file} does not exist: check the --env-file path")
+    _export_aws_settings(env_file)
     try:
         return Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
     except ValidationError as exc:
@@ -73,3 +81,15 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         source = f"--{name.replace('_', '-')}" if name in given else f"PNCP_{name.upper()}"
         value = err.get("input")
         raise ConfigError(f"{source}={value!r} is invalid: {err['msg']}; fix it in the flags, the environment or .env") from None
+
+
+def _export_aws_settings(env_file: str | Path | None) -> None:
+    """Let ``AWS_*`` lines of the env file reach botocore's standard chain, beneath the environment.
+
+    The credentials are not our settings (botocore reads them), but users keep them in the same
+    ``.env``; a variable already set in the environment wins, as for every other setting."""
+    if env_file is None or not Path(env_file).is_file():
+        return
+    for name, value in dotenv_values(env_file).items():
+        if name.startswith("AWS_") and value is not None and name not in os.environ:
+            os.environ[name] = value

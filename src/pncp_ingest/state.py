@@ -140,6 +140,17 @@ class DayState:
         if not await self.store.put_if_absent(self._commit_key(name), _dumps(record)):
             raise RuntimeError(f"commit {name} already exists")  # names are unique per run: a bug
 
+    async def last_run(self) -> dict[str, Any] | None:
+        """The outcome of the last run that finished (or failed) on this day, for ``status``."""
+        data = await self.store.get(f"{self.prefix}/last_run.json")
+        return json.loads(data) if data else None
+
+    async def record_run(self, doc: dict[str, Any]) -> None:
+        await self.store.put(f"{self.prefix}/last_run.json", _dumps(doc))
+
+    async def staged_parts(self) -> int:
+        return len(await self.store.list(f"{self.prefix}/parts/"))
+
     async def failures(self) -> dict[str, Any]:
         """Work of this day that failed on its last attempt, with reasons (not done: retried next run)."""
         data = await self.store.get(f"{self.prefix}/failures.json")

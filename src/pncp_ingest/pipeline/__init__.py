@@ -17,20 +17,24 @@ from datetime import date
 from functools import partial
 from typing import Awaitable, Callable, Literal
 
+import anyio
+
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient
 from ..storage import ObjectStore, open_store
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, ignore, new_run_id
 from .contratacoes import ingest_contratacoes
+from .backfill import ingest_backfill
 from .details import ingest_details
 
-__all__ = ["DaySummary", "Event", "EventSink", "Failure", "RunSummary", "run_contratacoes", "run_details"]
+__all__ = ["DaySummary", "Event", "EventSink", "Failure", "RunSummary", "run_backfill", "run_contratacoes", "run_details"]
 
 Body = Callable[[Settings, ObjectStore, PncpClient, list[date], RunSummary], Awaitable[RunSummary]]
 
 
-async def _run(command: str, settings: Settings, days: list[date], run_id: str | None, body: Body) -> RunSummary:
+async def _run(command: str, settings: Settings, days: list[date], run_id: str | None, body: Body,
+               on_event: EventSink = ignore) -> RunSummary:
     """What every command shares: open and check the store, one client, the summary, errors.
 
     Raises PncpIngestError for fatal errors, with the partial summary attached as ``err.summary``."""
@@ -40,6 +44,8 @@ async def _run(command: str, settings: Settings, days: list[date], run_id: str |
         async with store:
             await store.check()
             async with PncpClient(settings) as client:
+                summary.client_stats = client.stats
+                on_event(Event("run_start", command, days[0], "", {"client": client}))
                 try:
                     await body(settings, store, client, days, summary)
                 finally:
@@ -65,10 +71,11 @@ async def run_contratacoes(
     modalidades: list[int] | None = None,
     on_event: EventSink = ignore,
     run_id: str | None = None,
+    stop: anyio.Event | None = None,
 ) -> RunSummary:
-    """``pncp-ingest contratacoes`` as a function."""
-    body = partial(ingest_contratacoes, modalidades=modalidades, on_event=on_event)
-    return await _run("contratacoes", settings, days, run_id, body)
+    """``pncp-ingest contratacoes`` as a function. Setting ``stop`` winds the run down cleanly."""
+    body = partial(ingest_contratacoes, modalidades=modalidades, on_event=on_event, stop=stop)
+    return await _run("contratacoes", settings, days, run_id, body, on_event)
 
 
 async def run_details(
@@ -80,7 +87,23 @@ async def run_details(
     only: Literal["itens", "arquivos"] | None = None,
     on_event: EventSink = ignore,
     run_id: str | None = None,
+    stop: anyio.Event | None = None,
 ) -> RunSummary:
-    """``pncp-ingest details`` as a function."""
-    body = partial(ingest_details, resume=resume, batch_size=batch_size, only=only, on_event=on_event)
-    return await _run("details", settings, days, run_id, body)
+    """``pncp-ingest details`` as a function. Setting ``stop`` winds the run down cleanly."""
+    body = partial(ingest_details, resume=resume, batch_size=batch_size, only=only, on_event=on_event, stop=stop)
+    return await _run("details", settings, days, run_id, body, on_event)
+
+
+async def run_backfill(
+    settings: Settings,
+    days: list[date],
+    *,
+    details: bool = True,
+    modalidades: list[int] | None = None,
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+    stop: anyio.Event | None = None,
+) -> RunSummary:
+    """``pncp-ingest backfill`` as a function: days in order, complete ones skipped."""
+    body = partial(ingest_backfill, details=details, modalidades=modalidades, on_event=on_event, stop=stop)
+    return await _run("backfill", settings, days, run_id, body, on_event)

@@ -6,14 +6,20 @@ Nothing below the CLI prints; the pipeline hands events to a callback and return
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Awaitable, Callable, Literal
 
+import anyio
+
 from ..dates import utcnow
 from ..errors import LeaseHeldError
+from ..state import DayState
+from ..storage import ObjectStore
+from ..writer import Dataset
 
 
 def new_run_id() -> str:
@@ -23,7 +29,7 @@ def new_run_id() -> str:
 
 @dataclass(frozen=True)
 class Event:
-    kind: Literal["day_start", "checkpoint", "publish", "day_end", "failure", "recovered"]
+    kind: Literal["run_start", "day_start", "progress", "checkpoint", "publish", "day_end", "failure", "recovered"]
     dataset: str
     day: date
     message: str
@@ -59,6 +65,8 @@ class DaySummary:
     failed: int = 0
     gone: int = 0
     pending: int = 0
+    requests: int = 0
+    retries: int = 0
     held_by: str | None = None
     duration_s: float = 0.0
 
@@ -75,6 +83,8 @@ class RunSummary:
     retries: int = 0
     throttled: int = 0
     error: str | None = None
+    interrupted: str | None = None  # the signal that stopped the run early, if one did
+    client_stats: Any = field(default=None, repr=False)  # the live ClientStats, for per-day counts
     started: float = field(default_factory=time.monotonic)
     duration_s: float = 0.0
 
@@ -83,15 +93,19 @@ class RunSummary:
         return [d for d in self.days if d.status == "held"]
 
     @property
-    def status(self) -> Literal["ok", "partial", "failed"]:
+    def status(self) -> Literal["ok", "partial", "failed", "interrupted"]:
         if self.error:
             return "failed"
+        if self.interrupted:
+            return "interrupted"
         if self.failures or self.held:
             return "partial"
         return "ok"
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return {"SIGINT": 130, "SIGTERM": 143}.get(self.interrupted, 130)
         if self.held:
             return 3
         return 1 if self.failures else 0
@@ -102,7 +116,9 @@ class RunSummary:
             "command": self.command,
             "status": self.status,
             "dates": self.dates,
-            "contratacoes": sum(d.contratacoes for d in self.days),
+            # A backfill's details days count the same contratações again: count each once.
+            "contratacoes": sum(d.contratacoes for d in self.days
+                                if d.dataset == "pncp" or all(x.dataset != "pncp" for x in self.days)),
             "itens": sum(d.itens for d in self.days),
             "arquivos": sum(d.arquivos for d in self.days),
             "requests": self.requests,
@@ -114,33 +130,73 @@ class RunSummary:
             "dest": self.dest,
             "throttled": self.throttled,
             "error": self.error,
+            "interrupted": self.interrupted,
             "exit_code": self.exit_code if not self.error else None,
             "days": [asdict(d) for d in self.days],
             "failures": [asdict(f) for f in self.failures],
         }
 
 
+async def cancel_on(stop: anyio.Event | None, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work``, cancelling it if ``stop`` is set first (a signal asked us to wind down).
+
+    What ``work`` already handed on (records sent to the writer) stays handed on, so the caller
+    can still commit it."""
+    if stop is None:
+        await work()
+        return
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            await stop.wait()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        await work()
+        tg.cancel_scope.cancel()
+
+
 async def each_day(
     days: list[date],
-    dataset: str,
+    dataset: Dataset,
+    store: ObjectStore,
     summary: RunSummary,
     on_event: EventSink,
     body: Callable[[date, DaySummary], Awaitable[bool]],
+    stop: anyio.Event | None = None,
 ) -> None:
     """Run ``body`` for each day in order, with its own DaySummary; ``body`` returns False to stop.
 
     A day held by another run is reported and skipped (the run then exits 3); the others go on.
+    Each day's outcome is recorded in its state (``last_run.json``) for ``pncp-ingest status``.
     """
     for day in days:
-        day_summary = DaySummary(day=day.isoformat(), dataset=dataset)
+        if stop is not None and stop.is_set():
+            return
+        day_summary = DaySummary(day=day.isoformat(), dataset=dataset.name)
         summary.days.append(day_summary)
         started = time.monotonic()
+        stats = summary.client_stats
+        before = (stats.requests, stats.retries) if stats is not None else (0, 0)
+        outcome: str | None = None
         try:
-            if not await body(day, day_summary):
+            go_on = await body(day, day_summary)
+            outcome = "interrupted" if stop is not None and stop.is_set() else day_summary.status
+            if not go_on:
                 return
         except LeaseHeldError as held:
             day_summary.status = "held"
             day_summary.held_by = str(held)
-            on_event(Event("failure", dataset, day, str(held)))
+            on_event(Event("failure", dataset.name, day, str(held)))
+        except BaseException as exc:
+            outcome = "interrupted" if isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class())) else f"failed: {exc}"
+            raise
         finally:
             day_summary.duration_s = round(time.monotonic() - started, 3)
+            if stats is not None:
+                day_summary.requests, day_summary.retries = stats.requests - before[0], stats.retries - before[1]
+            if outcome is not None:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await DayState(store, dataset, day).record_run(
+                        {"run_id": summary.run_id, "command": summary.command, "outcome": outcome,
+                         "finished_at": utcnow().isoformat(), **asdict(day_summary)})

@@ -25,7 +25,7 @@ from ..pncp import Contratacao, PncpClient, bronze_row
 from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
 from ..writer import CONTRATACOES, write_part
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, each_day
+from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day
 
 
 @dataclass
@@ -36,6 +36,7 @@ class _Day:
     state: DayState
     summary: DaySummary
     known: set[str]
+    on_event: EventSink
 
 
 async def resolve_modalidades(client: PncpClient, requested: list[int] | None) -> list[int]:
@@ -60,15 +61,19 @@ async def ingest_contratacoes(
     *,
     modalidades: list[int] | None = None,
     on_event: EventSink,
+    stop: anyio.Event | None = None,
 ) -> RunSummary:
-    """Ingest the contratações of ``days`` into ``store``; fills and returns ``summary``."""
+    """Ingest the contratações of ``days`` into ``store``; fills and returns ``summary``.
+
+    When ``stop`` is set, listing stops, what was listed is committed and published, and the
+    remaining days are left for the next run."""
     codes = await resolve_modalidades(client, modalidades)
 
     async def day_body(day: date, day_summary: DaySummary) -> bool:
-        await _ingest_day(settings, store, client, day, codes, summary, day_summary, on_event)
+        await _ingest_day(settings, store, client, day, codes, summary, day_summary, on_event, stop)
         return True
 
-    await each_day(days, CONTRATACOES.name, summary, on_event, day_body)
+    await each_day(days, CONTRATACOES, store, summary, on_event, day_body, stop)
     return summary
 
 
@@ -81,6 +86,7 @@ async def _ingest_day(
     run: RunSummary,
     summary: DaySummary,
     on_event: EventSink,
+    stop: anyio.Event | None = None,
 ) -> None:
     state = DayState(store, CONTRATACOES, day)
     async with hold(store, CONTRATACOES.name, day, run.run_id, settings.lease_ttl) as lease:
@@ -90,7 +96,7 @@ async def _ingest_day(
         if debris or recovered:
             on_event(Event("recovered", CONTRATACOES.name, day,
                            f"removed {debris} uncommitted part(s), published {recovered} committed checkpoint(s) of an earlier run"))
-        ctx = _Day(day, state, summary, await state.committed_keys())
+        ctx = _Day(day, state, summary, await state.committed_keys(), on_event)
         send, receive = anyio.create_memory_object_stream[tuple[int, int, list[dict[str, Any]]]](max_buffer_size=8)
 
         async def fetch_all() -> None:
@@ -99,7 +105,7 @@ async def _ingest_day(
                     tg.start_soon(_fetch_modalidade, client, ctx, code, send, run)
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(fetch_all)
+            tg.start_soon(cancel_on, stop, fetch_all)
             batch: list[dict[str, Any]] = []
             last_publish = time.monotonic()
             async with receive:
@@ -126,6 +132,9 @@ async def _ingest_day(
                 await _checkpoint(ctx, batch, run, lease, on_event)
         await lease.ensure()
         await _publish(ctx, run, on_event)
+        # Each run lists every page again, so its failures replace the previous run's.
+        await state.save_failures({f.what: {"reason": f.reason, "run_id": run.run_id}
+                                   for f in run.failures if f.day == day.isoformat()})
         if summary.failed:
             summary.status = "partial"
         on_event(Event("day_end", CONTRATACOES.name, day,
@@ -150,9 +159,13 @@ async def _fetch_modalidade(
             ctx.summary.failed += 1
             return 0
         await send.send((code, pagina, page.records))
+        ctx.on_event(Event("progress", CONTRATACOES.name, ctx.day, "", {"pages_done": 1}))
         return page.total_paginas
 
+    ctx.on_event(Event("progress", CONTRATACOES.name, ctx.day, "", {"pages_planned": 1}))
     total = await fetch(1)
+    if total > 1:
+        ctx.on_event(Event("progress", CONTRATACOES.name, ctx.day, "", {"pages_planned": total - 1}))
     async with anyio.create_task_group() as tg:
         for pagina in range(2, total + 1):
             tg.start_soon(fetch, pagina)

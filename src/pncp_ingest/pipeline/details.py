@@ -32,7 +32,7 @@ from ..pncp import Arquivo, Item, PncpClient, bronze_row
 from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
 from ..writer import CONTRATACOES, DETAIL_KINDS, DETAILS, write_part
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, each_day
+from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day
 
 Kind = Literal["itens", "arquivos"]
 MODELS = {"itens": Item, "arquivos": Arquivo}
@@ -108,7 +108,8 @@ async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[Kind, .
     fetched = Fetched(compra)
 
     async def one(kind: Kind) -> None:
-        fetch = client.itens if kind == "itens" else client.arquivos
+        # Bronze rows straight from the response bytes: parsed and validated in one pass.
+        fetch = client.itens_rows if kind == "itens" else client.arquivos_rows
         try:
             fetched.records[kind] = await fetch(compra.cnpj, compra.ano, compra.sequencial)
         except NotFoundError as exc:
@@ -116,9 +117,13 @@ async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[Kind, .
         except ApiError as exc:
             fetched.failed[kind] = str(exc)
 
-    async with anyio.create_task_group() as tg:
-        for kind in kinds:
-            tg.start_soon(one, kind)
+    if len(kinds) == 1:
+        await one(kinds[0])
+    else:
+        async with anyio.create_task_group() as tg:
+            for kind in kinds[1:]:
+                tg.start_soon(one, kind)
+            await one(kinds[0])
     if fetched.gone:
         fetched.records.clear()
     return fetched
@@ -131,9 +136,9 @@ def details_row(fetched: Fetched, run_id: str, now: Any) -> dict[str, Any]:
                            "sequencialCompra": compra.sequencial, "_ingested_at": now, "_run_id": run_id}
     metadata: dict[str, Any] = {"fetch_timestamp": now}
     for kind in DETAIL_KINDS:
-        raws = fetched.records.get(kind)
-        row[kind] = None if raws is None else [bronze_row(MODELS[kind], raw) for raw in raws]
-        metadata[f"total_{kind}"] = None if raws is None else len(raws)
+        rows = fetched.records.get(kind)  # already bronze rows (the client's *_rows methods)
+        row[kind] = rows
+        metadata[f"total_{kind}"] = None if rows is None else len(rows)
     row["metadata"] = metadata
     return row
 
@@ -159,6 +164,7 @@ async def ingest_details(
     batch_size: int | None = None,
     only: Kind | None = None,
     on_event: EventSink,
+    stop: anyio.Event | None = None,
 ) -> RunSummary:
     kinds: tuple[Kind, ...] = (only,) if only else ("itens", "arquivos")
     budget = batch_size
@@ -166,12 +172,13 @@ async def ingest_details(
     async def day_body(day: date, day_summary: DaySummary) -> bool:
         nonlocal budget
         async with hold(store, DETAILS.name, day, summary.run_id, settings.lease_ttl) as lease:
-            taken = await _ingest_day(settings, store, client, day, kinds, resume, budget, lease, summary, day_summary, on_event)
+            taken = await _ingest_day(settings, store, client, day, kinds, resume, budget, lease, summary, day_summary,
+                                      on_event, stop)
         if budget is not None:
             budget -= taken
         return budget is None or budget > 0
 
-    await each_day(days, DETAILS.name, summary, on_event, day_body)
+    await each_day(days, DETAILS, store, summary, on_event, day_body, stop)
     return summary
 
 
@@ -187,6 +194,7 @@ async def _ingest_day(
     run: RunSummary,
     summary: DaySummary,
     on_event: EventSink,
+    stop: anyio.Event | None = None,
 ) -> int:
     state = DayState(store, DETAILS, day)
     debris = await state.remove_uncommitted()
@@ -205,10 +213,12 @@ async def _ingest_day(
         todo = todo[:budget]
     on_event(Event("day_start", DETAILS.name, day,
                    f"{len(todo)} of {len(compras)} contratações to fetch ({', '.join(kinds)}{'' if resume else ', no resume'})"))
+    on_event(Event("progress", DETAILS.name, day, "", {"compras_planned": len(todo)}))
     failures = await state.failures()
     batch = _Batch()
     commits_since_publish = 0
     last_publish = time.monotonic()
+    handled = 0
 
     async def checkpoint() -> None:
         nonlocal batch, commits_since_publish
@@ -247,9 +257,11 @@ async def _ingest_day(
                 tg.start_soon(worker, send.clone())
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(fetch_all)
+        tg.start_soon(cancel_on, stop, fetch_all)
         async with receive:
             async for fetched in receive:
+                on_event(Event("progress", DETAILS.name, day, "", {"compras_done": 1}))
+                handled += 1
                 cid = fetched.compra.id
                 if fetched.gone:
                     batch.gone[cid] = fetched.gone
@@ -283,7 +295,7 @@ async def _ingest_day(
         summary.status = "partial"
     on_event(Event("day_end", DETAILS.name, day,
                    f"details of {summary.contratacoes} contratações ({summary.itens} itens, {summary.arquivos} arquivos), "
-                   f"{summary.failed} failed, {summary.gone} gone, {summary.pending - len(todo)} left for later runs",
+                   f"{summary.failed} failed, {summary.gone} gone, {summary.pending - handled} left for later runs",
                    {"summary": summary}))
     return len(todo)
 

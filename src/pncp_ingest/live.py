@@ -1,0 +1,131 @@
+"""The terminal experience: a start panel, live progress per phase, a line per checkpoint above
+the live display, and a closing summary table. Used only when stderr is a terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from .config import Settings
+from .pipeline import Event, RunSummary
+from .report import redact_url
+
+
+class _Stats:
+    """Renders the client's live counters each time the display refreshes."""
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.failures = 0
+
+    def __rich__(self) -> RenderableType:
+        if self.client is None:
+            return Text("")
+        stats = self.client.stats
+        flight = self.client.in_flight("consulta") + self.client.in_flight("detail")
+        text = Text.assemble(
+            ("requests ", "dim"), (f"{stats.requests}", "bold"),
+            ("  in flight ", "dim"), (f"{flight}", "bold"),
+            ("  retries ", "dim"), (f"{stats.retries}", "yellow" if stats.retries else "bold"),
+            ("  429s ", "dim"), (f"{stats.throttled}", "yellow" if stats.throttled else "bold"),
+            ("  failed ", "dim"), (f"{self.failures}", "red" if self.failures else "bold"),
+        )
+        return text
+
+
+class RichReporter:
+    """Same interface as PlainReporter, drawn with rich on a terminal."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self.verbose = verbose
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[dim]{task.fields[rate]}"), TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.stats = _Stats()
+        self.live = Live(Group(self.progress, self.stats), console=self.console, refresh_per_second=8, transient=True)
+        self.tasks: dict[str, TaskID] = {}
+
+    def _task(self, name: str) -> TaskID:
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=0, rate="")
+        return self.tasks[name]
+
+    def _advance(self, name: str, planned: int = 0, done: int = 0) -> None:
+        task = self._task(name)
+        current = self.progress.tasks[self.progress.task_ids.index(task)]
+        self.progress.update(task, total=(current.total or 0) + planned, advance=done)
+        speed = current.speed
+        self.progress.update(task, rate=f"{speed:,.0f}/s" if speed else "")
+
+    def line(self, text: str, *, always: bool = False) -> None:
+        if self.quiet and not always:
+            return
+        self.console.print(text, highlight=False)
+
+    def start(self, command: str, dates: list[str], dest: str, settings: Settings, **extra: Any) -> None:
+        span = dates[0] if len(dates) == 1 else f"{dates[0]} → {dates[-1]} ({len(dates)} days)"
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column()
+        grid.add_row("days", span)
+        grid.add_row("destination", dest)
+        grid.add_row("API", redact_url(settings.base_url))
+        grid.add_row("consulta", f"{settings.consulta_concurrency} in flight, {settings.consulta_rate or 'no'} req/s limit")
+        grid.add_row("detail", f"{settings.concurrency} in flight, {settings.rate or 'no'} req/s limit")
+        grid.add_row("checkpoint", f"every {settings.checkpoint_every}")
+        for name, value in extra.items():
+            grid.add_row(name, str(value))
+        if not self.quiet:
+            self.console.print(Panel(grid, title=f"[bold]pncp-ingest {command}", expand=False))
+        self.live.start()
+
+    def event(self, event: Event) -> None:
+        data = event.data
+        if event.kind == "run_start":
+            self.stats.client = data.get("client")
+        elif event.kind == "progress":
+            if "pages_planned" in data or "pages_done" in data:
+                self._advance("listing pages", data.get("pages_planned", 0), data.get("pages_done", 0))
+            else:
+                self._advance("contratações", data.get("compras_planned", 0), data.get("compras_done", 0))
+        elif event.kind == "checkpoint":
+            self.line(f"[green]✓[/] {event.dataset} {event.day}: {event.message}")
+        elif event.kind == "failure":
+            self.stats.failures += 1
+            self.line(f"[red]✗[/] {event.dataset} {event.day}: {event.message}", always=True)
+        elif event.kind == "publish":
+            if self.verbose:
+                self.line(f"[cyan]↑[/] {event.dataset} {event.day}: {event.message}")
+        elif event.kind in ("day_start", "day_end", "recovered"):
+            self.line(f"[bold]{event.dataset} {event.day}[/]: {event.message}")
+
+    def summary(self, summary: RunSummary) -> None:
+        self.live.stop()
+        doc = summary.to_json()
+        table = Table(title=f"pncp-ingest {summary.command}: {doc['status']}", title_style="bold")
+        for column in ("day", "dataset", "contratações", "itens", "arquivos", "failed", "gone", "requests", "retries", "duration"):
+            table.add_column(column, justify="left" if column in ("day", "dataset") else "right")
+        for day in summary.days:
+            table.add_row(day.day, day.dataset, f"{day.contratacoes:,}", f"{day.itens:,}", f"{day.arquivos:,}",
+                          f"[red]{day.failed}[/]" if day.failed else "0", str(day.gone), f"{day.requests:,}",
+                          str(day.retries), f"{day.duration_s:.1f}s" if day.status != "skipped" else "skipped")
+        self.console.print(table)
+        for failure in summary.failures[:10]:
+            self.console.print(f"[red]failed[/] {failure.day} {failure.what}: {failure.reason}", highlight=False)
+        if summary.failures:
+            self.console.print("Failed work is not marked done: run the same command again to retry it.")
+
+    def error(self, message: str) -> None:
+        if self.live.is_started:
+            self.live.stop()
+        self.console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

@@ -1,0 +1,98 @@
+"""``pncp-ingest status``: what is committed, failed, pending and held, per day, from the state alone.
+
+No API request is made and no data file is read: each day costs a handful of small state
+reads (done concurrently), so a year's status is quick even on S3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+import anyio
+
+from .state import DayState, Lease
+from .config import Settings
+from .storage import ObjectStore, open_store
+from .writer import CONTRATACOES, DETAILS
+
+
+@dataclass
+class DayStatus:
+    day: str
+    contratacoes: int = 0
+    contratacoes_failed: int = 0
+    details: int = 0
+    itens_done: int = 0
+    arquivos_done: int = 0
+    details_failed: int = 0
+    gone: int = 0
+    pending: int = 0
+    parts: int = 0
+    held_by: dict[str, str] = field(default_factory=dict)
+    last_run: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def listed(self) -> bool:
+        """The last contratações run of the day listed every page and nothing failed."""
+        return self.last_run.get(CONTRATACOES.name, {}).get("outcome") == "ok" and not self.contratacoes_failed
+
+    @property
+    def complete(self) -> bool:
+        """Listed, and every contratação has both kinds of details (or is gone), nothing held."""
+        return self.listed and self.pending == 0 and not self.details_failed and not self.held_by
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "complete": self.complete}
+
+
+async def day_status(store: ObjectStore, day: date) -> DayStatus:
+    status = DayStatus(day.isoformat())
+    listing = DayState(store, CONTRATACOES, day)
+    details = DayState(store, DETAILS, day)
+    contratacoes = await listing.committed()
+    done = await details.committed()
+    status.contratacoes = len(contratacoes.keys)
+    status.contratacoes_failed = len(await listing.failures())
+    status.details = len(done.keys)
+    itens, arquivos = set(done.meta.get("itens", [])), set(done.meta.get("arquivos", []))
+    gone = set(done.meta.get("gone", {}))
+    status.itens_done, status.arquivos_done, status.gone = len(itens), len(arquivos), len(gone)
+    status.details_failed = len(await details.failures())
+    status.pending = len(contratacoes.keys - (itens & arquivos) - gone)
+    status.parts = await listing.staged_parts() + await details.staged_parts()
+    for state in (listing, details):
+        name = state.dataset.name
+        _, doc = await Lease(store, name, day, "status", 0).current()
+        if Lease.is_live(doc):
+            assert doc is not None
+            status.held_by[name] = Lease.describe(doc)
+        run = await state.last_run()
+        if run:
+            status.last_run[name] = {k: run.get(k) for k in ("run_id", "command", "outcome", "finished_at")}
+    return status
+
+
+async def read_status(store: ObjectStore, days: list[date], concurrency: int = 16) -> list[DayStatus]:
+    """Status of each day, in order."""
+    results: dict[date, DayStatus] = {}
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one(day: date) -> None:
+        async with limiter:
+            results[day] = await day_status(store, day)
+
+    async with anyio.create_task_group() as tg:
+        for day in days:
+            tg.start_soon(one, day)
+    return [results[d] for d in days]
+
+
+async def read_dest_status(settings: Settings, days: list[date]) -> list[DayStatus]:
+    """Status of each day at the configured destination, without creating anything there."""
+    store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
+    async with store:
+        if store.local_path("_state") is None:
+            await store.check()  # S3: a missing bucket or bad credentials is an error, not "nothing yet"
+        return await read_status(store, days)
