@@ -42,7 +42,8 @@ class _Stats:
 class RichReporter:
     """Same interface as PlainReporter, drawn with rich on a terminal."""
 
-    def __init__(self, *, quiet: bool = False, verbose: bool = False, console: Console | None = None) -> None:
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, console: Console | None = None,
+                 live: bool = True) -> None:
         self.console = console or Console(stderr=True)
         self.quiet = quiet
         self.verbose = verbose
@@ -54,6 +55,7 @@ class RichReporter:
         self.stats = _Stats()
         self.live = Live(Group(self.progress, self.stats), console=self.console, refresh_per_second=8, transient=True)
         self.tasks: dict[str, TaskID] = {}
+        self.show_live = live  # off when recording a transcript: only the lasting lines
 
     def _task(self, name: str) -> TaskID:
         if name not in self.tasks:
@@ -87,7 +89,8 @@ class RichReporter:
             grid.add_row(name, str(value))
         if not self.quiet:
             self.console.print(Panel(grid, title=f"[bold]pncp-ingest {command}", expand=False))
-        self.live.start()
+        if self.show_live:
+            self.live.start()
 
     def event(self, event: Event) -> None:
         data = event.data
@@ -110,7 +113,8 @@ class RichReporter:
             self.line(f"[bold]{event.dataset} {event.day}[/]: {event.message}")
 
     def summary(self, summary: RunSummary) -> None:
-        self.live.stop()
+        if self.live.is_started:
+            self.live.stop()
         doc = summary.to_json()
         table = Table(title=f"pncp-ingest {summary.command}: {doc['status']}", title_style="bold")
         for column in ("day", "dataset", "contratações", "itens", "arquivos", "failed", "gone", "requests", "retries", "duration"):
