@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DATE   ?= 2025-10-22
+DEMO_DATE ?= 2025-10-22
+DATE   ?= today
 
-.PHONY: install test demo bench s3-start s3-stop clean
+.PHONY: install test demo bench run backfill status s3-start s3-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +23,22 @@ test: $(STAMP)
 
 ## make demo: start the simulator, ingest a sample day into ./data/demo, show what landed.
 demo: $(STAMP)
-	@$(BIN)/python examples/demo.py --date $(DATE) --dest ./data/demo
+	@$(BIN)/python examples/demo.py --date $(DEMO_DATE) --dest ./data/demo
+
+## make run DATE=2025-10-22: contratações then details for one day (today, Brasília, by default),
+## with the settings of .env / the environment (PNCP_DEST, PNCP_BASE_URL, ...).
+run: $(STAMP)
+	$(BIN)/pncp-ingest contratacoes --date $(DATE) $(ARGS); rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 1 ] || exit $$rc; \
+	$(BIN)/pncp-ingest details --date $(DATE) $(ARGS)
+
+## make backfill FROM=2025-01-01 TO=2025-01-31: every day of the range, resumable.
+backfill: $(STAMP)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [ARGS=...]"; exit 2; }
+	$(BIN)/pncp-ingest backfill --from $(FROM) --to $(TO) $(ARGS)
+
+## make status [DATE=...] [TO=...]: what is committed, failed, pending and held, per day.
+status: $(STAMP)
+	$(BIN)/pncp-ingest status --date $(DATE) $(if $(TO),--to $(TO)) $(ARGS)
 
 ## make bench: the real CLI against the simulator; prints a table, writes bench/out/results.json.
 bench: $(STAMP)

@@ -16,6 +16,9 @@ import duckdb
 
 from pncp_ingest.testing import SimulatorProcess
 
+# Without these DuckDB reads the zero-padded month=09 / day=05 as text.
+HIVE_TYPES = "{'year': INTEGER, 'month': INTEGER, 'day': INTEGER}"
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -40,24 +43,24 @@ def main() -> int:
         expected_itens = sum(truth["itens"].values())
 
     glob = f"{args.dest}/pncp/*/*/*/*.parquet"
-    print(f"\nwhat landed (DuckDB: read_parquet('{glob}', hive_partitioning=true)):")
+    print(f"\nwhat landed (DuckDB: read_parquet('{glob}', hive_partitioning=true, hive_types={HIVE_TYPES})):")
     duckdb.sql(f"""
         select year, month, day, count(*) as contratacoes, count(distinct numeroControlePNCP) as distinct_ids,
                sum(valorTotalEstimado) as valor_total_estimado
-        from read_parquet('{glob}', hive_partitioning=true)
+        from read_parquet('{glob}', hive_partitioning=true, hive_types={HIVE_TYPES})
         group by all order by all
     """).show()
     details = f"{args.dest}/pncp_details/*/*/*/*.parquet"
-    print(f"details (DuckDB: read_parquet('{details}', hive_partitioning=true)):")
+    print(f"details (DuckDB: read_parquet('{details}', hive_partitioning=true, hive_types={HIVE_TYPES})):")
     duckdb.sql(f"""
         select year, month, day, count(*) as contratacoes, sum(len(itens)) as itens, sum(len(arquivos)) as arquivos,
                max(metadata.total_itens) as most_itens_in_one
-        from read_parquet('{details}', hive_partitioning=true)
+        from read_parquet('{details}', hive_partitioning=true, hive_types={HIVE_TYPES})
         group by all order by all
     """).show()
-    landed = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true) "
+    landed = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true, hive_types={HIVE_TYPES}) "
                         f"where make_date(year, month, day) = DATE '{args.date}'").fetchall()[0][0]
-    itens = duckdb.sql(f"select sum(len(itens)) from read_parquet('{details}', hive_partitioning=true)").fetchall()[0][0]
+    itens = duckdb.sql(f"select sum(len(itens)) from read_parquet('{details}', hive_partitioning=true, hive_types={HIVE_TYPES})").fetchall()[0][0]
     print(f"{landed} contratações and {itens} itens for {args.date}; the simulator served {expected} and {expected_itens}.")
     return 0 if (landed, itens) == (expected, expected_itens) else 1
 

@@ -106,3 +106,33 @@ def test_settings_precedence_flag_over_env_over_env_file(tmp_path, monkeypatch):
 def test_a_missing_env_file_is_a_usage_error(tmp_path):
     result = run_cli("contratacoes", "--date", "2025-10-22", "--env-file", str(tmp_path / "nope.env"))
     assert_clean_error(result, 2, "nope.env")
+
+
+def test_a_bad_value_in_the_env_file_names_the_setting(sim, tmp_path):
+    env_file = tmp_path / "pncp.env"
+    env_file.write_text("PNCP_LEASE_TTL=forever\n")
+    dest = tmp_path / "bronze"
+    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", str(dest), "--base-url", sim.base_url,
+                     "--env-file", str(env_file))
+    assert_clean_error(result, 2, "PNCP_LEASE_TTL", "'forever'")
+    assert not dest.exists()
+
+
+def test_an_unreachable_s3_endpoint_exits_4(sim, tmp_path):
+    env = cli_env(PNCP_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}", AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
+    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", "s3://bucket/bronze", "--base-url", sim.base_url, env=env)
+    assert_clean_error(result, 4, "unreachable")
+
+
+def test_aws_credentials_in_the_env_file_reach_s3_but_the_environment_wins(tmp_path, monkeypatch):
+    import os
+
+    from pncp_ingest import load_settings
+
+    env_file = tmp_path / "s3.env"
+    env_file.write_text("AWS_ACCESS_KEY_ID=from-file\nAWS_REGION=sa-east-1\n")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    load_settings(env_file)
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "from-file"
+    assert os.environ["AWS_REGION"] == "us-east-1"
