@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,3 +91,13 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
     proc = subprocess.run(cli_command(*args), env=env or cli_env(), capture_output=True, text=True,
                           timeout=timeout, cwd=cwd)
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def wait_for(predicate: Any, deadline_s: float, what: str) -> None:
+    """Poll ``predicate`` until it is true; fail after ``deadline_s`` (a condition, not a sleep)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

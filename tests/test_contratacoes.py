@@ -3,15 +3,13 @@ folder and into S3 (SeaweedFS), read back the way users read the bronze layer.""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import time
 from collections import Counter
 
 import pytest
 
-from bronze import cli_command, cli_env, ids, list_keys, read_bronze, run_cli
+from bronze import cli_command, cli_env, ids, list_keys, read_bronze, run_cli, wait_for
 
 DAY = "2025-10-22"
 
@@ -99,14 +97,6 @@ def test_only_the_requested_modalidades_are_listed(sim, tmp_path):
     assert sorted(ids(dest)) == expected
 
 
-def _wait_for(predicate, deadline_s: float, what: str):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 @pytest.mark.parametrize("kill_after_commits", [1, 3])
 def test_sigkill_mid_day_then_rerun_gives_exactly_the_uninterrupted_rows(sim_factory, dest, kill_after_commits):
@@ -117,7 +107,7 @@ def test_sigkill_mid_day_then_rerun_gives_exactly_the_uninterrupted_rows(sim_fac
                                         "--checkpoint-every", "20", "--json"),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait_for(lambda: len([k for k in list_keys(dest, "_state/pncp") if "/commits/" in k]) >= kill_after_commits
+        wait_for(lambda: len([k for k in list_keys(dest, "_state/pncp") if "/commits/" in k]) >= kill_after_commits
                   or proc.poll() is not None, 60, "checkpoint commits")
         assert proc.poll() is None, "the run finished before it could be killed: make the day slower"
         proc.send_signal(signal.SIGKILL)
@@ -187,7 +177,7 @@ def test_a_second_run_on_a_held_day_exits_3_naming_the_holder(sim_factory, tmp_p
     first = subprocess.Popen(cli_command("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json"),
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: any("/lease/" in k for k in list_keys(dest, "_state")), 30, "the first run's lease")
+        wait_for(lambda: any("/lease/" in k for k in list_keys(dest, "_state")), 30, "the first run's lease")
         second = ingest(sim, dest, env=env)
         assert second.code == 3, second.stderr
         assert f"pid {first.pid}" in second.stderr

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli
+from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
 
 DAY = "2025-10-22"
 
@@ -157,14 +157,6 @@ def test_under_full_fault_injection_repeated_runs_converge(sim_factory, tmp_path
     assert_complete(sim, dest)
 
 
-def _wait_for(predicate, deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def test_sigkill_at_random_moments_then_resume_gives_exactly_the_uninterrupted_rows(sim_factory, dest):
     sim = sim_factory(seed=13, per_day=150, big_items=True, latency_ms=15)
@@ -182,7 +174,7 @@ def test_sigkill_at_random_moments_then_resume_gives_exactly_the_uninterrupted_r
             before = len([k for k in list_keys(dest, "_state/pncp_details") if "/commits/" in k])
             if rng.random() < 0.5:
                 target = before + rng.randint(1, 3)
-                _wait_for(lambda: proc.poll() is not None or
+                wait_for(lambda: proc.poll() is not None or
                           len([k for k in list_keys(dest, "_state/pncp_details") if "/commits/" in k]) >= target,
                           60, "commits")
             else:

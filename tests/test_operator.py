@@ -13,7 +13,7 @@ import time
 import anyio
 import pytest
 
-from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli
+from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
 from pncp_ingest.dates import day_range, parse_day
 from pncp_ingest.state import Lease
 from pncp_ingest.storage import open_store
@@ -82,14 +82,6 @@ def test_quiet_leaves_only_the_summary(sim, tmp_path):
     assert len(lines) == 1 and " end contratacoes status=ok" in lines[0]
 
 
-def _wait_for(predicate, deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def lease_state(dest: str, dataset: str) -> dict:
     async def read():
@@ -106,7 +98,7 @@ def test_sigterm_during_details_commits_releases_and_resumes(sim_factory, tmp_pa
     proc = subprocess.Popen(cli_command("details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url,
                                         "--checkpoint-every", "10", "--json"),
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: any("/commits/" in k for k in list_keys(dest, "_state/pncp_details")) or proc.poll() is not None,
+    wait_for(lambda: any("/commits/" in k for k in list_keys(dest, "_state/pncp_details")) or proc.poll() is not None,
               60, "a first checkpoint")
     assert proc.poll() is None, "the run ended before SIGTERM: make the day slower"
     proc.send_signal(signal.SIGTERM)
@@ -174,7 +166,7 @@ def test_backfill_interrupted_by_ctrl_c_says_how_to_continue(sim_factory, tmp_pa
     dest = str(tmp_path / "bronze")
     args = ["backfill", "--from", "2025-10-20", "--to", DAY, "--dest", dest, "--base-url", sim.base_url]
     proc = subprocess.Popen(cli_command(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: any("/commits/" in k for k in list_keys(dest, "_state")) or proc.poll() is not None, 60, "a commit")
+    wait_for(lambda: any("/commits/" in k for k in list_keys(dest, "_state")) or proc.poll() is not None, 60, "a commit")
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

@@ -200,3 +200,12 @@ async def each_day(
                     await DayState(store, dataset, day).record_run(
                         {"run_id": summary.run_id, "command": summary.command, "outcome": outcome,
                          "finished_at": utcnow().isoformat(), **asdict(day_summary)})
+
+
+async def recover(state: DayState, run_id: str, on_event: EventSink) -> None:
+    """Start of every day under its lease: finish what a crashed run left (see state.py)."""
+    debris = await state.remove_uncommitted()
+    recovered = await state.publish(run_id)
+    if debris or recovered:
+        on_event(Event("recovered", state.dataset.name, state.day,
+                       f"removed {debris} uncommitted leftover(s), published {recovered} committed checkpoint(s) of an earlier run"))

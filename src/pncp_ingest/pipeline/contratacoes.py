@@ -25,7 +25,7 @@ from ..pncp import Contratacao, PncpClient, bronze_row
 from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
 from ..writer import CONTRATACOES, write_part
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day
+from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day, recover
 
 
 @dataclass
@@ -91,11 +91,7 @@ async def _ingest_day(
     state = DayState(store, CONTRATACOES, day)
     async with hold(store, CONTRATACOES.name, day, run.run_id, settings.lease_ttl) as lease:
         on_event(Event("day_start", CONTRATACOES.name, day, f"listing {len(codes)} modalidades"))
-        debris = await state.remove_uncommitted()
-        recovered = await state.publish(run.run_id)
-        if debris or recovered:
-            on_event(Event("recovered", CONTRATACOES.name, day,
-                           f"removed {debris} uncommitted part(s), published {recovered} committed checkpoint(s) of an earlier run"))
+        await recover(state, run.run_id, on_event)
         ctx = _Day(day, state, summary, await state.committed_keys(), on_event)
         send, receive = anyio.create_memory_object_stream[tuple[int, int, list[dict[str, Any]]]](max_buffer_size=8)
 

@@ -32,7 +32,7 @@ from ..pncp import Arquivo, Item, PncpClient, bronze_row
 from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
 from ..writer import CONTRATACOES, DETAIL_KINDS, DETAILS, write_part
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day
+from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day, recover
 
 Kind = Literal["itens", "arquivos"]
 MODELS = {"itens": Item, "arquivos": Arquivo}
@@ -197,11 +197,7 @@ async def _ingest_day(
     stop: anyio.Event | None = None,
 ) -> int:
     state = DayState(store, DETAILS, day)
-    debris = await state.remove_uncommitted()
-    recovered = await state.publish(run.run_id)
-    if debris or recovered:
-        on_event(Event("recovered", DETAILS.name, day,
-                       f"removed {debris} uncommitted leftover(s), published {recovered} committed checkpoint(s) of an earlier run"))
+    await recover(state, run.run_id, on_event)
     compras = await committed_compras(store, day)
     if compras is None:
         summary.status = "skipped"
