@@ -1,12 +1,28 @@
 """`make bench`: run the real CLI against the simulator and print what it costs.
 
 Each scenario starts a simulator (its own process, so its CPU is not ours), lands the day's
-contratações (setup, not measured), then runs `pncp-ingest details` and measures that process
-alone through os.wait4: wall time, CPU seconds and peak RSS. The table goes to stdout and the
+contratações and has the simulator build every detail response once (setup, not measured: the
+simulator's first-time generation of a response would otherwise add to the latency under test),
+then runs `pncp-ingest details` and measures that process alone through os.wait4: wall time, CPU
+seconds and peak RSS. "in-run" is the ratio over the run's own duration (its --json duration_s),
+i.e. without the interpreter's start and imports (~0.7 s). The table goes to stdout and the
 numbers to bench/out/results.json, so runs can be compared.
 
     python bench/bench.py                 # every scenario
     python bench/bench.py --only memory   # scenarios whose name contains "memory"
+
+Scenarios:
+- details of a 2,000-contratação day at 50 ms latency and 32 in flight (the bound is 640/s), and
+  the same at 0 ms (CPU-bound: our own cost per request);
+- memory: the same day at 2,000 and 8,000 contratações (peak RSS must not grow with the day);
+- the sequential baseline, one request at a time (the old pipeline's way) over the same day at
+  50 ms: a 250-contratação subset (`--batch-size`), since its rate does not depend on how many;
+- the transport: the 50 ms and 0 ms runs again on httpx's own transport (PNCP_HTTP_TRANSPORT=httpx);
+- the floor: bare aiohttp GETs at 50 ms and 32 in flight against the same simulator (bench/transport.py),
+  the most any client could get, for reading the ratio;
+- 429s: the simulator behind a PNCP-like throttle (bench/throttle.py: over 24 in flight blocks
+  every detail request for 1 s), with the adaptive limit and with a fixed one (PNCP_ADAPTIVE=false),
+  both with a 32 ceiling and a 1 s pause after a 429.
 """
 
 from __future__ import annotations
@@ -19,10 +35,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pncp_ingest.testing import SimulatorProcess
+
+sys.path.insert(0, str(Path(__file__).parent))
+from throttle import ThrottledSimulator  # noqa: E402
+from transport import warm  # noqa: E402
 
 DAY = "2025-10-22"
 OUT = Path(__file__).parent / "out"
@@ -35,13 +56,25 @@ class Scenario:
     latency_ms: float
     concurrency: int
     checkpoint_every: int = 50
+    batch_size: int | None = None  # only this many contratações (a subset of the day)
+    env: dict[str, str] = field(default_factory=dict)
+    throttle: tuple[int, float] | None = None  # (capacity, block seconds): bench/throttle.py
 
+
+THROTTLE = (24, 1.0)
+THROTTLE_ENV = {"PNCP_THROTTLE_PAUSE": "1", "PNCP_MAX_RETRIES": "12"}
 
 SCENARIOS = [
     Scenario("details 2000 @50ms x32", 2000, 50, 32),
     Scenario("details 2000 @0ms x32 (our CPU)", 2000, 0, 32),
     Scenario("memory: details 2000 @0ms", 2000, 0, 32),
     Scenario("memory: details 8000 @0ms", 8000, 0, 32),
+    Scenario("sequential x1 @50ms (250 of 2000)", 2000, 50, 1, batch_size=250),
+    Scenario("transport httpx: 2000 @50ms x32", 2000, 50, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
+    Scenario("transport httpx: 2000 @0ms x32", 2000, 0, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
+    Scenario("429 throttle: adaptive 500 @50ms x32", 500, 50, 32, env=THROTTLE_ENV, throttle=THROTTLE),
+    Scenario("429 throttle: fixed 500 @50ms x32", 500, 50, 32, env={**THROTTLE_ENV, "PNCP_ADAPTIVE": "false"},
+             throttle=THROTTLE),
 ]
 
 
@@ -53,11 +86,24 @@ class Result:
     requests_per_s: float
     bound_per_s: float | None
     ratio: float | None
+    run_s: float  # the run's own duration (--json duration_s): the process less interpreter start and imports
+    run_ratio: float | None  # requests / run_s / bound
     cpu_ms_per_request: float
     peak_rss_mb: float
     contratacoes: int
     itens: int
+    failed: int
+    throttled: int
     exit_code: int
+    # The detail family's adaptive limit, from the run's --json "limits" (None if not reported).
+    limit_min: int | None = None
+    limit_final: int | None = None
+    paused_s: float | None = None
+    max_in_flight: int | None = None
+    # What the throttling server saw (429 scenarios only).
+    server_blocked_s: float | None = None
+    server_max_in_flight: int | None = None
+    server_429: int | None = None
 
 
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[int, float, float, float, str]:
@@ -71,26 +117,79 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[int, float, f
     return proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout
 
 
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
 def run(scenario: Scenario, workdir: Path) -> Result:
-    dest = str(workdir / scenario.name.replace(" ", "_").replace(":", "").replace("@", "").replace("(", "").replace(")", ""))
+    dest = str(workdir / _slug(scenario.name))
     env = {**os.environ, "PNCP_CONSULTA_RATE": "0", "PNCP_CONSULTA_CONCURRENCY": "8", "PNCP_RATE": "0",
            "PNCP_CONCURRENCY": str(scenario.concurrency), "PNCP_CHECKPOINT_EVERY": str(scenario.checkpoint_every)}
     cli = [sys.executable, "-m", "pncp_ingest"]
-    with SimulatorProcess(seed=1, per_day=scenario.contratacoes, big_items=True) as sim:
+    sim: SimulatorProcess
+    if scenario.throttle:
+        capacity, block_s = scenario.throttle
+        sim = ThrottledSimulator(capacity=capacity, block_s=block_s, seed=1, per_day=scenario.contratacoes, big_items=True)
+    else:
+        sim = SimulatorProcess(seed=1, per_day=scenario.contratacoes, big_items=True)
+    with sim:
         setup = subprocess.run(cli + ["contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "-q"],
                                env=env, capture_output=True, text=True)
         if setup.returncode != 0:
             raise SystemExit(f"setup failed for {scenario.name}: {setup.stderr}")
+        warm(sim.base_url, _detail_paths(sim.truth(DAY)))
         sim.set_faults(latency_ms=scenario.latency_ms)
+        extra = ["--batch-size", str(scenario.batch_size)] if scenario.batch_size else []
         code, wall, cpu, rss, stdout = run_measured(
-            cli + ["details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json", "-q"], env)
-    summary = json.loads(stdout) if stdout.strip() else {}
+            cli + ["details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json", "-q", *extra],
+            {**env, **scenario.env})
+        server = sim.throttle() if isinstance(sim, ThrottledSimulator) else {}
+    summary = _json(stdout)
     requests = summary.get("requests", 0)
     bound = scenario.concurrency / (scenario.latency_ms / 1000) if scenario.latency_ms else None
     rate = requests / wall if wall else 0.0
-    return Result(scenario.name, requests, round(wall, 2), round(rate, 1), bound, round(rate / bound, 3) if bound else None,
-                  round(1000 * cpu / max(requests, 1), 3), round(rss, 1), summary.get("contratacoes", 0),
-                  summary.get("itens", 0), code)
+    run_s = float(summary.get("duration_s") or 0.0)
+    run_ratio = round(requests / run_s / bound, 3) if bound and run_s else None
+    detail: dict[str, Any] = (summary.get("limits") or {}).get("detail") or {}
+    return Result(
+        scenario.name, requests, round(wall, 2), round(rate, 1), bound, round(rate / bound, 3) if bound else None,
+        round(run_s, 2), run_ratio,
+        round(1000 * cpu / max(requests, 1), 3), round(rss, 1), summary.get("contratacoes", 0), summary.get("itens", 0),
+        summary.get("failed", 0), summary.get("throttled", 0), code,
+        limit_min=detail.get("min_limit"), limit_final=detail.get("limit"), paused_s=detail.get("paused_s"),
+        max_in_flight=detail.get("max_in_flight"), server_blocked_s=server.get("blocked_s"),
+        server_max_in_flight=server.get("max_in_flight"), server_429=server.get("rejected_429"),
+    )
+
+
+def _detail_paths(truth: dict[str, Any]) -> list[str]:
+    """Every detail page the run will ask for (pagina 1.. at tamanhoPagina=500, itens and arquivos)."""
+    paths = []
+    for c in truth["contratacoes"]:
+        base = f"/pncp/v1/orgaos/{c['orgaoEntidade']['cnpj']}/compras/{c['anoCompra']}/{c['sequencialCompra']}"
+        for pagina in range(1, truth["itens"][c["numeroControlePNCP"]] // 500 + 2):
+            paths.append(f"{base}/itens?pagina={pagina}&tamanhoPagina=500")
+        paths.append(f"{base}/arquivos?pagina=1&tamanhoPagina=500")
+    return paths
+
+
+def _json(stdout: str) -> dict[str, Any]:
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            return doc
+    try:
+        doc = json.loads(stdout)
+        return doc if isinstance(doc, dict) else {}
+    except ValueError:
+        return {}
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def main() -> int:
@@ -99,27 +198,73 @@ def main() -> int:
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if args.only in s.name]
     results = []
-    header = f"{'scenario':34} {'requests':>8} {'wall s':>7} {'req/s':>7} {'bound':>6} {'ratio':>6} {'CPU ms/req':>10} {'peak RSS MB':>11} {'exit':>4}"
+    header = (f"{'scenario':38} {'requests':>8} {'wall s':>7} {'req/s':>6} {'bound':>5} {'ratio':>5} {'in-run':>6} {'CPU ms/req':>10} "
+              f"{'peak RSS MB':>11} {'429s':>5} {'limit min/end':>13} {'paused s':>8} {'max in flight':>13} "
+              f"{'server blocked s':>16} {'failed':>6} {'exit':>4}")
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="pncp-bench-") as tmp:
         for scenario in chosen:
             r = run(scenario, Path(tmp))
             results.append(r)
-            bound = f"{r.bound_per_s:.0f}" if r.bound_per_s else "-"
-            ratio = f"{r.ratio:.0%}" if r.ratio else "-"
-            print(f"{r.scenario:34} {r.requests:>8} {r.wall_s:>7.2f} {r.requests_per_s:>7.0f} {bound:>6} {ratio:>6} "
-                  f"{r.cpu_ms_per_request:>10.2f} {r.peak_rss_mb:>11.1f} {r.exit_code:>4}", flush=True)
-    memory = {r.scenario: r.peak_rss_mb for r in results if r.scenario.startswith("memory")}
-    if len(memory) == 2:
-        small, large = memory.values()
-        print(f"\npeak RSS, 8000 vs 2000 contratações: {large:.1f} / {small:.1f} MB = {large / small:.2f}x")
+            limits = "-" if r.limit_min is None else f"{r.limit_min}/{r.limit_final}"
+            flight = _fmt(r.max_in_flight) if r.server_max_in_flight is None else f"{_fmt(r.max_in_flight)} (srv {r.server_max_in_flight})"
+            print(f"{r.scenario:38} {r.requests:>8} {r.wall_s:>7.2f} {r.requests_per_s:>6.0f} {_fmt(r.bound_per_s, '.0f'):>5} "
+                  f"{_fmt(r.ratio, '.0%'):>5} {_fmt(r.run_ratio, '.0%'):>6} {r.cpu_ms_per_request:>10.2f} {r.peak_rss_mb:>11.1f} {r.throttled:>5} {limits:>13} "
+                  f"{_fmt(r.paused_s, '.1f'):>8} {flight:>13} {_fmt(r.server_blocked_s, '.1f'):>16} {r.failed:>6} "
+                  f"{r.exit_code:>4}", flush=True)
+    derived = _derived({r.scenario: r for r in results})
+    if not args.only or "floor" in args.only:
+        derived.update(_floor(derived))
+    for line in derived["lines"]:
+        print(line)
     OUT.mkdir(exist_ok=True)
     doc = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.machine(),
-           "cpus": os.cpu_count(), "python": platform.python_version(), "results": [asdict(r) for r in results]}
+           "cpus": os.cpu_count(), "python": platform.python_version(), "results": [asdict(r) for r in results],
+           "derived": {k: v for k, v in derived.items() if k != "lines"}}
     (OUT / "results.json").write_text(json.dumps(doc, indent=2))
     print(f"results written to {OUT / 'results.json'}")
-    return 0 if all(r.exit_code == 0 for r in results) else 1
+    fixed_fails = {s.name for s in SCENARIOS if s.env.get("PNCP_ADAPTIVE") == "false"}
+    return 0 if all(r.exit_code == 0 for r in results if r.scenario not in fixed_fails) else 1
+
+
+def _floor(derived: dict[str, Any]) -> dict[str, Any]:
+    """The most any client gets from this simulator at 50 ms and 32 in flight: bare aiohttp GETs."""
+    out = subprocess.run([sys.executable, str(Path(__file__).parent / "transport.py"), "--variants", "bare-aiohttp",
+                          "--latency-ms", "50", "--inflight", "32", "--requests", "4004", "--json"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return {}
+    floor = json.loads(out.stdout.strip().splitlines()[-1])[0]
+    rate = floor["requests_per_s"]
+    derived["lines"].append(f"floor: bare aiohttp, {floor['requests']} GETs @50ms x32 against the same simulator: "
+                            f"{rate:.0f} req/s = {rate / 640:.0%} of the bound (the simulator's and loopback's own cost)")
+    return {"floor_bare_aiohttp_per_s": rate, "floor_ratio": round(rate / 640, 3)}
+
+
+def _derived(by_name: dict[str, Result]) -> dict[str, Any]:
+    out: dict[str, Any] = {"lines": []}
+    small, large = by_name.get("memory: details 2000 @0ms"), by_name.get("memory: details 8000 @0ms")
+    if small and large:
+        out["rss_8000_over_2000"] = round(large.peak_rss_mb / small.peak_rss_mb, 3)
+        out["lines"].append(f"\npeak RSS, 8000 vs 2000 contratações: {large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB "
+                            f"= {out['rss_8000_over_2000']:.2f}x")
+    fast, seq = by_name.get("details 2000 @50ms x32"), by_name.get("sequential x1 @50ms (250 of 2000)")
+    if fast and seq and seq.requests_per_s:
+        out["speedup_vs_sequential"] = round(fast.requests_per_s / seq.requests_per_s, 1)
+        projected = fast.requests / seq.requests_per_s
+        out["sequential_full_day_projected_s"] = round(projected, 1)
+        out["lines"].append(f"speed-up over one request at a time: {out['speedup_vs_sequential']}x "
+                            f"(the whole day sequentially: ~{projected:.0f} s projected from the subset's rate, "
+                            f"vs {fast.wall_s:.1f} s)")
+    adaptive, fixed = by_name.get("429 throttle: adaptive 500 @50ms x32"), by_name.get("429 throttle: fixed 500 @50ms x32")
+    if adaptive and fixed:
+        out["throttle"] = {"adaptive_blocked_s": adaptive.server_blocked_s, "fixed_blocked_s": fixed.server_blocked_s,
+                           "adaptive_wall_s": adaptive.wall_s, "fixed_wall_s": fixed.wall_s}
+        out["lines"].append(f"429 throttle: server blocked {adaptive.server_blocked_s} s (adaptive) vs "
+                            f"{fixed.server_blocked_s} s (fixed); wall {adaptive.wall_s} s vs {fixed.wall_s} s; "
+                            f"failed {adaptive.failed} vs {fixed.failed}")
+    return out
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ LINEAGE = [
     pa.field("_run_id", pa.string()),
 ]
 COMPRESSION = "zstd"
+MERGE_BATCH_ROWS = 512  # rows of the published file held at once while merging
 
 
 def _arrow_type(annotation: Any) -> pa.DataType:
@@ -125,10 +126,17 @@ def combine_details(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, A
 DETAILS = Dataset("pncp_details", DETAILS_SCHEMA, combine=combine_details)
 
 
+# A staged part lives under _state/ until the next publish merges it: it is written once and read
+# once, by us. LZ4 without dictionaries or statistics costs about half of zstd's CPU to write and
+# read (measured on details parts of 50 rows: 3.5 vs 7.6 ms to write, 2 vs 5 ms to read); the
+# published file, the one readers see, is zstd with statistics.
+PART_OPTIONS: dict[str, Any] = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
+
+
 def write_part(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> int:
-    """Write rows (already shaped like ``schema``) to one zstd Parquet file; returns its row count."""
+    """Write rows (already shaped like ``schema``) to one staged Parquet part; returns its row count."""
     table = pa.Table.from_pylist(rows, schema=schema)
-    pq.write_table(table, path, compression=COMPRESSION)
+    pq.write_table(table, path, **PART_OPTIONS)
     return table.num_rows
 
 
@@ -142,14 +150,17 @@ def merge(published: Path | None, parts: list[Path], out: Path, dataset: Dataset
     Returns (rows, keys written).
     """
     key = dataset.key
-    pending = _one_row_per_key([_conform(pq.read_table(p), dataset.schema) for p in parts], dataset)
+    pending = _one_row_per_key([_conform(_read(p), dataset.schema) for p in parts], dataset)
     pending_keys = pending.column(key).combine_chunks()
     superseded: list[dict[str, Any]] = []
     keys_written: list[str] = []
     rows = 0
     with pq.ParquetWriter(out, dataset.schema, compression=COMPRESSION) as sink:
         if published is not None:
-            for batch in pq.ParquetFile(published).iter_batches(batch_size=2048):
+            # Small batches, one thread, no pre-buffering: what this holds is a few hundred rows,
+            # not a row group's worth per decoding thread, so memory stays flat as the day grows.
+            source = pq.ParquetFile(published, pre_buffer=False)
+            for batch in source.iter_batches(batch_size=MERGE_BATCH_ROWS, use_threads=False):
                 table = _conform(pa.Table.from_batches([batch]), dataset.schema)
                 replaced = pc.is_in(table.column(key), value_set=pending_keys)
                 if dataset.combine is not None:
@@ -165,6 +176,10 @@ def merge(published: Path | None, parts: list[Path], out: Path, dataset: Dataset
         rows += pending.num_rows
         keys_written.extend(pending_keys.to_pylist())
     return rows, keys_written
+
+
+def _read(path: Path) -> pa.Table:
+    return pq.ParquetFile(path, pre_buffer=False).read(use_threads=False)
 
 
 def _one_row_per_key(tables: list[pa.Table], dataset: Dataset) -> pa.Table:

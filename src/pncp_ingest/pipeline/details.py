@@ -106,26 +106,20 @@ def plan(compras: list[Compra], done: dict[str, Any], kinds: tuple[Kind, ...], r
 
 async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[Kind, ...]) -> Fetched:
     fetched = Fetched(compra)
-
-    async def one(kind: Kind) -> None:
+    # One kind after the other: the client's limiter, not this function, decides how many requests
+    # fly (the caller runs enough of these at once), no task group per compra on the hot path, and
+    # a compra found gone costs one request, not two.
+    for kind in kinds:
         # Bronze rows straight from the response bytes: parsed and validated in one pass.
         fetch = client.itens_rows if kind == "itens" else client.arquivos_rows
         try:
             fetched.records[kind] = await fetch(compra.cnpj, compra.ano, compra.sequencial)
         except NotFoundError as exc:
             fetched.gone = str(exc)
+            fetched.records.clear()
+            break
         except ApiError as exc:
             fetched.failed[kind] = str(exc)
-
-    if len(kinds) == 1:
-        await one(kinds[0])
-    else:
-        async with anyio.create_task_group() as tg:
-            for kind in kinds[1:]:
-                tg.start_soon(one, kind)
-            await one(kinds[0])
-    if fetched.gone:
-        fetched.records.clear()
     return fetched
 
 
@@ -239,7 +233,9 @@ async def _ingest_day(
         batch = _Batch()
         commits_since_publish += 1
 
-    send, receive = anyio.create_memory_object_stream[Fetched](max_buffer_size=settings.concurrency)
+    # Room for a few rounds of results: the fetchers keep the API busy while a checkpoint or a
+    # publish holds the loop below (a publish stalled every fetcher with one round of room).
+    send, receive = anyio.create_memory_object_stream[Fetched](max_buffer_size=4 * settings.concurrency)
     work: Iterator[tuple[Compra, tuple[Kind, ...]]] = iter(todo)
 
     async def worker(out: ObjectSendStream[Fetched]) -> None:
@@ -249,6 +245,8 @@ async def _ingest_day(
 
     async def fetch_all() -> None:
         async with send, anyio.create_task_group() as tg:
+            # fetch_details asks for one kind at a time: a worker per in-flight place (and two spare)
+            # keeps every place of the detail family busy.
             for _ in range(min(len(todo), settings.concurrency + 2)):
                 tg.start_soon(worker, send.clone())
 

@@ -11,18 +11,22 @@ Every failure leaves as an :class:`~pncp_ingest.errors.ApiError`; no httpx error
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from functools import partial
+from typing import Any, Callable
+from urllib.parse import urlencode
 
+import anyio
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from ..config import Settings
 from ..errors import ApiError, ApiUnreachableError, NotFoundError
-from ._limits import FamilyLimiter
-from ._transport import create_http_client
+from ._limits import FamilyLimiter, FamilyStats, Signal
+from ._records import Arquivo, Item, bronze_rows_json
+from ._transport import HttpGetter, create_http_client
 
 CONSULTA_PAGE_SIZE = 50  # the contratações endpoints' maximum (400 above it)
 DETAIL_PAGE_SIZE = 500
@@ -47,6 +51,12 @@ class ClientStats:
     throttled: int = 0
     ok: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    # Per API family ("consulta", "detail"), live: limit, min_limit, ceiling, paused_s, max_in_flight, ...
+    families: dict[str, FamilyStats] = field(default_factory=dict)
+
+    def limits(self) -> dict[str, dict[str, Any]]:
+        """The families' limits as plain values (for ``--json``)."""
+        return {name: f.to_json() for name, f in self.families.items()}
 
 
 @dataclass(frozen=True)
@@ -59,15 +69,16 @@ class ConsultaPage:
 class PncpClient:
     """One per run; use as ``async with PncpClient(settings) as client``."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, http: HttpGetter | None = None) -> None:
         self.settings = settings
         self.stats = ClientStats()
         self._http = http or create_http_client(settings)
+        adaptive = settings.adaptive
         self._families = {
-            "consulta": FamilyLimiter("consulta", settings.consulta_concurrency, settings.consulta_rate),
-            "detail": FamilyLimiter("detail", settings.concurrency, settings.rate),
+            "consulta": FamilyLimiter("consulta", settings.consulta_concurrency, settings.consulta_rate, adaptive=adaptive),
+            "detail": FamilyLimiter("detail", settings.concurrency, settings.rate, adaptive=adaptive),
         }
-        self._backoff = wait_random_exponential(multiplier=settings.backoff_initial, max=settings.backoff_max)
+        self.stats.families = {name: limiter.stats for name, limiter in self._families.items()}
 
     async def __aenter__(self) -> "PncpClient":
         return self
@@ -105,18 +116,26 @@ class PncpClient:
         )
 
     async def itens(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
-        """Every item of a compra. Always pages explicitly: without paging the API returns only 10."""
-        return await self._detail_pages(f"/pncp/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/itens")
+        """Every item of a compra, as the API sends them. Always pages explicitly: without paging the API returns only 10."""
+        return await self._detail_pages(f"/pncp/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/itens", json.loads)
 
     async def arquivos(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
-        """Every document of a compra (204 → [])."""
-        return await self._detail_pages(f"/pncp/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/arquivos")
+        """Every document of a compra, as the API sends them (204 → [])."""
+        return await self._detail_pages(f"/pncp/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/arquivos", json.loads)
 
-    async def _detail_pages(self, path: str) -> list[dict[str, Any]]:
+    async def itens_rows(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
+        """:meth:`itens` as bronze rows (``bronze_row(Item, ...)``), decoded and validated in one pass."""
+        return await self._detail_pages(f"/pncp/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/itens", _ITEM_ROWS)
+
+    async def arquivos_rows(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
+        """:meth:`arquivos` as bronze rows (``bronze_row(Arquivo, ...)``)."""
+        return await self._detail_pages(f"/pncp/v1/orgaos/{cnpj}/compras/{ano}/{sequencial}/arquivos", _ARQUIVO_ROWS)
+
+    async def _detail_pages(self, path: str, decode: Callable[[bytes], Any]) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         pagina = 1
         while True:
-            body = await self._get_json("detail", path, {"pagina": pagina, "tamanhoPagina": DETAIL_PAGE_SIZE})
+            body = await self._get_json("detail", path, {"pagina": pagina, "tamanhoPagina": DETAIL_PAGE_SIZE}, decode)
             page = list(body or [])
             records.extend(page)
             if len(page) < DETAIL_PAGE_SIZE:
@@ -125,62 +144,61 @@ class PncpClient:
 
     # -- one request, with retries -------------------------------------------------------------
 
-    async def _get_json(self, family: str, path: str, params: dict[str, Any]) -> Any:
-        """GET and decode JSON; None for 204. Retries what may pass on another attempt."""
+    async def _get_json(self, family: str, path: str, params: dict[str, Any], decode: Callable[[bytes], Any] = json.loads) -> Any:
+        """GET and decode JSON (``decode`` raises ValueError on a bad body); None for 204.
+
+        Retries what may pass on another attempt."""
         url = f"{self.settings.base_url}{path}"
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_Retryable),
-            stop=stop_after_attempt(self.settings.max_retries + 1),
-            wait=self._wait,
-            before_sleep=self._count_retry,
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(family, url, params)
-        except _Retryable as exc:
-            attempts = self.settings.max_retries + 1
-            if exc.transport and self.stats.ok == 0:
-                raise ApiUnreachableError(
-                    f"the PNCP API at {self.settings.base_url} is unreachable ({exc}): check --base-url / PNCP_BASE_URL and the network"
-                ) from None
-            raise ApiError(f"GET {path} failed after {attempts} attempts: {exc}", status=exc.status, url=url) from None
+        attempts = self.settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._attempt(family, url, params, decode)
+            except _Retryable as exc:
+                if attempt == attempts:
+                    if exc.transport and self.stats.ok == 0:
+                        raise ApiUnreachableError(
+                            f"the PNCP API at {self.settings.base_url} is unreachable ({exc}): "
+                            "check --base-url / PNCP_BASE_URL and the network"
+                        ) from None
+                    raise ApiError(f"GET {path} failed after {attempts} attempts: {exc}", status=exc.status, url=url) from None
+                self.stats.retries += 1
+                if not exc.throttled:  # a 429's family pause already holds this worker and every other
+                    await anyio.sleep(self._backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.throttled:
-            return 0.0  # the family pause already holds this worker and every other
-        return self._backoff(state)
+    def _backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff: uniform in [0, min(max, initial * 2^(attempt-1))]."""
+        high = min(self.settings.backoff_max, self.settings.backoff_initial * 2 ** (attempt - 1))
+        return random.uniform(0, high)
 
-    def _count_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
-
-    async def _attempt(self, family: str, url: str, params: dict[str, Any]) -> Any:
+    async def _attempt(self, family: str, url: str, params: dict[str, Any], decode: Callable[[bytes], Any]) -> Any:
         limiter = self._families[family]
-        async with limiter.slot():
+        full_url = f"{url}?{urlencode(params)}"
+        async with limiter.slot() as ticket:
             self.stats.requests += 1
             try:
-                response = await self._http.get(url, params=params)
+                response = await self._http.get(full_url)
             except httpx.TimeoutException as exc:
                 self.stats.statuses["timeout"] += 1
+                limiter.feedback(ticket, "overloaded")
                 raise _Retryable(f"timed out ({type(exc).__name__})", transport=True) from None
             except httpx.TransportError as exc:
                 self.stats.statuses["connection"] += 1
+                limiter.feedback(ticket, "overloaded")
                 raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})", transport=True) from None
         status = response.status_code
         self.stats.statuses[str(status)] += 1
-        if status == 204:
-            self.stats.ok += 1
-            return None
+        limiter.feedback(ticket, _signal(status))
         if status == 200:
             try:
-                body = json.loads(response.content)
+                body = decode(response.content)
             except ValueError:
                 raise _Retryable("the response was not valid JSON (truncated?)", status=200) from None
             self.stats.ok += 1
             return body
+        if status == 204:
+            self.stats.ok += 1
+            return None
         if status == 429:
             self.stats.throttled += 1
             limiter.pause(_retry_after(response) or self.settings.throttle_pause)
@@ -197,6 +215,19 @@ class PncpClient:
             # PNCP sometimes rejects a one-day window as "over 365 days"; the same query passes later.
             raise _Retryable(f"spurious 422 {message}", status=422)
         raise ApiError(f"HTTP {status} {message} for {response.url}", status=status, url=str(response.url), retryable=False)
+
+
+_ITEM_ROWS = partial(bronze_rows_json, Item)
+_ARQUIVO_ROWS = partial(bronze_rows_json, Arquivo)
+
+
+def _signal(status: int) -> Signal:
+    """What an answer says about the server's load, for the family's adaptive limit."""
+    if status == 429:
+        return "throttled"
+    if status >= 500:
+        return "overloaded"
+    return "ok"
 
 
 def _retry_after(response: httpx.Response) -> float | None:

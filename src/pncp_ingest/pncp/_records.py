@@ -14,13 +14,16 @@ Tolerance, because the wire differs from the spec (reference §6.7):
 
 from __future__ import annotations
 
+import functools
 import json
+import types
+import typing
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError, create_model
 
 BRASILIA = ZoneInfo("America/Sao_Paulo")
 
@@ -297,9 +300,71 @@ def _json_default(value: Any) -> Any:
 
 def bronze_row(model: type[R], raw: dict[str, Any]) -> dict[str, Any]:
     """One raw API record → a bronze row: typed known fields plus ``_extra`` (JSON text or null)."""
+    try:  # the common case, all in pydantic-core: every field known and fitting
+        row = _exact(model).model_validate(raw).model_dump()
+    except ValidationError:
+        return _tolerant_row(model, raw)
+    row["_extra"] = None
+    return row
+
+
+def bronze_rows_json(model: type[R], body: bytes) -> list[dict[str, Any]]:
+    """A response body holding a JSON array of records → their bronze rows, as :func:`bronze_row`.
+
+    The common case (every record's fields known and fitting) is parsed, validated and turned
+    into rows in one pass in pydantic-core, without building the raw dicts first; a body with
+    anything unusual is decoded again and each record goes the tolerant way. Raises ValueError
+    if the body is not a JSON array (e.g. truncated) or a record lacks its identity.
+    """
+    adapter = _exact_list(model)
+    try:
+        rows = adapter.dump_python(adapter.validate_json(body))
+    except ValidationError:
+        raws = json.loads(body)
+        if not isinstance(raws, list):
+            raise ValueError(f"expected a JSON array of {model.__name__} records, got {type(raws).__name__}") from None
+        return [bronze_row(model, raw) for raw in raws]
+    for row in rows:
+        row["_extra"] = None
+    return rows
+
+
+def _tolerant_row(model: type[R], raw: dict[str, Any]) -> dict[str, Any]:
     record, misfits = validate(model, raw)
     kept = {**extras(record), **misfits}
     row = to_row(record)
     row["_extra"] = json.dumps(kept, ensure_ascii=False, sort_keys=True, default=_json_default) if kept else None
     return row
+
+
+@functools.cache
+def _exact(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with the same fields and validators but no room for anything else (extra="forbid").
+
+    Validating with it succeeds exactly when the tolerant path would find nothing for ``_extra``,
+    and then gives the same values; anything else raises and goes the tolerant way."""
+
+    def exact(annotation: Any) -> Any:
+        origin = typing.get_origin(annotation)
+        if origin in (Union, types.UnionType):
+            return Union[tuple(exact(a) for a in typing.get_args(annotation))]
+        if origin is Annotated:
+            inner, *metadata = typing.get_args(annotation)
+            return Annotated[(exact(inner), *metadata)]
+        if origin is list:
+            return list[exact(typing.get_args(annotation)[0])]  # type: ignore[misc]
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return _exact(annotation)
+        return annotation
+
+    fields: dict[str, Any] = {
+        name: (exact(info.annotation), ... if info.is_required() else info.default) for name, info in model.model_fields.items()
+    }
+    config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    return create_model(f"{model.__name__}Exact", __config__=config, __module__=__name__, **fields)
+
+
+@functools.cache
+def _exact_list(model: type[BaseModel]) -> TypeAdapter[Any]:
+    return TypeAdapter(list[_exact(model)])  # type: ignore[misc]
 

@@ -1,0 +1,381 @@
+"""The PNCP client over real HTTP to the simulator, on both transports: the API's rules and traps,
+retries, and the adaptive per-family limit (never above its ceiling, down on 429/5xx/timeouts,
+back up when the faults stop). In-flight is counted on the client side, around every request."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any, Awaitable, Callable
+
+import anyio
+import pytest
+
+from pncp_ingest.config import Settings
+from pncp_ingest.errors import ApiUnreachableError, NotFoundError
+from pncp_ingest.pncp import PncpClient
+from pncp_ingest.pncp._limits import FamilyLimiter, Ticket
+from pncp_ingest.pncp._records import Item, bronze_row
+from pncp_ingest.pncp._transport import HttpGetter, create_http_client
+
+DAY = date(2025, 10, 22)
+TRANSPORTS = ["aiohttp", "httpx"]
+
+
+class Counting:
+    """An HttpGetter that records, for every detail request, how many were in flight and the limit."""
+
+    def __init__(self, inner: HttpGetter) -> None:
+        self.inner = inner
+        self.limiter: FamilyLimiter | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.limits_seen: list[int] = []
+        self.urls: list[str] = []
+
+    async def get(self, url: str) -> Any:
+        detail = "/pncp/v1/orgaos/" in url
+        if detail:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            assert self.limiter is not None
+            self.limits_seen.append(self.limiter.limit)
+        self.urls.append(url)
+        try:
+            return await self.inner.get(url)
+        finally:
+            if detail:
+                self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def settings(sim: Any, transport: str, **kw: Any) -> Settings:
+    base = dict(base_url=sim.base_url, http_transport=transport, concurrency=8, rate=0, consulta_concurrency=4,
+                consulta_rate=0, backoff_initial=0, backoff_max=0, throttle_pause=0.01, max_retries=8, timeout=10)
+    return Settings(_env_file=None, **{**base, **kw})  # type: ignore[call-arg]
+
+
+def with_client(s: Settings, body: Callable[[PncpClient, Counting], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        counting = Counting(create_http_client(s))
+        async with PncpClient(s, http=counting) as client:  # type: ignore[arg-type]
+            counting.limiter = client._families["detail"]
+            return await body(client, counting)
+
+    return anyio.run(main)
+
+
+def compras(sim: Any) -> list[tuple[str, str, int, int]]:
+    """(id, cnpj, ano, sequencial) of the day's contratações."""
+    return [(c["numeroControlePNCP"], c["orgaoEntidade"]["cnpj"], c["anoCompra"], c["sequencialCompra"])
+            for c in sim.truth(DAY)["contratacoes"]]
+
+
+async def fetch_all(client: PncpClient, todo: list[tuple[str, str, int, int]], rows: bool = False) -> dict[str, tuple[int, int]]:
+    """Every compra's itens and arquivos, all at once (the limiter decides how many fly)."""
+    got: dict[str, tuple[int, int]] = {}
+
+    async def one(cid: str, cnpj: str, ano: int, seq: int) -> None:
+        itens = await (client.itens_rows if rows else client.itens)(cnpj, ano, seq)
+        arquivos = await (client.arquivos_rows if rows else client.arquivos)(cnpj, ano, seq)
+        got[cid] = (len(itens), len(arquivos))
+
+    async with anyio.create_task_group() as tg:
+        for compra in todo:
+            tg.start_soon(one, *compra)
+    return got
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_every_item_comes_paged_never_the_10_item_default(sim_factory, transport):
+    sim = sim_factory(seed=7, per_day=40, big_items=True)
+    truth = sim.truth(DAY)
+    todo = compras(sim)
+
+    async def body(client: PncpClient, counting: Counting) -> dict[str, tuple[int, int]]:
+        return await fetch_all(client, todo)
+
+    got = with_client(settings(sim, transport), body)
+    assert got == {cid: (truth["itens"][cid], truth["arquivos"][cid]) for cid, *_ in todo}
+    assert {0, 10, 11, 500, 501, 1203} <= {n for n, _ in got.values()}
+    assert any(a == 0 for _, a in got.values())  # 204 is an empty list
+    # Every request pages explicitly, 500 at a time; 1203 itens take exactly 3 pages.
+    stats = sim.stats()
+    pages = sum(n // 500 + 1 for n, _ in got.values())  # a full page asks for the next one
+    assert stats["requests"]["itens"] == pages
+    assert stats["requests"]["arquivos"] == len(todo)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_rows_are_the_same_as_bronze_row_of_the_raw_records(sim_factory, transport):
+    sim = sim_factory(seed=7, per_day=12, big_items=True)
+    _, cnpj, ano, seq = next(c for c in compras(sim) if sim.truth(DAY)["itens"][c[0]] == 11)
+
+    async def body(client: PncpClient, counting: Counting) -> tuple[list[dict], list[dict]]:
+        return await client.itens(cnpj, ano, seq), await client.itens_rows(cnpj, ano, seq)
+
+    raw, rows = with_client(settings(sim, transport), body)
+    assert len(rows) == 11
+    assert rows == [bronze_row(Item, r) for r in raw]
+    assert all(r["_extra"] is None for r in rows)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_consulta_pages_within_the_api_size_rules(sim_factory, transport):
+    sim = sim_factory(seed=7, per_day=120)
+
+    async def body(client: PncpClient, counting: Counting) -> list[dict]:
+        records = []
+        for modalidade in await client.modalidades():
+            first = await client.contratacoes_page(DAY, modalidade, 1)
+            records += first.records
+            for pagina in range(2, first.total_paginas + 1):
+                records += (await client.contratacoes_page(DAY, modalidade, pagina)).records
+        # Past the last page: 204, an empty page.
+        assert (await client.contratacoes_page(DAY, 6, 99)).records == []
+        return records
+
+    records = with_client(settings(sim, transport), body)
+    assert sorted(r["numeroControlePNCP"] for r in records) == sorted(c[0] for c in compras(sim))
+    assert sim.stats()["statuses"].get("400", 0) == 0  # tamanhoPagina within 10..50
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_404_is_not_found_and_not_retried(sim_factory, transport):
+    sim = sim_factory(seed=7, per_day=10)
+    cid, cnpj, ano, seq = compras(sim)[3]
+    sim.remove(cid)
+
+    async def body(client: PncpClient, counting: Counting) -> None:
+        with pytest.raises(NotFoundError):
+            await client.itens(cnpj, ano, seq)
+        assert client.stats.retries == 0
+
+    with_client(settings(sim, transport), body)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_truncated_json_and_dropped_connections_are_retried(sim_factory, transport):
+    sim = sim_factory(seed=7, per_day=30, big_items=True)
+    truth = sim.truth(DAY)
+    todo = compras(sim)
+    sim.set_faults(rate_truncate=0.2, rate_drop=0.1, families=["detail"], seed=3)
+
+    async def body(client: PncpClient, counting: Counting) -> dict[str, tuple[int, int]]:
+        got = await fetch_all(client, todo, rows=True)
+        assert client.stats.retries > 0
+        # A dropped connection is a connection error, never a timeout (aiohttp itself may resend
+        # a request whose kept-alive connection was dropped, so it need not reach us at all).
+        assert client.stats.statuses["timeout"] == 0
+        return got
+
+    got = with_client(settings(sim, transport, max_retries=20), body)
+    assert got == {cid: (truth["itens"][cid], truth["arquivos"][cid]) for cid, *_ in todo}
+    faults = sim.stats()["faults"]
+    assert faults.get("truncate", 0) > 0 and faults.get("drop", 0) > 0
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_429_bursts_cut_the_limit_which_never_exceeds_the_ceiling_and_recovers(sim_factory, transport):
+    sim = sim_factory(seed=11, per_day=150)
+    todo = compras(sim)
+    ceiling = 8
+    sim.set_faults(rate_429=0.03, burst_429=3, families=["detail"], seed=5)
+
+    async def body(client: PncpClient, counting: Counting) -> None:
+        stats = client.stats.families["detail"]
+        await fetch_all(client, todo)
+        assert client.stats.throttled > 0
+        assert stats.decreases > 0 and stats.min_limit < ceiling
+        assert stats.pauses > 0 and stats.paused_s > 0
+        assert counting.max_in_flight <= ceiling and stats.max_in_flight <= ceiling
+        assert max(counting.limits_seen) <= ceiling
+        # The faults stop: healthy answers bring the limit back to the ceiling, never above.
+        sim.set_faults()
+        rounds = 0
+        while client._families["detail"].limit < ceiling:
+            rounds += 1
+            assert rounds <= 40, f"the limit did not recover: {stats}"
+            await fetch_all(client, todo)
+        assert stats.limit == ceiling and stats.increases > 0
+        assert counting.max_in_flight <= ceiling and max(counting.limits_seen) <= ceiling
+        json.dumps(client.stats.limits())  # what --json shows
+
+    with_client(settings(sim, transport, concurrency=ceiling), body)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_5xx_and_timeouts_cut_the_limit_and_in_flight_stays_under_it(sim_factory, transport):
+    sim = sim_factory(seed=11, per_day=80)
+    todo = compras(sim)
+    ceiling = 6
+    sim.set_faults(rate_5xx=0.1, rate_timeout=0.02, hang_s=5, families=["detail"], seed=8)
+
+    async def body(client: PncpClient, counting: Counting) -> None:
+        await fetch_all(client, todo)
+        stats = client.stats.families["detail"]
+        assert client.stats.statuses["timeout"] > 0
+        assert stats.decreases > 0 and stats.min_limit < ceiling
+        assert stats.paused_s == 0  # only a 429 (or a Retry-After) pauses the family
+        assert counting.max_in_flight <= ceiling
+
+    with_client(settings(sim, transport, concurrency=ceiling, timeout=0.5, max_retries=20), body)
+
+
+def test_fixed_limit_when_not_adaptive(sim_factory):
+    sim = sim_factory(seed=11, per_day=60)
+    todo = compras(sim)
+    sim.set_faults(rate_429=0.05, burst_429=2, rate_5xx=0.05, families=["detail"], seed=2)
+
+    async def body(client: PncpClient, counting: Counting) -> None:
+        await fetch_all(client, todo)
+        stats = client.stats.families["detail"]
+        assert client.stats.throttled > 0 and stats.pauses > 0
+        assert stats.limit == stats.min_limit == 8 and stats.decreases == 0
+        assert counting.max_in_flight <= 8
+
+    with_client(settings(sim, "aiohttp", adaptive=False), body)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_unreachable_api_is_reported_as_such(transport):
+    class Nowhere:
+        base_url = "http://127.0.0.1:9/api"  # discard port: nothing listens
+
+    async def body(client: PncpClient, counting: Counting) -> None:
+        with pytest.raises(ApiUnreachableError, match="unreachable .*connection failed"):
+            await client.modalidades()
+        assert client.stats.statuses["connection"] == 2 and client.stats.statuses["timeout"] == 0
+
+    with_client(settings(Nowhere, transport, max_retries=1), body)
+
+
+# -- the limiter's rules, without HTTP ---------------------------------------------------------
+
+
+def test_one_cut_per_round_halving_on_429_and_a_quarter_on_5xx():
+    async def main() -> None:
+        limiter = FamilyLimiter("detail", 16, 0)
+        old = Ticket(limiter._round)
+        limiter.feedback(old, "throttled")
+        assert limiter.limit == 8
+        limiter.feedback(old, "throttled")  # sent before the cut: already answered
+        assert limiter.limit == 8
+        limiter.feedback(Ticket(limiter._round), "overloaded")
+        assert limiter.limit == 6
+        for _ in range(200):
+            limiter.feedback(Ticket(limiter._round), "overloaded")
+        assert limiter.limit == 1 and limiter.stats.min_limit == 1  # never below one
+
+    anyio.run(main)
+
+
+def test_recovery_is_additive_and_slower_where_it_was_throttled():
+    async def main() -> None:
+        limiter = FamilyLimiter("detail", 16, 0)
+        limiter.feedback(Ticket(0), "throttled")  # at 16 → 8, throttled at 16
+        steps = []
+        successes = 0
+        while limiter.limit < 16:
+            before = limiter.limit
+            limiter.feedback(Ticket(limiter._round), "ok")
+            successes += 1
+            if limiter.limit != before:
+                steps.append((before, successes))
+                successes = 0
+        # +1 per `limit` successes (one round) below the throttled level ...
+        assert steps[:7] == [(n, n) for n in range(8, 15)]
+        # ... and the step into it takes its probe rounds (1 after the first 429).
+        assert steps[-1] == (15, 15)
+        limiter.feedback(Ticket(limiter._round), "throttled")  # throttled again at 16: probing slows
+        assert limiter._probe_rounds == 2
+        assert limiter.stats.limit == 8
+
+    anyio.run(main)
+
+
+def test_the_limit_gates_admission():
+    async def main() -> None:
+        limiter = FamilyLimiter("detail", 4, 0)
+        release = anyio.Event()
+        cut = False
+        seen_before: list[int] = []
+        seen_after: list[int] = []
+
+        async def request() -> None:
+            async with limiter.slot():
+                (seen_after if cut else seen_before).append(limiter.in_flight)
+                await release.wait()
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(request)
+            await anyio.wait_all_tasks_blocked()
+            assert limiter.in_flight == 4 and len(seen_before) == 4
+            limiter.feedback(Ticket(limiter._round), "throttled")  # limit 2: no one new until in-flight < 2
+            cut = True
+            release.set()
+        assert max(seen_before) == 4 and len(seen_after) == 6 and max(seen_after) <= 2
+        assert limiter.in_flight == 0 and limiter.stats.max_in_flight == 4
+
+    anyio.run(main)
+
+
+def test_a_pause_holds_every_new_request_of_the_family():
+    async def main() -> None:
+        limiter = FamilyLimiter("consulta", 2, 0)
+        limiter.pause(3600)
+        entered = []
+
+        async def request() -> None:
+            async with limiter.slot():
+                entered.append(1)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(request)
+            await anyio.wait_all_tasks_blocked()
+            assert entered == [] and limiter.paused and limiter.in_flight == 0
+            assert limiter.stats.pauses == 1 and limiter.stats.paused_s == pytest.approx(3600, abs=1)
+            limiter._paused_until = 0  # end the pause without waiting for it
+            limiter.pause(0)
+            tg.cancel_scope.cancel()
+        assert limiter.in_flight == 0
+
+    anyio.run(main)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_gzip_bodies_and_redirects_on_both_transports(transport):
+    """What AsyncClient did for us and HttpGetter does now: decode content-encoding, follow redirects."""
+    import gzip
+
+    from aiohttp import web
+
+    async def main() -> None:
+        async def itens(request: web.Request) -> web.Response:
+            assert "gzip" in request.headers.get("accept-encoding", "")
+            body = gzip.compress(json.dumps([{"numeroItem": 1}, {"numeroItem": 2}]).encode())
+            return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+        async def moved(request: web.Request) -> web.Response:
+            raise web.HTTPMovedPermanently(str(request.url).replace("/old/", "/api/"))
+
+        app = web.Application()
+        app.router.add_get("/api/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/itens", itens)
+        app.router.add_get("/old/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/itens", moved)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            s = Settings(_env_file=None, base_url=f"http://127.0.0.1:{port}/old", http_transport=transport)  # type: ignore[call-arg]
+            async with PncpClient(s) as client:
+                assert [r["numeroItem"] for r in await client.itens_rows("00000000000191", 2025, 1)] == [1, 2]
+                assert client.stats.requests == 1 and client.stats.retries == 0
+        finally:
+            await runner.cleanup()
+
+    anyio.run(main)
