@@ -73,6 +73,9 @@ def test_off_a_terminal_output_is_plain_and_json_parses(sim, tmp_path, command):
         assert {"status", "dates", "contratacoes", "itens", "arquivos", "requests", "retries", "failed",
                 "checkpoints", "duration_s"} <= set(doc)
         assert all(line[:4].isdigit() and line[10] == "T" for line in result.stderr.splitlines()), result.stderr
+        for family in doc["concurrency"].values():  # the adaptive limits, never above their ceiling
+            assert family["min_limit"] <= family["limit"] <= family["ceiling"]
+            assert family["max_in_flight"] <= family["ceiling"]
 
 
 def test_quiet_leaves_only_the_summary(sim, tmp_path):

@@ -29,9 +29,11 @@ class _Stats:
             return Text("")
         stats = self.client.stats
         flight = self.client.in_flight("consulta") + self.client.in_flight("detail")
+        limits = "  ".join(f"{name} limit {f.limit}/{f.ceiling}" for name, f in stats.families.items())
         text = Text.assemble(
             ("requests ", "dim"), (f"{stats.requests}", "bold"),
             ("  in flight ", "dim"), (f"{flight}", "bold"),
+            (f"  {limits}", "dim"),
             ("  retries ", "dim"), (f"{stats.retries}", "yellow" if stats.retries else "bold"),
             ("  429s ", "dim"), (f"{stats.throttled}", "yellow" if stats.throttled else "bold"),
             ("  failed ", "dim"), (f"{self.failures}", "red" if self.failures else "bold"),

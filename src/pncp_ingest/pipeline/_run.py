@@ -129,6 +129,8 @@ class RunSummary:
             "run_id": self.run_id,
             "dest": self.dest,
             "throttled": self.throttled,
+            # Adaptive in-flight limits per API family: ceiling, final limit, minimum, time paused.
+            "concurrency": self.client_stats.limits() if self.client_stats is not None else {},
             "error": self.error,
             "interrupted": self.interrupted,
             "exit_code": self.exit_code if not self.error else None,
