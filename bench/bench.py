@@ -14,7 +14,8 @@ numbers to bench/out/results.json, so runs can be compared.
 Scenarios:
 - details of a 2,000-contratação day at 50 ms latency and 32 in flight (the bound is 640/s), and
   the same at 0 ms (CPU-bound: our own cost per request);
-- memory: the same day at 2,000 and 8,000 contratações (peak RSS must not grow with the day);
+- memory: the same day at 2,000 and 8,000 contratações (peak RSS must not grow with the day), with
+  Arrow's default allocator (mimalloc) and with the system one (ARROW_DEFAULT_MEMORY_POOL=system);
 - the sequential baseline, one request at a time (the old pipeline's way) over the same day at
   50 ms: a 250-contratação subset (`--batch-size`), since its rate does not depend on how many;
 - the transport: the 50 ms and 0 ms runs again on httpx's own transport (PNCP_HTTP_TRANSPORT=httpx);
@@ -69,6 +70,8 @@ SCENARIOS = [
     Scenario("details 2000 @0ms x32 (our CPU)", 2000, 0, 32),
     Scenario("memory: details 2000 @0ms", 2000, 0, 32),
     Scenario("memory: details 8000 @0ms", 8000, 0, 32),
+    Scenario("memory: details 2000 @0ms, system allocator", 2000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "system"}),
+    Scenario("memory: details 8000 @0ms, system allocator", 8000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "system"}),
     Scenario("sequential x1 @50ms (250 of 2000)", 2000, 50, 1, batch_size=250),
     Scenario("transport httpx: 2000 @50ms x32", 2000, 50, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
     Scenario("transport httpx: 2000 @0ms x32", 2000, 0, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
@@ -95,7 +98,7 @@ class Result:
     failed: int
     throttled: int
     exit_code: int
-    # The detail family's adaptive limit, from the run's --json "limits" (None if not reported).
+    # The detail family's adaptive limit, from the run's --json "concurrency" (None if not reported).
     limit_min: int | None = None
     limit_final: int | None = None
     paused_s: float | None = None
@@ -150,7 +153,7 @@ def run(scenario: Scenario, workdir: Path) -> Result:
     rate = requests / wall if wall else 0.0
     run_s = float(summary.get("duration_s") or 0.0)
     run_ratio = round(requests / run_s / bound, 3) if bound and run_s else None
-    detail: dict[str, Any] = (summary.get("limits") or {}).get("detail") or {}
+    detail: dict[str, Any] = (summary.get("concurrency") or summary.get("limits") or {}).get("detail") or {}
     return Result(
         scenario.name, requests, round(wall, 2), round(rate, 1), bound, round(rate / bound, 3) if bound else None,
         round(run_s, 2), run_ratio,
@@ -249,6 +252,11 @@ def _derived(by_name: dict[str, Result]) -> dict[str, Any]:
         out["rss_8000_over_2000"] = round(large.peak_rss_mb / small.peak_rss_mb, 3)
         out["lines"].append(f"\npeak RSS, 8000 vs 2000 contratações: {large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB "
                             f"= {out['rss_8000_over_2000']:.2f}x")
+    small, large = by_name.get("memory: details 2000 @0ms, system allocator"), by_name.get("memory: details 8000 @0ms, system allocator")
+    if small and large:
+        out["rss_8000_over_2000_system_allocator"] = round(large.peak_rss_mb / small.peak_rss_mb, 3)
+        out["lines"].append(f"the same with Arrow on the system allocator (ARROW_DEFAULT_MEMORY_POOL=system): "
+                            f"{large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB = {out['rss_8000_over_2000_system_allocator']:.2f}x")
     fast, seq = by_name.get("details 2000 @50ms x32"), by_name.get("sequential x1 @50ms (250 of 2000)")
     if fast and seq and seq.requests_per_s:
         out["speedup_vs_sequential"] = round(fast.requests_per_s / seq.requests_per_s, 1)
