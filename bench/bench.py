@@ -15,7 +15,8 @@ Scenarios:
 - details of a 2,000-contratação day at 50 ms latency and 32 in flight (the bound is 640/s), and
   the same at 0 ms (CPU-bound: our own cost per request);
 - memory: the same day at 2,000 and 8,000 contratações (peak RSS must not grow with the day), with
-  Arrow's default allocator (mimalloc) and with the system one (ARROW_DEFAULT_MEMORY_POOL=system);
+  the package's default Arrow allocator, then with each of the system one and mimalloc forced
+  (ARROW_DEFAULT_MEMORY_POOL);
 - the sequential baseline, one request at a time (the old pipeline's way) over the same day at
   50 ms: a 250-contratação subset (`--batch-size`), since its rate does not depend on how many;
 - the transport: the 50 ms and 0 ms runs again on httpx's own transport (PNCP_HTTP_TRANSPORT=httpx);
@@ -70,8 +71,10 @@ SCENARIOS = [
     Scenario("details 2000 @0ms x32 (our CPU)", 2000, 0, 32),
     Scenario("memory: details 2000 @0ms", 2000, 0, 32),
     Scenario("memory: details 8000 @0ms", 8000, 0, 32),
-    Scenario("memory: details 2000 @0ms, system allocator", 2000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "system"}),
-    Scenario("memory: details 8000 @0ms, system allocator", 8000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "system"}),
+    Scenario("memory: details 2000 @0ms, system alloc", 2000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "system"}),
+    Scenario("memory: details 8000 @0ms, system alloc", 8000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "system"}),
+    Scenario("memory: details 2000 @0ms, mimalloc", 2000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}),
+    Scenario("memory: details 8000 @0ms, mimalloc", 8000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}),
     Scenario("sequential x1 @50ms (250 of 2000)", 2000, 50, 1, batch_size=250),
     Scenario("transport httpx: 2000 @50ms x32", 2000, 50, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
     Scenario("transport httpx: 2000 @0ms x32", 2000, 0, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
@@ -201,7 +204,7 @@ def main() -> int:
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if args.only in s.name]
     results = []
-    header = (f"{'scenario':38} {'requests':>8} {'wall s':>7} {'req/s':>6} {'bound':>5} {'ratio':>5} {'in-run':>6} {'CPU ms/req':>10} "
+    header = (f"{'scenario':40} {'requests':>8} {'wall s':>7} {'req/s':>6} {'bound':>5} {'ratio':>5} {'in-run':>6} {'CPU ms/req':>10} "
               f"{'peak RSS MB':>11} {'429s':>5} {'limit min/end':>13} {'paused s':>8} {'max in flight':>13} "
               f"{'server blocked s':>16} {'failed':>6} {'exit':>4}")
     print(header)
@@ -212,7 +215,7 @@ def main() -> int:
             results.append(r)
             limits = "-" if r.limit_min is None else f"{r.limit_min}/{r.limit_final}"
             flight = _fmt(r.max_in_flight) if r.server_max_in_flight is None else f"{_fmt(r.max_in_flight)} (srv {r.server_max_in_flight})"
-            print(f"{r.scenario:38} {r.requests:>8} {r.wall_s:>7.2f} {r.requests_per_s:>6.0f} {_fmt(r.bound_per_s, '.0f'):>5} "
+            print(f"{r.scenario:40} {r.requests:>8} {r.wall_s:>7.2f} {r.requests_per_s:>6.0f} {_fmt(r.bound_per_s, '.0f'):>5} "
                   f"{_fmt(r.ratio, '.0%'):>5} {_fmt(r.run_ratio, '.0%'):>6} {r.cpu_ms_per_request:>10.2f} {r.peak_rss_mb:>11.1f} {r.throttled:>5} {limits:>13} "
                   f"{_fmt(r.paused_s, '.1f'):>8} {flight:>13} {_fmt(r.server_blocked_s, '.1f'):>16} {r.failed:>6} "
                   f"{r.exit_code:>4}", flush=True)
@@ -252,11 +255,13 @@ def _derived(by_name: dict[str, Result]) -> dict[str, Any]:
         out["rss_8000_over_2000"] = round(large.peak_rss_mb / small.peak_rss_mb, 3)
         out["lines"].append(f"\npeak RSS, 8000 vs 2000 contratações: {large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB "
                             f"= {out['rss_8000_over_2000']:.2f}x")
-    small, large = by_name.get("memory: details 2000 @0ms, system allocator"), by_name.get("memory: details 8000 @0ms, system allocator")
-    if small and large:
-        out["rss_8000_over_2000_system_allocator"] = round(large.peak_rss_mb / small.peak_rss_mb, 3)
-        out["lines"].append(f"the same with Arrow on the system allocator (ARROW_DEFAULT_MEMORY_POOL=system): "
-                            f"{large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB = {out['rss_8000_over_2000_system_allocator']:.2f}x")
+    for alloc in ("system alloc", "mimalloc"):
+        small, large = by_name.get(f"memory: details 2000 @0ms, {alloc}"), by_name.get(f"memory: details 8000 @0ms, {alloc}")
+        if small and large:
+            key = f"rss_8000_over_2000_{alloc.split()[0]}"
+            out[key] = round(large.peak_rss_mb / small.peak_rss_mb, 3)
+            out["lines"].append(f"the same with ARROW_DEFAULT_MEMORY_POOL={alloc.split()[0]}: "
+                                f"{large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB = {out[key]:.2f}x")
     fast, seq = by_name.get("details 2000 @50ms x32"), by_name.get("sequential x1 @50ms (250 of 2000)")
     if fast and seq and seq.requests_per_s:
         out["speedup_vs_sequential"] = round(fast.requests_per_s / seq.requests_per_s, 1)

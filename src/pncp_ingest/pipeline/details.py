@@ -28,14 +28,13 @@ from anyio.abc import ObjectSendStream
 from ..config import Settings
 from ..dates import utcnow
 from ..errors import ApiError, NotFoundError
-from ..pncp import Arquivo, Item, PncpClient, bronze_row
+from ..pncp import PncpClient
 from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
 from ..writer import CONTRATACOES, DETAIL_KINDS, DETAILS, write_part
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day, recover
 
 Kind = Literal["itens", "arquivos"]
-MODELS = {"itens": Item, "arquivos": Arquivo}
 # Publishing merges pending parts in memory: publishing every N commits bounds that memory.
 PUBLISH_AFTER_COMMITS = 20
 _ID = re.compile(r"^([0-9A-Z]{14})-1-(\d{1,6})/(\d{4})$")
