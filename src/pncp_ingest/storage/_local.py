@@ -77,13 +77,11 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
-def _write_temp(final: Path, source: bytes | Path) -> Path:
-    """Write ``source`` (bytes, or a file copied in chunks) completely to a fresh temp file
-    next to ``final``, fsynced, and return its path."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / temp_name(final.name)
-    try:
-        with open(tmp, "xb") as out:
+def _write_new(path: Path, source: bytes | Path) -> None:
+    """Create ``path`` exclusively (FileExistsError if it exists) holding ``source`` (bytes, or a
+    file copied in chunks), fsynced; a failed write leaves no file behind."""
+    with open(path, "xb") as out:
+        try:
             if isinstance(source, bytes):
                 out.write(source)
             else:
@@ -91,9 +89,16 @@ def _write_temp(final: Path, source: bytes | Path) -> Path:
                     shutil.copyfileobj(src, out, _COPY_CHUNK)
             out.flush()
             os.fsync(out.fileno())
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+        except BaseException:
+            _unlink_quietly(path)
+            raise
+
+
+def _write_temp(final: Path, source: bytes | Path) -> Path:
+    """Write ``source`` completely to a fresh temp file next to ``final`` and return its path."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / temp_name(final.name)
+    _write_new(tmp, source)
     return tmp
 
 
@@ -300,15 +305,7 @@ class LocalStore(ObjectStore):
 
 def _create_exclusive(final: Path, data: bytes) -> bool:
     try:
-        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        _write_new(final, data)
     except FileExistsError:
         return False
-    try:
-        with os.fdopen(fd, "wb", closefd=True) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        _unlink_quietly(final)
-        raise
     return True
