@@ -44,8 +44,8 @@ from typing import Any
 from pncp_ingest.testing import SimulatorProcess
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throttle import ThrottledSimulator  # noqa: E402
-from transport import warm  # noqa: E402
+from throttle import ThrottledSimulator
+from transport import warm
 
 DAY = "2025-10-22"
 OUT = Path(__file__).parent / "out"
@@ -79,8 +79,14 @@ SCENARIOS = [
     Scenario("transport httpx: 2000 @50ms x32", 2000, 50, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
     Scenario("transport httpx: 2000 @0ms x32", 2000, 0, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
     Scenario("429 throttle: adaptive 500 @50ms x32", 500, 50, 32, env=THROTTLE_ENV, throttle=THROTTLE),
-    Scenario("429 throttle: fixed 500 @50ms x32", 500, 50, 32, env={**THROTTLE_ENV, "PNCP_ADAPTIVE": "false"},
-             throttle=THROTTLE),
+    Scenario(
+        "429 throttle: fixed 500 @50ms x32",
+        500,
+        50,
+        32,
+        env={**THROTTLE_ENV, "PNCP_ADAPTIVE": "false"},
+        throttle=THROTTLE,
+    ),
 ]
 
 
@@ -129,18 +135,30 @@ def _slug(name: str) -> str:
 
 def run(scenario: Scenario, workdir: Path) -> Result:
     dest = str(workdir / _slug(scenario.name))
-    env = {**os.environ, "PNCP_CONSULTA_RATE": "0", "PNCP_CONSULTA_CONCURRENCY": "8", "PNCP_RATE": "0",
-           "PNCP_CONCURRENCY": str(scenario.concurrency), "PNCP_CHECKPOINT_EVERY": str(scenario.checkpoint_every)}
+    env = {
+        **os.environ,
+        "PNCP_CONSULTA_RATE": "0",
+        "PNCP_CONSULTA_CONCURRENCY": "8",
+        "PNCP_RATE": "0",
+        "PNCP_CONCURRENCY": str(scenario.concurrency),
+        "PNCP_CHECKPOINT_EVERY": str(scenario.checkpoint_every),
+    }
     cli = [sys.executable, "-m", "pncp_ingest"]
     sim: SimulatorProcess
     if scenario.throttle:
         capacity, block_s = scenario.throttle
-        sim = ThrottledSimulator(capacity=capacity, block_s=block_s, seed=1, per_day=scenario.contratacoes, big_items=True)
+        sim = ThrottledSimulator(
+            capacity=capacity, block_s=block_s, seed=1, per_day=scenario.contratacoes, big_items=True
+        )
     else:
         sim = SimulatorProcess(seed=1, per_day=scenario.contratacoes, big_items=True)
     with sim:
-        setup = subprocess.run(cli + ["contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "-q"],
-                               env=env, capture_output=True, text=True)
+        setup = subprocess.run(
+            cli + ["contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "-q"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if setup.returncode != 0:
             raise SystemExit(f"setup failed for {scenario.name}: {setup.stderr}")
         warm(sim.base_url, _detail_paths(sim.truth(DAY)))
@@ -148,7 +166,8 @@ def run(scenario: Scenario, workdir: Path) -> Result:
         extra = ["--batch-size", str(scenario.batch_size)] if scenario.batch_size else []
         code, wall, cpu, rss, stdout = run_measured(
             cli + ["details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json", "-q", *extra],
-            {**env, **scenario.env})
+            {**env, **scenario.env},
+        )
         server = sim.throttle() if isinstance(sim, ThrottledSimulator) else {}
     summary = _json(stdout)
     requests = summary.get("requests", 0)
@@ -158,13 +177,28 @@ def run(scenario: Scenario, workdir: Path) -> Result:
     run_ratio = round(requests / run_s / bound, 3) if bound and run_s else None
     detail: dict[str, Any] = (summary.get("concurrency") or summary.get("limits") or {}).get("detail") or {}
     return Result(
-        scenario.name, requests, round(wall, 2), round(rate, 1), bound, round(rate / bound, 3) if bound else None,
-        round(run_s, 2), run_ratio,
-        round(1000 * cpu / max(requests, 1), 3), round(rss, 1), summary.get("contratacoes", 0), summary.get("itens", 0),
-        summary.get("failed", 0), summary.get("throttled", 0), code,
-        limit_min=detail.get("min_limit"), limit_final=detail.get("limit"), paused_s=detail.get("paused_s"),
-        max_in_flight=detail.get("max_in_flight"), server_blocked_s=server.get("blocked_s"),
-        server_max_in_flight=server.get("max_in_flight"), server_429=server.get("rejected_429"),
+        scenario.name,
+        requests,
+        round(wall, 2),
+        round(rate, 1),
+        bound,
+        round(rate / bound, 3) if bound else None,
+        round(run_s, 2),
+        run_ratio,
+        round(1000 * cpu / max(requests, 1), 3),
+        round(rss, 1),
+        summary.get("contratacoes", 0),
+        summary.get("itens", 0),
+        summary.get("failed", 0),
+        summary.get("throttled", 0),
+        code,
+        limit_min=detail.get("min_limit"),
+        limit_final=detail.get("limit"),
+        paused_s=detail.get("paused_s"),
+        max_in_flight=detail.get("max_in_flight"),
+        server_blocked_s=server.get("blocked_s"),
+        server_max_in_flight=server.get("max_in_flight"),
+        server_429=server.get("rejected_429"),
     )
 
 
@@ -204,9 +238,11 @@ def main() -> int:
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if args.only in s.name]
     results = []
-    header = (f"{'scenario':40} {'requests':>8} {'wall s':>7} {'req/s':>6} {'bound':>5} {'ratio':>5} {'in-run':>6} {'CPU ms/req':>10} "
-              f"{'peak RSS MB':>11} {'429s':>5} {'limit min/end':>13} {'paused s':>8} {'max in flight':>13} "
-              f"{'server blocked s':>16} {'failed':>6} {'exit':>4}")
+    header = (
+        f"{'scenario':40} {'requests':>8} {'wall s':>7} {'req/s':>6} {'bound':>5} {'ratio':>5} {'in-run':>6} {'CPU ms/req':>10} "
+        f"{'peak RSS MB':>11} {'429s':>5} {'limit min/end':>13} {'paused s':>8} {'max in flight':>13} "
+        f"{'server blocked s':>16} {'failed':>6} {'exit':>4}"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="pncp-bench-") as tmp:
@@ -214,20 +250,32 @@ def main() -> int:
             r = run(scenario, Path(tmp))
             results.append(r)
             limits = "-" if r.limit_min is None else f"{r.limit_min}/{r.limit_final}"
-            flight = _fmt(r.max_in_flight) if r.server_max_in_flight is None else f"{_fmt(r.max_in_flight)} (srv {r.server_max_in_flight})"
-            print(f"{r.scenario:40} {r.requests:>8} {r.wall_s:>7.2f} {r.requests_per_s:>6.0f} {_fmt(r.bound_per_s, '.0f'):>5} "
-                  f"{_fmt(r.ratio, '.0%'):>5} {_fmt(r.run_ratio, '.0%'):>6} {r.cpu_ms_per_request:>10.2f} {r.peak_rss_mb:>11.1f} {r.throttled:>5} {limits:>13} "
-                  f"{_fmt(r.paused_s, '.1f'):>8} {flight:>13} {_fmt(r.server_blocked_s, '.1f'):>16} {r.failed:>6} "
-                  f"{r.exit_code:>4}", flush=True)
+            flight = (
+                _fmt(r.max_in_flight)
+                if r.server_max_in_flight is None
+                else f"{_fmt(r.max_in_flight)} (srv {r.server_max_in_flight})"
+            )
+            print(
+                f"{r.scenario:40} {r.requests:>8} {r.wall_s:>7.2f} {r.requests_per_s:>6.0f} {_fmt(r.bound_per_s, '.0f'):>5} "
+                f"{_fmt(r.ratio, '.0%'):>5} {_fmt(r.run_ratio, '.0%'):>6} {r.cpu_ms_per_request:>10.2f} {r.peak_rss_mb:>11.1f} {r.throttled:>5} {limits:>13} "
+                f"{_fmt(r.paused_s, '.1f'):>8} {flight:>13} {_fmt(r.server_blocked_s, '.1f'):>16} {r.failed:>6} "
+                f"{r.exit_code:>4}",
+                flush=True,
+            )
     derived = _derived({r.scenario: r for r in results})
     if not args.only or "floor" in args.only:
         derived.update(_floor(derived))
     for line in derived["lines"]:
         print(line)
     OUT.mkdir(exist_ok=True)
-    doc = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.machine(),
-           "cpus": os.cpu_count(), "python": platform.python_version(), "results": [asdict(r) for r in results],
-           "derived": {k: v for k, v in derived.items() if k != "lines"}}
+    doc = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "results": [asdict(r) for r in results],
+        "derived": {k: v for k, v in derived.items() if k != "lines"},
+    }
     (OUT / "results.json").write_text(json.dumps(doc, indent=2))
     print(f"results written to {OUT / 'results.json'}")
     fixed_fails = {s.name for s in SCENARIOS if s.env.get("PNCP_ADAPTIVE") == "false"}
@@ -236,15 +284,31 @@ def main() -> int:
 
 def _floor(derived: dict[str, Any]) -> dict[str, Any]:
     """The most any client gets from this simulator at 50 ms and 32 in flight: bare aiohttp GETs."""
-    out = subprocess.run([sys.executable, str(Path(__file__).parent / "transport.py"), "--variants", "bare-aiohttp",
-                          "--latency-ms", "50", "--inflight", "32", "--requests", "4004", "--json"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "transport.py"),
+            "--variants",
+            "bare-aiohttp",
+            "--latency-ms",
+            "50",
+            "--inflight",
+            "32",
+            "--requests",
+            "4004",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         return {}
     floor = json.loads(out.stdout.strip().splitlines()[-1])[0]
     rate = floor["requests_per_s"]
-    derived["lines"].append(f"floor: bare aiohttp, {floor['requests']} GETs @50ms x32 against the same simulator: "
-                            f"{rate:.0f} req/s = {rate / 640:.0%} of the bound (the simulator's and loopback's own cost)")
+    derived["lines"].append(
+        f"floor: bare aiohttp, {floor['requests']} GETs @50ms x32 against the same simulator: "
+        f"{rate:.0f} req/s = {rate / 640:.0%} of the bound (the simulator's and loopback's own cost)"
+    )
     return {"floor_bare_aiohttp_per_s": rate, "floor_ratio": round(rate / 640, 3)}
 
 
@@ -253,30 +317,48 @@ def _derived(by_name: dict[str, Result]) -> dict[str, Any]:
     small, large = by_name.get("memory: details 2000 @0ms"), by_name.get("memory: details 8000 @0ms")
     if small and large:
         out["rss_8000_over_2000"] = round(large.peak_rss_mb / small.peak_rss_mb, 3)
-        out["lines"].append(f"\npeak RSS, 8000 vs 2000 contratações: {large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB "
-                            f"= {out['rss_8000_over_2000']:.2f}x")
+        out["lines"].append(
+            f"\npeak RSS, 8000 vs 2000 contratações: {large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB "
+            f"= {out['rss_8000_over_2000']:.2f}x"
+        )
     for alloc in ("system alloc", "mimalloc"):
-        small, large = by_name.get(f"memory: details 2000 @0ms, {alloc}"), by_name.get(f"memory: details 8000 @0ms, {alloc}")
+        small, large = (
+            by_name.get(f"memory: details 2000 @0ms, {alloc}"),
+            by_name.get(f"memory: details 8000 @0ms, {alloc}"),
+        )
         if small and large:
             key = f"rss_8000_over_2000_{alloc.split()[0]}"
             out[key] = round(large.peak_rss_mb / small.peak_rss_mb, 3)
-            out["lines"].append(f"the same with ARROW_DEFAULT_MEMORY_POOL={alloc.split()[0]}: "
-                                f"{large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB = {out[key]:.2f}x")
+            out["lines"].append(
+                f"the same with ARROW_DEFAULT_MEMORY_POOL={alloc.split()[0]}: "
+                f"{large.peak_rss_mb:.1f} / {small.peak_rss_mb:.1f} MB = {out[key]:.2f}x"
+            )
     fast, seq = by_name.get("details 2000 @50ms x32"), by_name.get("sequential x1 @50ms (250 of 2000)")
     if fast and seq and seq.requests_per_s:
         out["speedup_vs_sequential"] = round(fast.requests_per_s / seq.requests_per_s, 1)
         projected = fast.requests / seq.requests_per_s
         out["sequential_full_day_projected_s"] = round(projected, 1)
-        out["lines"].append(f"speed-up over one request at a time: {out['speedup_vs_sequential']}x "
-                            f"(the whole day sequentially: ~{projected:.0f} s projected from the subset's rate, "
-                            f"vs {fast.wall_s:.1f} s)")
-    adaptive, fixed = by_name.get("429 throttle: adaptive 500 @50ms x32"), by_name.get("429 throttle: fixed 500 @50ms x32")
+        out["lines"].append(
+            f"speed-up over one request at a time: {out['speedup_vs_sequential']}x "
+            f"(the whole day sequentially: ~{projected:.0f} s projected from the subset's rate, "
+            f"vs {fast.wall_s:.1f} s)"
+        )
+    adaptive, fixed = (
+        by_name.get("429 throttle: adaptive 500 @50ms x32"),
+        by_name.get("429 throttle: fixed 500 @50ms x32"),
+    )
     if adaptive and fixed:
-        out["throttle"] = {"adaptive_blocked_s": adaptive.server_blocked_s, "fixed_blocked_s": fixed.server_blocked_s,
-                           "adaptive_wall_s": adaptive.wall_s, "fixed_wall_s": fixed.wall_s}
-        out["lines"].append(f"429 throttle: server blocked {adaptive.server_blocked_s} s (adaptive) vs "
-                            f"{fixed.server_blocked_s} s (fixed); wall {adaptive.wall_s} s vs {fixed.wall_s} s; "
-                            f"failed {adaptive.failed} vs {fixed.failed}")
+        out["throttle"] = {
+            "adaptive_blocked_s": adaptive.server_blocked_s,
+            "fixed_blocked_s": fixed.server_blocked_s,
+            "adaptive_wall_s": adaptive.wall_s,
+            "fixed_wall_s": fixed.wall_s,
+        }
+        out["lines"].append(
+            f"429 throttle: server blocked {adaptive.server_blocked_s} s (adaptive) vs "
+            f"{fixed.server_blocked_s} s (fixed); wall {adaptive.wall_s} s vs {fixed.wall_s} s; "
+            f"failed {adaptive.failed} vs {fixed.failed}"
+        )
     return out
 
 

@@ -40,9 +40,14 @@ class Throttle:
         self.rejected = 0
 
     def stats(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "block_s": self.block_s, "blocks": self.blocks,
-                "blocked_s": round(self.blocks * self.block_s, 3), "rejected_429": self.rejected,
-                "max_in_flight": self.max_in_flight}
+        return {
+            "capacity": self.capacity,
+            "block_s": self.block_s,
+            "blocks": self.blocks,
+            "blocked_s": round(self.blocks * self.block_s, 3),
+            "rejected_429": self.rejected,
+            "max_in_flight": self.max_in_flight,
+        }
 
     def middleware(self) -> Any:
         @web.middleware
@@ -106,8 +111,18 @@ class ThrottledSimulator(SimulatorProcess):
         self.capacity, self.block_s = capacity, block_s
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--seed", str(self.seed), "--per-day", str(self.per_day),
-               "--capacity", str(self.capacity), "--block-s", str(self.block_s)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--seed",
+            str(self.seed),
+            "--per-day",
+            str(self.per_day),
+            "--capacity",
+            str(self.capacity),
+            "--block-s",
+            str(self.block_s),
+        ]
         return cmd + (["--big-items"] if self.big_items else [])
 
     def throttle(self) -> dict[str, Any]:

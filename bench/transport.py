@@ -85,7 +85,9 @@ async def _child(variant: str, base: str, paths: list[str], inflight: int) -> di
         from pncp_ingest.config import Settings
         from pncp_ingest.pncp._transport import create_http_client
 
-        getter = create_http_client(Settings(_env_file=None, concurrency=inflight, http_transport=variant.removeprefix("ours-")))  # type: ignore[call-arg]
+        getter = create_http_client(
+            Settings(_env_file=None, concurrency=inflight, http_transport=variant.removeprefix("ours-"))
+        )  # type: ignore[call-arg]
 
         async def get(url: str) -> int:
             r = await getter.get(url)
@@ -103,8 +105,14 @@ async def _child(variant: str, base: str, paths: list[str], inflight: int) -> di
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     await close()
     bad = sum(1 for s in statuses if s not in (200, 204))
-    return {"variant": variant, "requests": len(paths), "errors": bad, "wall_s": round(wall, 3),
-            "requests_per_s": round(len(paths) / wall, 1), "cpu_ms_per_request": round(1000 * cpu / len(paths), 3)}
+    return {
+        "variant": variant,
+        "requests": len(paths),
+        "errors": bad,
+        "wall_s": round(wall, 3),
+        "requests_per_s": round(len(paths) / wall, 1),
+        "cpu_ms_per_request": round(1000 * cpu / len(paths), 3),
+    }
 
 
 def warm(base: str, paths: list[str], inflight: int = 32) -> None:
@@ -155,8 +163,11 @@ def main() -> int:
                 return 1
             r = json.loads(out.stdout)
             results.append(r)
-            print(f"{DESCRIPTIONS[variant]:70} {r['requests']:>6} req  {r['wall_s']:>7.2f} s  {r['requests_per_s']:>7.0f} req/s  "
-                  f"{r['cpu_ms_per_request']:>6.3f} ms CPU/req  errors {r['errors']}", flush=True)
+            print(
+                f"{DESCRIPTIONS[variant]:70} {r['requests']:>6} req  {r['wall_s']:>7.2f} s  {r['requests_per_s']:>7.0f} req/s  "
+                f"{r['cpu_ms_per_request']:>6.3f} ms CPU/req  errors {r['errors']}",
+                flush=True,
+            )
     if args.json:
         print(json.dumps(results))
     return 0

@@ -27,9 +27,19 @@ DAY = date(2025, 10, 22)
 
 def main() -> None:
     console = Console(record=True, width=112, force_terminal=True, color_system="truecolor")
-    with SimulatorProcess(seed=42, per_day=150, big_items=True, latency_ms=5) as sim, tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(None, dest=f"{tmp}/bronze", base_url=sim.base_url, consulta_rate=0,
-                                 consulta_concurrency=4, rate=0, concurrency=16)
+    with (
+        SimulatorProcess(seed=42, per_day=150, big_items=True, latency_ms=5) as sim,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        settings = load_settings(
+            None,
+            dest=f"{tmp}/bronze",
+            base_url=sim.base_url,
+            consulta_rate=0,
+            consulta_concurrency=4,
+            rate=0,
+            concurrency=16,
+        )
         for command, run in (("contratacoes", run_contratacoes), ("details", run_details)):
             console.print(f"[dim]$[/] pncp-ingest {command} --date {DAY} --dest ./data/bronze", highlight=False)
             reporter = RichReporter(console=console, live=False)

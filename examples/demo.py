@@ -29,11 +29,26 @@ def main() -> int:
 
     with SimulatorProcess(seed=42, per_day=args.per_day, big_items=True, latency_ms=20) as sim:
         print(f"simulator: {sim.base_url} ({args.per_day} contratações on {args.date})", flush=True)
-        env = {**os.environ, "PNCP_CONSULTA_RATE": "0", "PNCP_CONSULTA_CONCURRENCY": "4", "PNCP_RATE": "0",
-               "PNCP_CONCURRENCY": "16"}
+        env = {
+            **os.environ,
+            "PNCP_CONSULTA_RATE": "0",
+            "PNCP_CONSULTA_CONCURRENCY": "4",
+            "PNCP_RATE": "0",
+            "PNCP_CONCURRENCY": "16",
+        }
         for step in ("contratacoes", "details"):
-            command = [sys.executable, "-m", "pncp_ingest", step, "--date", args.date,
-                       "--dest", args.dest, "--base-url", sim.base_url]
+            command = [
+                sys.executable,
+                "-m",
+                "pncp_ingest",
+                step,
+                "--date",
+                args.date,
+                "--dest",
+                args.dest,
+                "--base-url",
+                sim.base_url,
+            ]
             print("\n$ pncp-ingest " + " ".join(command[3:]), flush=True)
             code = subprocess.call(command, env=env)
             if code != 0:
@@ -58,10 +73,16 @@ def main() -> int:
         from read_parquet('{details}', hive_partitioning=true, hive_types={HIVE_TYPES})
         group by all order by all
     """).show()
-    landed = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true, hive_types={HIVE_TYPES}) "
-                        f"where make_date(year, month, day) = DATE '{args.date}'").fetchall()[0][0]
-    itens = duckdb.sql(f"select sum(len(itens)) from read_parquet('{details}', hive_partitioning=true, hive_types={HIVE_TYPES})").fetchall()[0][0]
-    print(f"{landed} contratações and {itens} itens for {args.date}; the simulator served {expected} and {expected_itens}.")
+    landed = duckdb.sql(
+        f"select count(*) from read_parquet('{glob}', hive_partitioning=true, hive_types={HIVE_TYPES}) "
+        f"where make_date(year, month, day) = DATE '{args.date}'"
+    ).fetchall()[0][0]
+    itens = duckdb.sql(
+        f"select sum(len(itens)) from read_parquet('{details}', hive_partitioning=true, hive_types={HIVE_TYPES})"
+    ).fetchall()[0][0]
+    print(
+        f"{landed} contratações and {itens} itens for {args.date}; the simulator served {expected} and {expected_itens}."
+    )
     return 0 if (landed, itens) == (expected, expected_itens) else 1
 
 

@@ -41,8 +41,10 @@ def sql_string(text: str) -> str:
 
 def read_parquet(pattern: str) -> str:
     """read_parquet(...) over a dataset's files, with integer year/month/day partition columns."""
-    return (f"read_parquet({sql_string(pattern)}, hive_partitioning = true, "
-            "hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER})")
+    return (
+        f"read_parquet({sql_string(pattern)}, hive_partitioning = true, "
+        "hive_types = {'year': INTEGER, 'month': INTEGER, 'day': INTEGER})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     pncp = published(args.dest, "pncp")
     if pncp is None:
-        print(f"no contratações under {args.dest}/pncp: run `pncp-ingest contratacoes --dest {args.dest}` first", file=sys.stderr)
+        print(
+            f"no contratações under {args.dest}/pncp: run `pncp-ingest contratacoes --dest {args.dest}` first",
+            file=sys.stderr,
+        )
         return 1
 
     con = duckdb.connect()
@@ -88,20 +93,25 @@ def main(argv: list[str] | None = None) -> int:
         order by year, month, day, modalidadeId
     """).fetchall()
     for year, month, day, mod_id, mod_nome, count, valor in rows:
-        print(f"{year:04d}-{month:02d}-{day:02d}  {mod_id:>3} {(mod_nome or '?')[:36]:<36}  {count:>12}  {valor:>22,.2f}")
+        print(
+            f"{year:04d}-{month:02d}-{day:02d}  {mod_id:>3} {(mod_nome or '?')[:36]:<36}  {count:>12}  {valor:>22,.2f}"
+        )
 
     if details is None:
         return 0
 
     print(f"\ntop {args.top} itens by valorTotal")
     print(f"{'day':<10}  {'numeroControlePNCP':<32}  {'item':>5}  {'valorTotal (R$)':>22}  descricao")
-    rows = con.sql("""
+    rows = con.sql(
+        """
         select year, month, day, numeroControlePNCP, numeroItem, valorTotal, descricao
         from itens
         where valorTotal is not null
         order by valorTotal desc, numeroControlePNCP, numeroItem
         limit $top
-    """, params={"top": args.top}).fetchall()
+    """,
+        params={"top": args.top},
+    ).fetchall()
     for year, month, day, cid, numero, valor, descricao in rows:
         print(f"{year:04d}-{month:02d}-{day:02d}  {cid:<32}  {numero:>5}  {valor:>22,.2f}  {(descricao or '')[:50]}")
 

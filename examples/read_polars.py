@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 
     pncp = scan(args.dest, "pncp")
     if pncp is None:
-        print(f"no contratações under {args.dest}/pncp: run `pncp-ingest contratacoes --dest {args.dest}` first", file=sys.stderr)
+        print(
+            f"no contratações under {args.dest}/pncp: run `pncp-ingest contratacoes --dest {args.dest}` first",
+            file=sys.stderr,
+        )
         return 1
     details = scan(args.dest, "pncp_details")
 
@@ -55,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     if details is None:
         print(f"{n} contratações on {days} day(s); no details yet (run `pncp-ingest details`)")
     else:
-        with_details, itens, arquivos = details.select(
-            pl.len(), pl.col("itens").list.len().sum(), pl.col("arquivos").list.len().sum()
-        ).collect().row(0)
+        with_details, itens, arquivos = (
+            details.select(pl.len(), pl.col("itens").list.len().sum(), pl.col("arquivos").list.len().sum())
+            .collect()
+            .row(0)
+        )
         print(f"{n} contratações on {days} day(s); details for {with_details}: {itens} itens, {arquivos} arquivos")
 
     print("\ncontratações per day and modalidade")
@@ -69,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         .collect()
     )
     for year, month, day, mod_id, mod_nome, count, valor in per_day.iter_rows():
-        print(f"{year:04d}-{month:02d}-{day:02d}  {mod_id:>3} {(mod_nome or '?')[:36]:<36}  {count:>12}  {valor:>22,.2f}")
+        print(
+            f"{year:04d}-{month:02d}-{day:02d}  {mod_id:>3} {(mod_nome or '?')[:36]:<36}  {count:>12}  {valor:>22,.2f}"
+        )
 
     if details is None:
         return 0

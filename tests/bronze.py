@@ -36,8 +36,14 @@ def read_bronze(dest: str, dataset: str = "pncp") -> pa.Table:
     base = f"{root}/{dataset}"
     if fs.get_file_info(base).type == pafs.FileType.NotFound:
         return pa.table({"numeroControlePNCP": pa.array([], pa.string())})
-    data = ds.dataset(base, filesystem=fs, format="parquet", partitioning="hive",
-                      exclude_invalid_files=False, ignore_prefixes=[".", "_"])
+    data = ds.dataset(
+        base,
+        filesystem=fs,
+        format="parquet",
+        partitioning="hive",
+        exclude_invalid_files=False,
+        ignore_prefixes=[".", "_"],
+    )
     return data.to_table()
 
 
@@ -50,8 +56,11 @@ def list_keys(dest: str, prefix: str = "", hidden: bool = False) -> list[str]:
     fs, root = filesystem(dest)
     base = f"{root}/{prefix}".rstrip("/")
     info = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    return sorted(i.path[len(root) + 1 :] for i in info
-                  if i.type == pafs.FileType.File and (hidden or not i.base_name.startswith(".")))
+    return sorted(
+        i.path[len(root) + 1 :]
+        for i in info
+        if i.type == pafs.FileType.File and (hidden or not i.base_name.startswith("."))
+    )
 
 
 @dataclass
@@ -88,8 +97,9 @@ def cli_command(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: str | None = None) -> Result:
-    proc = subprocess.run(cli_command(*args), env=env or cli_env(), capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+    proc = subprocess.run(
+        cli_command(*args), env=env or cli_env(), capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
-
 from bronze import cli_env, run_cli
 
 
@@ -44,21 +42,40 @@ def test_bad_flags_exit_2_and_write_nothing(sim, tmp_path, args, needle):
 
 def test_a_modalidade_pncp_does_not_serve_exits_2(sim, tmp_path):
     dest = tmp_path / "bronze"
-    result = run_cli("contratacoes", "--date", "2025-10-22", "--modalidade", "99", "--dest", str(dest), "--base-url", sim.base_url)
+    result = run_cli(
+        "contratacoes", "--date", "2025-10-22", "--modalidade", "99", "--dest", str(dest), "--base-url", sim.base_url
+    )
     assert_clean_error(result, 2, "--modalidade 99")
     assert not (dest / "pncp").exists()
 
 
 def test_a_bad_value_in_the_environment_names_the_variable(sim, tmp_path):
-    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", str(tmp_path / "b"), "--base-url", sim.base_url,
-                     env=cli_env(PNCP_TIMEOUT="soon"))
+    result = run_cli(
+        "contratacoes",
+        "--date",
+        "2025-10-22",
+        "--dest",
+        str(tmp_path / "b"),
+        "--base-url",
+        sim.base_url,
+        env=cli_env(PNCP_TIMEOUT="soon"),
+    )
     assert_clean_error(result, 2, "PNCP_TIMEOUT")
 
 
 def test_an_unreachable_api_exits_4(tmp_path):
     dest = tmp_path / "bronze"
-    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", str(dest),
-                     "--base-url", f"http://127.0.0.1:{closed_port()}/api", "--max-retries", "2")
+    result = run_cli(
+        "contratacoes",
+        "--date",
+        "2025-10-22",
+        "--dest",
+        str(dest),
+        "--base-url",
+        f"http://127.0.0.1:{closed_port()}/api",
+        "--max-retries",
+        "2",
+    )
     assert_clean_error(result, 4, "unreachable", "--base-url")
     assert not (dest / "pncp").exists()
 
@@ -66,7 +83,9 @@ def test_an_unreachable_api_exits_4(tmp_path):
 def test_an_unwritable_local_dest_exits_2(sim, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", str(blocker / "bronze"), "--base-url", sim.base_url)
+    result = run_cli(
+        "contratacoes", "--date", "2025-10-22", "--dest", str(blocker / "bronze"), "--base-url", sim.base_url
+    )
     assert_clean_error(result, 2, "not writable")
 
 
@@ -74,14 +93,18 @@ def test_an_unwritable_local_dest_exits_2(sim, tmp_path):
 def test_wrong_s3_credentials_exit_2_without_leaking_the_secret(sim, s3_dest):
     secret = "s3cr3t-value-that-must-not-leak"
     env = cli_env(AWS_ACCESS_KEY_ID="wrong-key", AWS_SECRET_ACCESS_KEY=secret)
-    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", s3_dest, "--base-url", sim.base_url, "--json", env=env)
+    result = run_cli(
+        "contratacoes", "--date", "2025-10-22", "--dest", s3_dest, "--base-url", sim.base_url, "--json", env=env
+    )
     assert_clean_error(result, 2, "credentials")
     assert secret not in result.stderr + result.stdout
 
 
 @pytest.mark.s3
 def test_a_missing_bucket_exits_2(sim, s3_endpoint):
-    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", "s3://no-such-bucket-pncp/x", "--base-url", sim.base_url)
+    result = run_cli(
+        "contratacoes", "--date", "2025-10-22", "--dest", "s3://no-such-bucket-pncp/x", "--base-url", sim.base_url
+    )
     assert_clean_error(result, 2, "no-such-bucket-pncp")
 
 
@@ -112,15 +135,28 @@ def test_a_bad_value_in_the_env_file_names_the_setting(sim, tmp_path):
     env_file = tmp_path / "pncp.env"
     env_file.write_text("PNCP_LEASE_TTL=forever\n")
     dest = tmp_path / "bronze"
-    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", str(dest), "--base-url", sim.base_url,
-                     "--env-file", str(env_file))
+    result = run_cli(
+        "contratacoes",
+        "--date",
+        "2025-10-22",
+        "--dest",
+        str(dest),
+        "--base-url",
+        sim.base_url,
+        "--env-file",
+        str(env_file),
+    )
     assert_clean_error(result, 2, "PNCP_LEASE_TTL", "'forever'")
     assert not dest.exists()
 
 
 def test_an_unreachable_s3_endpoint_exits_4(sim, tmp_path):
-    env = cli_env(PNCP_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}", AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
-    result = run_cli("contratacoes", "--date", "2025-10-22", "--dest", "s3://bucket/bronze", "--base-url", sim.base_url, env=env)
+    env = cli_env(
+        PNCP_S3_ENDPOINT_URL=f"http://127.0.0.1:{closed_port()}", AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s"
+    )
+    result = run_cli(
+        "contratacoes", "--date", "2025-10-22", "--dest", "s3://bucket/bronze", "--base-url", sim.base_url, env=env
+    )
     assert_clean_error(result, 4, "unreachable")
 
 

@@ -5,8 +5,9 @@ back up when the faults stop). In-flight is counted on the client side, around e
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -52,8 +53,19 @@ class Counting:
 
 
 def settings(sim: Any, transport: str, **kw: Any) -> Settings:
-    base = dict(base_url=sim.base_url, http_transport=transport, concurrency=8, rate=0, consulta_concurrency=4,
-                consulta_rate=0, backoff_initial=0, backoff_max=0, throttle_pause=0.01, max_retries=8, timeout=10)
+    base = dict(
+        base_url=sim.base_url,
+        http_transport=transport,
+        concurrency=8,
+        rate=0,
+        consulta_concurrency=4,
+        consulta_rate=0,
+        backoff_initial=0,
+        backoff_max=0,
+        throttle_pause=0.01,
+        max_retries=8,
+        timeout=10,
+    )
     return Settings(_env_file=None, **{**base, **kw})  # type: ignore[call-arg]
 
 
@@ -69,11 +81,15 @@ def with_client(s: Settings, body: Callable[[PncpClient, Counting], Awaitable[An
 
 def compras(sim: Any) -> list[tuple[str, str, int, int]]:
     """(id, cnpj, ano, sequencial) of the day's contratações."""
-    return [(c["numeroControlePNCP"], c["orgaoEntidade"]["cnpj"], c["anoCompra"], c["sequencialCompra"])
-            for c in sim.truth(DAY)["contratacoes"]]
+    return [
+        (c["numeroControlePNCP"], c["orgaoEntidade"]["cnpj"], c["anoCompra"], c["sequencialCompra"])
+        for c in sim.truth(DAY)["contratacoes"]
+    ]
 
 
-async def fetch_all(client: PncpClient, todo: list[tuple[str, str, int, int]], rows: bool = False) -> dict[str, tuple[int, int]]:
+async def fetch_all(
+    client: PncpClient, todo: list[tuple[str, str, int, int]], rows: bool = False
+) -> dict[str, tuple[int, int]]:
     """Every compra's itens and arquivos, all at once (the limiter decides how many fly)."""
     got: dict[str, tuple[int, int]] = {}
 

@@ -8,7 +8,6 @@ import subprocess
 from collections import Counter
 
 import pytest
-
 from bronze import cli_command, cli_env, ids, list_keys, read_bronze, run_cli, wait_for
 
 DAY = "2025-10-22"
@@ -79,8 +78,18 @@ def test_new_contratacoes_are_the_only_ones_written_on_the_next_run(sim, dest):
 
 def test_a_range_of_days_lands_each_day_in_its_partition(sim, tmp_path):
     dest = str(tmp_path / "bronze")
-    result = run_cli("contratacoes", "--date", "2025-10-20", "--to", "2025-10-22", "--dest", dest,
-                     "--base-url", sim.base_url, "--json")
+    result = run_cli(
+        "contratacoes",
+        "--date",
+        "2025-10-20",
+        "--to",
+        "2025-10-22",
+        "--dest",
+        dest,
+        "--base-url",
+        sim.base_url,
+        "--json",
+    )
     assert result.code == 0, result.stderr
     assert result.json["dates"] == ["2025-10-20", "2025-10-21", "2025-10-22"]
     table = read_bronze(dest)
@@ -97,18 +106,35 @@ def test_only_the_requested_modalidades_are_listed(sim, tmp_path):
     assert sorted(ids(dest)) == expected
 
 
-
 @pytest.mark.parametrize("kill_after_commits", [1, 3])
 def test_sigkill_mid_day_then_rerun_gives_exactly_the_uninterrupted_rows(sim_factory, dest, kill_after_commits):
     # Slow pages and small checkpoints so the day takes many commits; kill -9 after some.
     sim = sim_factory(seed=11, per_day=400, latency_ms=40)
     env = cli_env(PNCP_CONSULTA_CONCURRENCY="2")
-    proc = subprocess.Popen(cli_command("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url,
-                                        "--checkpoint-every", "20", "--json"),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cli_command(
+            "contratacoes",
+            "--date",
+            DAY,
+            "--dest",
+            dest,
+            "--base-url",
+            sim.base_url,
+            "--checkpoint-every",
+            "20",
+            "--json",
+        ),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        wait_for(lambda: len([k for k in list_keys(dest, "_state/pncp") if "/commits/" in k]) >= kill_after_commits
-                  or proc.poll() is not None, 60, "checkpoint commits")
+        wait_for(
+            lambda: len([k for k in list_keys(dest, "_state/pncp") if "/commits/" in k]) >= kill_after_commits
+            or proc.poll() is not None,
+            60,
+            "checkpoint commits",
+        )
         assert proc.poll() is None, "the run finished before it could be killed: make the day slower"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -136,10 +162,20 @@ def test_sigkill_mid_day_then_rerun_gives_exactly_the_uninterrupted_rows(sim_fac
 
 
 def test_faults_are_retried_until_the_day_is_complete(sim_factory, tmp_path):
-    sim = sim_factory(seed=5, per_day=1500, faults={
-        "rate_429": 0.05, "burst_429": 3, "rate_5xx": 0.08, "rate_timeout": 0.03, "hang_s": 3,
-        "rate_drop": 0.05, "rate_truncate": 0.05, "rate_spurious_422": 0.03,
-    })
+    sim = sim_factory(
+        seed=5,
+        per_day=1500,
+        faults={
+            "rate_429": 0.05,
+            "burst_429": 3,
+            "rate_5xx": 0.08,
+            "rate_timeout": 0.03,
+            "hang_s": 3,
+            "rate_drop": 0.05,
+            "rate_truncate": 0.05,
+            "rate_spurious_422": 0.03,
+        },
+    )
     dest = str(tmp_path / "bronze")
     result = ingest(sim, dest, "--timeout", "1", "--max-retries", "12", env=cli_env(PNCP_CONSULTA_CONCURRENCY="4"))
     assert result.code == 0, result.stderr
@@ -174,8 +210,13 @@ def test_a_second_run_on_a_held_day_exits_3_naming_the_holder(sim_factory, tmp_p
     sim = sim_factory(seed=3, per_day=200, latency_ms=150)
     dest = str(tmp_path / "bronze")
     env = cli_env(PNCP_CONSULTA_CONCURRENCY="1")
-    first = subprocess.Popen(cli_command("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json"),
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        cli_command("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: any("/lease/" in k for k in list_keys(dest, "_state")), 30, "the first run's lease")
         second = ingest(sim, dest, env=env)
@@ -183,6 +224,6 @@ def test_a_second_run_on_a_held_day_exits_3_naming_the_holder(sim_factory, tmp_p
         assert f"pid {first.pid}" in second.stderr
         assert len(second.stderr.strip().splitlines()) <= 3
     finally:
-        out, err = first.communicate(timeout=120)
+        _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert sorted(ids(dest)) == truth_ids(sim)

@@ -7,8 +7,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
 
 DAY = "2025-10-22"
@@ -140,8 +138,16 @@ def test_under_full_fault_injection_repeated_runs_converge(sim_factory, tmp_path
     sim = sim_factory(seed=9, per_day=60, big_items=False)
     dest = str(tmp_path / "bronze")
     contratacoes(sim, dest)
-    sim.set_faults(rate_429=0.05, burst_429=2, rate_5xx=0.15, rate_timeout=0.03, hang_s=2, rate_drop=0.05,
-                   rate_truncate=0.05, families=["detail"])
+    sim.set_faults(
+        rate_429=0.05,
+        burst_429=2,
+        rate_5xx=0.15,
+        rate_timeout=0.03,
+        hang_s=2,
+        rate_drop=0.05,
+        rate_truncate=0.05,
+        families=["detail"],
+    )
     codes = []
     for _ in range(20):
         result = details(sim, dest, "--max-retries", "1", "--timeout", "0.5")
@@ -157,7 +163,6 @@ def test_under_full_fault_injection_repeated_runs_converge(sim_factory, tmp_path
     assert_complete(sim, dest)
 
 
-
 def test_sigkill_at_random_moments_then_resume_gives_exactly_the_uninterrupted_rows(sim_factory, dest):
     sim = sim_factory(seed=13, per_day=150, big_items=True, latency_ms=15)
     contratacoes(sim, dest)
@@ -165,18 +170,26 @@ def test_sigkill_at_random_moments_then_resume_gives_exactly_the_uninterrupted_r
     env = cli_env(PNCP_CONCURRENCY="8")
     kills = 0
     for round_ in range(4):
-        proc = subprocess.Popen(cli_command("details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url,
-                                            "--checkpoint-every", "10"),
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            cli_command(
+                "details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--checkpoint-every", "10"
+            ),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             # Kill after a random number of further commits, or a random instant (mid-checkpoint,
             # mid-publish, mid-request): the rerun must not care where it was stopped.
             before = len([k for k in list_keys(dest, "_state/pncp_details") if "/commits/" in k])
             if rng.random() < 0.5:
                 target = before + rng.randint(1, 3)
-                wait_for(lambda: proc.poll() is not None or
-                          len([k for k in list_keys(dest, "_state/pncp_details") if "/commits/" in k]) >= target,
-                          60, "commits")
+                wait_for(
+                    lambda: proc.poll() is not None
+                    or len([k for k in list_keys(dest, "_state/pncp_details") if "/commits/" in k]) >= target,
+                    60,
+                    "commits",
+                )
             else:
                 time.sleep(rng.uniform(0.3, 1.2))  # a random instant is the input under test, not a wait
             if proc.poll() is None:
@@ -202,8 +215,13 @@ def test_details_and_contratacoes_may_run_on_the_same_day_at_once(sim_factory, t
     contratacoes(sim, dest)
     sim.grow(DAY, 40)
     env = cli_env(PNCP_CONSULTA_CONCURRENCY="1")
-    listing = subprocess.Popen(cli_command("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url),
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    listing = subprocess.Popen(
+        cli_command("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         during = details(sim, dest, env=env)
     finally:

@@ -27,10 +27,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dotenv import dotenv_values
-
 from bronze import cli_env, read_bronze, run_cli
+from dotenv import dotenv_values
 from fixtures_s3 import S3_ACCESS_KEY, S3_SECRET_KEY
+
 from pncp_ingest.config import Settings, load_settings
 from pncp_ingest.dates import brasilia_today
 from pncp_ingest.testing import SimulatedPncp
@@ -44,11 +44,20 @@ ENV_FILES = sorted(EXAMPLES.rglob("*.env"))
 READERS = ["read_duckdb.py", "read_polars.py"]
 
 # The standard AWS variables an env file may set beside the PNCP_* settings (botocore reads them).
-AWS_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
-            "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"}
+AWS_KEYS = {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+}
 
 
 # --------------------------------------------------------------------------- parsing the examples
+
 
 def crontab(path: Path = CRONTAB) -> tuple[dict[str, str], list[tuple[list[str], str, int]]]:
     """(environment lines, jobs as (5 schedule fields, command, line number))."""
@@ -129,7 +138,9 @@ def exec_invocations(path: Path) -> list[list[str]]:
     found = []
     for value in values(unit(path), "Service", "ExecStart"):
         command = value.lstrip("-@:+!")
-        assert "%" not in command and "$" not in command, f"{path.name}: ExecStart= would expand specifiers/variables: {value}"
+        assert "%" not in command and "$" not in command, (
+            f"{path.name}: ExecStart= would expand specifiers/variables: {value}"
+        )
         argv = shlex.split(command)
         assert argv[0].startswith("/"), f"{path.name}: give ExecStart= an absolute path: {value}"
         assert os.path.basename(argv[0]) == "pncp-ingest", f"{path.name}: ExecStart= is not pncp-ingest: {value}"
@@ -156,6 +167,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
 
 
 # --------------------------------------------------------------------------- running them
+
 
 @functools.cache
 def command_help(command: str) -> str | None:
@@ -203,7 +215,9 @@ def assert_days_complete(sim, dest: str, days: set[date]) -> None:
     expected = {}
     for day in days:
         truth = sim.truth(day)
-        expected.update({c["numeroControlePNCP"]: truth["itens"][c["numeroControlePNCP"]] for c in truth["contratacoes"]})
+        expected.update(
+            {c["numeroControlePNCP"]: truth["itens"][c["numeroControlePNCP"]] for c in truth["contratacoes"]}
+        )
     assert set(landed) == set(expected)
     assert {r["numeroControlePNCP"]: len(r["itens"]) for r in rows} == expected
 
@@ -224,8 +238,9 @@ DAYS = ("2025-09-30", "2025-10-01")  # a month boundary: zero-padded month=09/da
 
 
 def run_reader(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
 
 
 MONEY = r"-?[\d,]+\.\d{2}"
@@ -291,8 +306,11 @@ def expected_summary(sim, days=DAYS, top: int = 10, with_details: bool = True) -
             assert (len(itens), len(arquivos)) == (truth["itens"][cid], truth["arquivos"][cid])
             itens_total += len(itens)
             arquivos_total += len(arquivos)
-            top_rows += [(day, cid, i["numeroItem"], Decimal(str(i["valorTotal"])), (i["descricao"] or "")[:50].rstrip())
-                         for i in itens if i["valorTotal"] is not None]
+            top_rows += [
+                (day, cid, i["numeroItem"], Decimal(str(i["valorTotal"])), (i["descricao"] or "")[:50].rstrip())
+                for i in itens
+                if i["valorTotal"] is not None
+            ]
             tipos.update(a["tipoDocumentoNome"] or "(none)" for a in arquivos)
     top_rows.sort(key=lambda r: (-r[3], r[1], r[2]))
     n_days = len(days)
@@ -371,7 +389,7 @@ def test_the_crontab_is_valid_cron_and_shell():
     assert "PATH" in env, "cron's default PATH does not hold the venv: set PATH= or use absolute paths"
     assert jobs
     for fields, command, number in jobs:
-        for field, (low, high) in zip(fields, CRON_FIELDS):
+        for field, (low, high) in zip(fields, CRON_FIELDS, strict=False):
             assert valid_cron_field(field, low, high), f"crontab line {number}: bad schedule field {field!r}"
         # cron turns an unescaped % into a newline: the commands need none (today/yesterday).
         assert "%" not in command, f"crontab line {number}: % in a command"
@@ -391,7 +409,9 @@ def test_the_crontab_runs_contratacoes_then_details_hourly_for_today_and_nightly
         schedules.setdefault(day, []).append(fields)
     # today: at a fixed minute of every hour; yesterday: at a fixed time of every day.
     assert schedules["today"] and all(f[0].isdigit() and f[1:] == ["*"] * 4 for f in schedules["today"])
-    assert schedules["yesterday"] and all(f[0].isdigit() and f[1].isdigit() and f[2:] == ["*"] * 3 for f in schedules["yesterday"])
+    assert schedules["yesterday"] and all(
+        f[0].isdigit() and f[1].isdigit() and f[2:] == ["*"] * 3 for f in schedules["yesterday"]
+    )
     # The nightly jobs append the --json summaries to a log.
     nightly = [command for fields, command, _ in jobs if "yesterday" in command]
     assert all(">>" in c and "--json" in c for c in nightly)
@@ -420,8 +440,19 @@ def test_commands_the_comments_suggest_exit_0(source, args, sim, tmp_path):
 def test_a_repeated_option_takes_its_last_value(sim, tmp_path):
     """The command tests append --dest/--base-url; an example that sets them too is overridden."""
     first, last = tmp_path / "first", tmp_path / "last"
-    result = run_cli("contratacoes", "--date", DAYS[0], "--dest", str(first), "--base-url", "http://127.0.0.1:9/api",
-                     "--dest", str(last), "--base-url", sim.base_url)
+    result = run_cli(
+        "contratacoes",
+        "--date",
+        DAYS[0],
+        "--dest",
+        str(first),
+        "--base-url",
+        "http://127.0.0.1:9/api",
+        "--dest",
+        str(last),
+        "--base-url",
+        sim.base_url,
+    )
     assert result.code == 0, result.stderr
     assert not first.exists()
     assert len(read_bronze(str(last))) == len(sim.truth(DAYS[0])["contratacoes"])
@@ -444,8 +475,13 @@ def test_the_systemd_services_are_oneshot_with_sigterm_handling():
         invocations = exec_invocations(path)
         assert len({args[args.index("--date") + 1] for args in invocations}) == 1, "both steps on the same day"
     hourly, nightly = (unit(SYSTEMD / f"pncp-ingest-{name}.service") for name in ("hourly", "nightly"))
-    assert all(args[args.index("--date") + 1] == "today" for args in exec_invocations(SYSTEMD / "pncp-ingest-hourly.service"))
-    assert all(args[args.index("--date") + 1] == "yesterday" for args in exec_invocations(SYSTEMD / "pncp-ingest-nightly.service"))
+    assert all(
+        args[args.index("--date") + 1] == "today" for args in exec_invocations(SYSTEMD / "pncp-ingest-hourly.service")
+    )
+    assert all(
+        args[args.index("--date") + 1] == "yesterday"
+        for args in exec_invocations(SYSTEMD / "pncp-ingest-nightly.service")
+    )
     # The decision the units' comments explain: hourly tolerates 1 (the next hour retries), nightly
     # does not (nothing later covers yesterday), and retries instead, except for usage errors.
     assert "1" in " ".join(values(hourly, "Service", "SuccessExitStatus")).split()
@@ -485,14 +521,19 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path):
         text = re.sub(r"^(ExecStart=[-@:+!]*)\S+", rf"\g<1>{shutil.which('true')}", text, flags=re.M)
         text = re.sub(r"^(EnvironmentFile=-?)\S+", rf"\g<1>{env_file}", text, flags=re.M)
         (tmp_path / path.name).write_text(text)
-    check = subprocess.run([analyze, "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
-                           capture_output=True, text=True, cwd=tmp_path)
+    check = subprocess.run(
+        [analyze, "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     output = check.stdout + check.stderr
     assert check.returncode == 0, output
     assert not re.search(r"Unknown (key|section)|ignoring|Refusing", output), output
 
 
 # --------------------------------------------------------------------------- (c) the env files
+
 
 def env_lines(path: Path) -> dict[str, str]:
     out = {}
@@ -532,8 +573,12 @@ def test_env_files_hold_only_real_settings(path, no_pncp_env):
             assert str(value) == raw or (not isinstance(value, str) and float(value) == float(raw)), (key, raw, value)
     # python-dotenv and sh read the same keys and values.
     assert dotenv_values(path) == entries
-    sourced = subprocess.run(["sh", "-c", 'set -a; . "$1"; set +a; env -0', "sh", str(path)], capture_output=True,
-                             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, check=True).stdout
+    sourced = subprocess.run(
+        ["sh", "-c", 'set -a; . "$1"; set +a; env -0', "sh", str(path)],
+        capture_output=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        check=True,
+    ).stdout
     environment = dict(item.split("=", 1) for item in sourced.decode().split("\0") if "=" in item)
     assert {k: environment.get(k) for k in entries} == entries
 
@@ -553,9 +598,15 @@ def test_minio_env_lands_a_day_on_an_s3_server(sim_factory, s3_endpoint, s3_dest
     """
     sim = sim_factory(seed=7, per_day=10)
     entries = env_lines(EXAMPLES / "minio.env")
-    entries.update(PNCP_DEST=s3_dest, PNCP_S3_ENDPOINT_URL=s3_endpoint,
-                   AWS_ACCESS_KEY_ID=S3_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=S3_SECRET_KEY)
-    env = {k: v for k, v in cli_env().items() if not k.startswith(("PNCP_S3", "AWS_")) or k == "AWS_EC2_METADATA_DISABLED"}
+    entries.update(
+        PNCP_DEST=s3_dest,
+        PNCP_S3_ENDPOINT_URL=s3_endpoint,
+        AWS_ACCESS_KEY_ID=S3_ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=S3_SECRET_KEY,
+    )
+    env = {
+        k: v for k, v in cli_env().items() if not k.startswith(("PNCP_S3", "AWS_")) or k == "AWS_EC2_METADATA_DISABLED"
+    }
     env.update(entries)
     day = DAYS[0]
     for step in ("contratacoes", "details"):
@@ -566,7 +617,9 @@ def test_minio_env_lands_a_day_on_an_s3_server(sim_factory, s3_endpoint, s3_dest
 
 def test_the_json_the_nightly_jobs_append_is_one_line_per_run(sim, tmp_path):
     """The nightly jobs append --json to a JSON-lines log: one object, on one line, per command."""
-    result = run_cli("contratacoes", "--date", DAYS[0], "--dest", str(tmp_path / "b"), "--base-url", sim.base_url, "--json")
+    result = run_cli(
+        "contratacoes", "--date", DAYS[0], "--dest", str(tmp_path / "b"), "--base-url", sim.base_url, "--json"
+    )
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["dates"] == [DAYS[0]]

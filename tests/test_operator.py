@@ -12,8 +12,8 @@ import time
 
 import anyio
 import pytest
-
 from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
+
 from pncp_ingest.dates import day_range, parse_day
 from pncp_ingest.state import Lease
 from pncp_ingest.storage import open_store
@@ -24,8 +24,14 @@ DAY = "2025-10-22"
 def in_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
     """Run the CLI with a pseudo-terminal as stdin/stdout/stderr, as a person would."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen(cli_command(*args), stdin=slave, stdout=slave, stderr=slave,
-                            env={**env, "TERM": "xterm-256color", "COLUMNS": "140"}, close_fds=True)
+    proc = subprocess.Popen(
+        cli_command(*args),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "140"},
+        close_fds=True,
+    )
     os.close(slave)
     chunks = []
     deadline = time.monotonic() + 120
@@ -70,8 +76,18 @@ def test_off_a_terminal_output_is_plain_and_json_parses(sim, tmp_path, command):
     doc = json.loads(result.stdout)
     assert doc["command"] == command
     if command != "status":
-        assert {"status", "dates", "contratacoes", "itens", "arquivos", "requests", "retries", "failed",
-                "checkpoints", "duration_s"} <= set(doc)
+        assert {
+            "status",
+            "dates",
+            "contratacoes",
+            "itens",
+            "arquivos",
+            "requests",
+            "retries",
+            "failed",
+            "checkpoints",
+            "duration_s",
+        } <= set(doc)
         assert all(line[:4].isdigit() and line[10] == "T" for line in result.stderr.splitlines()), result.stderr
         for family in doc["concurrency"].values():  # the adaptive limits, never above their ceiling
             assert family["min_limit"] <= family["limit"] <= family["ceiling"]
@@ -79,11 +95,12 @@ def test_off_a_terminal_output_is_plain_and_json_parses(sim, tmp_path, command):
 
 
 def test_quiet_leaves_only_the_summary(sim, tmp_path):
-    result = run_cli("contratacoes", "--date", DAY, "--dest", str(tmp_path / "b"), "--base-url", sim.base_url, "--quiet")
+    result = run_cli(
+        "contratacoes", "--date", DAY, "--dest", str(tmp_path / "b"), "--base-url", sim.base_url, "--quiet"
+    )
     assert result.code == 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and " end contratacoes status=ok" in lines[0]
-
 
 
 def lease_state(dest: str, dataset: str) -> dict:
@@ -98,11 +115,20 @@ def test_sigterm_during_details_commits_releases_and_resumes(sim_factory, tmp_pa
     sim = sim_factory(seed=13, per_day=150, big_items=True, latency_ms=20)
     dest = str(tmp_path / "bronze")
     assert run_cli("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
-    proc = subprocess.Popen(cli_command("details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url,
-                                        "--checkpoint-every", "10", "--json"),
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: any("/commits/" in k for k in list_keys(dest, "_state/pncp_details")) or proc.poll() is not None,
-              60, "a first checkpoint")
+    proc = subprocess.Popen(
+        cli_command(
+            "details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--checkpoint-every", "10", "--json"
+        ),
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(
+        lambda: any("/commits/" in k for k in list_keys(dest, "_state/pncp_details")) or proc.poll() is not None,
+        60,
+        "a first checkpoint",
+    )
     assert proc.poll() is None, "the run ended before SIGTERM: make the day slower"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -168,8 +194,12 @@ def test_backfill_interrupted_by_ctrl_c_says_how_to_continue(sim_factory, tmp_pa
     sim = sim_factory(seed=4, per_day=120, latency_ms=25)
     dest = str(tmp_path / "bronze")
     args = ["backfill", "--from", "2025-10-20", "--to", DAY, "--dest", dest, "--base-url", sim.base_url]
-    proc = subprocess.Popen(cli_command(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: any("/commits/" in k for k in list_keys(dest, "_state")) or proc.poll() is not None, 60, "a commit")
+    proc = subprocess.Popen(
+        cli_command(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for(
+        lambda: any("/commits/" in k for k in list_keys(dest, "_state")) or proc.poll() is not None, 60, "a commit"
+    )
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

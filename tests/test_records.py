@@ -1,7 +1,7 @@
 """Records: real PNCP samples, the documented type drift, and nothing dropped."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +25,9 @@ def test_real_samples_become_typed_rows_with_nothing_left_over():
         assert row["numeroControlePNCP"] == raw["numeroControlePNCP"]
         assert row["orgaoEntidade"]["cnpj"] == raw["orgaoEntidade"]["cnpj"]
         assert row["_extra"] is None, f"a known field was not modelled: {row['_extra']}"
-    rows = [bronze_row(Contratacao, r) | {"_ingested_at": datetime.now(timezone.utc), "_run_id": "r"} for r in sample_contratacoes()]
+    rows = [
+        bronze_row(Contratacao, r) | {"_ingested_at": datetime.now(UTC), "_run_id": "r"} for r in sample_contratacoes()
+    ]
     table = pa.Table.from_pylist(rows, schema=CONTRATACOES_SCHEMA)
     assert table.num_rows == 13
 
@@ -51,8 +53,12 @@ def test_type_drift_is_absorbed():
 
 def test_unknown_fields_and_misfits_are_kept_in_extra():
     raw = sample_contratacoes()[0]
-    drifted = {**raw, "campoNovo": {"a": [1, 2]}, "modalidadeId": "not a number",
-               "orgaoEntidade": {**raw["orgaoEntidade"], "novoSubcampo": True}}
+    drifted = {
+        **raw,
+        "campoNovo": {"a": [1, 2]},
+        "modalidadeId": "not a number",
+        "orgaoEntidade": {**raw["orgaoEntidade"], "novoSubcampo": True},
+    }
     row = bronze_row(Contratacao, drifted)
     extra = json.loads(row["_extra"])
     assert extra == {"campoNovo": {"a": [1, 2]}, "modalidadeId": "not a number", "orgaoEntidade.novoSubcampo": True}

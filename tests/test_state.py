@@ -6,7 +6,7 @@ import json
 import socket
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -21,9 +21,15 @@ DAY = date(2025, 10, 22)
 
 
 def lease_doc(**over) -> bytes:
-    now = datetime.now(timezone.utc)
-    doc = {"state": "held", "run_id": "other-run", "host": "another-host", "pid": 1,
-           "acquired_at": now.isoformat(), "expires_at": (now + timedelta(minutes=10)).isoformat()}
+    now = datetime.now(UTC)
+    doc = {
+        "state": "held",
+        "run_id": "other-run",
+        "host": "another-host",
+        "pid": 1,
+        "acquired_at": now.isoformat(),
+        "expires_at": (now + timedelta(minutes=10)).isoformat(),
+    }
     doc.update(over)
     return json.dumps(doc).encode()
 
@@ -44,7 +50,7 @@ def test_a_live_lease_blocks_and_a_released_one_does_not(store):
 
 def test_an_expired_lease_of_another_host_is_taken_over(store):
     async def main():
-        expired = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+        expired = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
         await store.put(f"_state/pncp/{DAY}/lease/0000000001.json", lease_doc(expires_at=expired))
         await Lease(store, "pncp", DAY, "run-b", ttl=60).acquire()
 
@@ -103,8 +109,10 @@ def test_racing_runs_exactly_one_wins(store):
 
 
 def rows(keys: list[str], run: str = "r") -> list[dict]:
-    now = datetime.now(timezone.utc)
-    return [{"numeroControlePNCP": k, "objetoCompra": f"{k} from {run}", "_ingested_at": now, "_run_id": run} for k in keys]
+    now = datetime.now(UTC)
+    return [
+        {"numeroControlePNCP": k, "objetoCompra": f"{k} from {run}", "_ingested_at": now, "_run_id": run} for k in keys
+    ]
 
 
 def test_commit_publish_and_crash_debris(store, tmp_path: Path):
@@ -129,7 +137,9 @@ def test_commit_publish_and_crash_debris(store, tmp_path: Path):
         local = tmp_path / "published.parquet"
         assert await store.get_file(CONTRATACOES.published_key(DAY), local)
         table = pq.read_table(local)
-        got = dict(zip(table.column("numeroControlePNCP").to_pylist(), table.column("objetoCompra").to_pylist()))
+        got = dict(
+            zip(table.column("numeroControlePNCP").to_pylist(), table.column("objetoCompra").to_pylist(), strict=True)
+        )
         assert got == {"a": "a from r", "b": "b from r2", "c": "c from r2"}
 
     anyio.run(main)
@@ -145,8 +155,7 @@ def test_a_publish_interrupted_before_cleanup_is_not_duplicated(store, tmp_path:
         # Simulate a crash after the published file was replaced but before the manifest:
         # the commit record and part are back, the manifest is the old one.
         await store.put_file(f"{state.prefix}/parts/0001.parquet", part)
-        await store.put(f"{state.prefix}/commits/0001.json",
-                        json.dumps({"name": "0001", "keys": ["a", "b"]}).encode())
+        await store.put(f"{state.prefix}/commits/0001.json", json.dumps({"name": "0001", "keys": ["a", "b"]}).encode())
         await store.delete([f"{state.prefix}/manifest.json"])
         assert await state.publish("r") == 1
         local = tmp_path / "published.parquet"

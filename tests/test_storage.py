@@ -31,7 +31,12 @@ def _is_s3(store: ObjectStore) -> bool:
 def test_open_store_parses_destinations(tmp_path: Path) -> None:
     s = open_store("s3://my-bucket/bronze/", s3_endpoint="http://127.0.0.1:9000")
     assert isinstance(s, S3Store)
-    assert (s.bucket, s.prefix, s.url, s.endpoint_url) == ("my-bucket", "bronze", "s3://my-bucket/bronze", "http://127.0.0.1:9000")
+    assert (s.bucket, s.prefix, s.url, s.endpoint_url) == (
+        "my-bucket",
+        "bronze",
+        "s3://my-bucket/bronze",
+        "http://127.0.0.1:9000",
+    )
     s = open_store("s3://my-bucket")
     assert isinstance(s, S3Store) and s.prefix == "" and s.url == "s3://my-bucket"
     s = open_store("s3://my.bucket-1/a/b")
@@ -340,9 +345,15 @@ async def test_s3_check_wrong_credentials(
 async def test_s3_check_no_credentials(
     s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))

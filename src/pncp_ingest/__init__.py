@@ -11,15 +11,15 @@ The CLI (``pncp-ingest``) is a thin layer over this library::
 
 __version__ = "0.1.0"
 
-import os  # noqa: E402
+import os
 
 # Arrow's default allocator (mimalloc) keeps freed pages, so peak RSS grew with the day (8,000
 # contratações: 206 vs 158 MB measured by `make bench`). It must be chosen before pyarrow is first
 # imported; an explicit ARROW_DEFAULT_MEMORY_POOL in the environment still wins.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
-from .config import Settings, load_settings  # noqa: E402
-from .errors import (  # noqa: E402
+from .config import Settings, load_settings
+from .errors import (
     ApiError,
     ApiUnreachableError,
     ConfigError,
@@ -30,6 +30,7 @@ from .errors import (  # noqa: E402
     UnreachableError,
     UsageError,
 )
+
 
 def __getattr__(name: str) -> object:
     # The engine pulls in aioboto3 and pyarrow; importing it lazily keeps `import pncp_ingest.testing`

@@ -12,7 +12,8 @@ import json as _json
 import signal
 import sys
 import traceback
-from typing import Annotated, Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import anyio
 import typer
@@ -21,9 +22,9 @@ from . import __version__
 from .config import Settings, load_settings
 from .dates import day_range, parse_day
 from .errors import PncpIngestError, UsageError, collapse
-from .status import read_dest_status
 from .pipeline import RunSummary, run_backfill, run_contratacoes, run_details
 from .report import Reporter, make_reporter, print_json, print_status
+from .status import read_dest_status
 
 EXIT_CODES = """Exit codes: 0 all done; 1 finished with failures recorded (run again to retry them);
 2 usage or configuration error; 3 the day is held by another run; 4 the API or the storage is unreachable."""
@@ -37,12 +38,29 @@ app = typer.Typer(
 )
 
 # Options every command takes. None means "not given": the environment, .env or default decides.
-Dest = Annotated[Optional[str], typer.Option("--dest", help="Destination: a folder, or s3://bucket[/prefix]. [env PNCP_DEST; default ./data/bronze]")]
-BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="PNCP API base. [env PNCP_BASE_URL; default https://pncp.gov.br/api]")]
-Concurrency = Annotated[Optional[int], typer.Option("--concurrency", help="In-flight requests to the detail API. [env PNCP_CONCURRENCY; default 8]")]
-Rate = Annotated[Optional[float], typer.Option("--rate", help="Requests/s to the detail API, 0 = no limit. [env PNCP_RATE; default 10]")]
-Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Seconds per request. [env PNCP_TIMEOUT; default 60]")]
-MaxRetries = Annotated[Optional[int], typer.Option("--max-retries", help="Retries per request on 429/5xx/timeouts. [env PNCP_MAX_RETRIES; default 6]")]
+Dest = Annotated[
+    str | None,
+    typer.Option(
+        "--dest", help="Destination: a folder, or s3://bucket[/prefix]. [env PNCP_DEST; default ./data/bronze]"
+    ),
+]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option("--base-url", help="PNCP API base. [env PNCP_BASE_URL; default https://pncp.gov.br/api]"),
+]
+Concurrency = Annotated[
+    int | None,
+    typer.Option("--concurrency", help="In-flight requests to the detail API. [env PNCP_CONCURRENCY; default 8]"),
+]
+Rate = Annotated[
+    float | None,
+    typer.Option("--rate", help="Requests/s to the detail API, 0 = no limit. [env PNCP_RATE; default 10]"),
+]
+Timeout = Annotated[float | None, typer.Option("--timeout", help="Seconds per request. [env PNCP_TIMEOUT; default 60]")]
+MaxRetries = Annotated[
+    int | None,
+    typer.Option("--max-retries", help="Retries per request on 429/5xx/timeouts. [env PNCP_MAX_RETRIES; default 6]"),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON summary object on stdout at the end.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Every event, and tracebacks on errors.")]
@@ -57,7 +75,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Land Brazil's PNCP procurement data as Hive-partitioned Parquet."""
 
@@ -86,8 +106,11 @@ async def _with_signals(work: Work, settings: Settings, reporter: Reporter) -> R
                         return
                     watch.signal = signal.Signals(signum).name  # type: ignore[attr-defined]
                     stop.set()
-                    reporter.line(f"{watch.signal} received: committing what is complete, then stopping "  # type: ignore[attr-defined]
-                                  "(send it again to stop at once)", always=True)
+                    reporter.line(
+                        f"{watch.signal} received: committing what is complete, then stopping "  # type: ignore[attr-defined]
+                        "(send it again to stop at once)",
+                        always=True,
+                    )
 
         watch.signal = None  # type: ignore[attr-defined]
         tg.start_soon(watch)
@@ -121,16 +144,22 @@ def _execute(command: str, common: dict[str, Any], overrides: dict[str, Any], wo
         raise typer.Exit(1) from None
     reporter.summary(summary)
     if summary.interrupted:
-        reporter.line(f"stopped by {summary.interrupted}: committed work is kept and the lease released; "
-                      f"run the same {command} command again to continue", always=True)
+        reporter.line(
+            f"stopped by {summary.interrupted}: committed work is kept and the lease released; "
+            f"run the same {command} command again to continue",
+            always=True,
+        )
     if common["json"]:
         print_json(summary)
     raise typer.Exit(summary.exit_code)
 
 
 Date = Annotated[str, typer.Option("--date", help="Day to ingest: YYYY-MM-DD, today or yesterday (Brasília).")]
-To = Annotated[Optional[str], typer.Option("--to", help="Last day of a range (inclusive).")]
-CheckpointEvery = Annotated[Optional[int], typer.Option("--checkpoint-every", help="Commit every N contratações. [env PNCP_CHECKPOINT_EVERY; default 50]")]
+To = Annotated[str | None, typer.Option("--to", help="Last day of a range (inclusive).")]
+CheckpointEvery = Annotated[
+    int | None,
+    typer.Option("--checkpoint-every", help="Commit every N contratações. [env PNCP_CHECKPOINT_EVERY; default 50]"),
+]
 SETTINGS_FLAGS = ("dest", "base_url", "concurrency", "rate", "timeout", "max_retries", "checkpoint_every")
 OUTPUT_FLAGS = ("json", "quiet", "verbose", "env_file")
 
@@ -153,7 +182,10 @@ def _check_modalidades(codes: list[int] | None) -> None:
 def contratacoes(
     date: Date,
     to: To = None,
-    modalidade: Annotated[Optional[list[int]], typer.Option("--modalidade", help="Only this modalidade code (repeatable). Default: every one PNCP serves.")] = None,
+    modalidade: Annotated[
+        list[int] | None,
+        typer.Option("--modalidade", help="Only this modalidade code (repeatable). Default: every one PNCP serves."),
+    ] = None,
     checkpoint_every: CheckpointEvery = None,
     dest: Dest = None,
     base_url: BaseUrl = None,
@@ -190,10 +222,20 @@ class Only(str, enum.Enum):
 def details(
     date: Date,
     to: To = None,
-    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Skip what is committed (default), or refetch the day and replace its details.")] = True,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Take at most N pending contratações this run; the next run continues.")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--no-resume", help="Skip what is committed (default), or refetch the day and replace its details."
+        ),
+    ] = True,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", min=1, help="Take at most N pending contratações this run; the next run continues."
+        ),
+    ] = None,
     checkpoint_every: CheckpointEvery = None,
-    only: Annotated[Optional[Only], typer.Option("--only", help="Fetch one kind only: itens or arquivos.")] = None,
+    only: Annotated[Only | None, typer.Option("--only", help="Fetch one kind only: itens or arquivos.")] = None,
     dest: Dest = None,
     base_url: BaseUrl = None,
     concurrency: Concurrency = None,
@@ -213,11 +255,24 @@ def details(
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
         days = _days(date, to)
-        reporter.start("details", [d.isoformat() for d in days], settings.dest, settings,
-                       resume="resume" if resume else "no resume (refetch and replace)",
-                       **({"batch size": batch_size} if batch_size else {}), **({"only": only.value} if only else {}))
-        return await run_details(settings, days, resume=resume, batch_size=batch_size,
-                                 only=only.value if only else None, on_event=reporter.event, stop=stop)
+        reporter.start(
+            "details",
+            [d.isoformat() for d in days],
+            settings.dest,
+            settings,
+            resume="resume" if resume else "no resume (refetch and replace)",
+            **({"batch size": batch_size} if batch_size else {}),
+            **({"only": only.value} if only else {}),
+        )
+        return await run_details(
+            settings,
+            days,
+            resume=resume,
+            batch_size=batch_size,
+            only=only.value if only else None,
+            on_event=reporter.event,
+            stop=stop,
+        )
 
     _execute("details", common, overrides, work)
 
@@ -226,8 +281,12 @@ def details(
 def backfill(
     from_: Annotated[str, typer.Option("--from", help="First day: YYYY-MM-DD, today or yesterday (Brasília).")],
     to: Annotated[str, typer.Option("--to", help="Last day (inclusive).")],
-    with_details: Annotated[bool, typer.Option("--details/--no-details", help="Fetch itens and arquivos too (default).")] = True,
-    modalidade: Annotated[Optional[list[int]], typer.Option("--modalidade", help="Only this modalidade code (repeatable).")] = None,
+    with_details: Annotated[
+        bool, typer.Option("--details/--no-details", help="Fetch itens and arquivos too (default).")
+    ] = True,
+    modalidade: Annotated[
+        list[int] | None, typer.Option("--modalidade", help="Only this modalidade code (repeatable).")
+    ] = None,
     checkpoint_every: CheckpointEvery = None,
     dest: Dest = None,
     base_url: BaseUrl = None,
@@ -251,10 +310,12 @@ def backfill(
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
         days = _days(from_, to, first="--from")
         _check_modalidades(modalidade)
-        reporter.start("backfill", [d.isoformat() for d in days], settings.dest, settings,
-                       details="yes" if with_details else "no")
-        return await run_backfill(settings, days, details=with_details, modalidades=modalidade or None,
-                                  on_event=reporter.event, stop=stop)
+        reporter.start(
+            "backfill", [d.isoformat() for d in days], settings.dest, settings, details="yes" if with_details else "no"
+        )
+        return await run_backfill(
+            settings, days, details=with_details, modalidades=modalidade or None, on_event=reporter.event, stop=stop
+        )
 
     _execute("backfill", common, overrides, work)
 
@@ -281,8 +342,12 @@ def status(
         reporter.error(str(exc))
         raise typer.Exit(exc.exit_code) from None
     if json:
-        typer.echo(_json.dumps({"command": "status", "dest": settings.dest, "days": [s.to_json() for s in statuses]},
-                               ensure_ascii=False))
+        typer.echo(
+            _json.dumps(
+                {"command": "status", "dest": settings.dest, "days": [s.to_json() for s in statuses]},
+                ensure_ascii=False,
+            )
+        )
     else:
         print_status(statuses)
     raise typer.Exit(0)

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
 from dotenv import dotenv_values
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     @property
     def s3_endpoint(self) -> str | None:
         """Our own setting first, then botocore's standard variables."""
-        return self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        return (
+            self.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        )
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
@@ -80,7 +82,9 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         name = str(err["loc"][0]) if err["loc"] else "setting"
         source = f"--{name.replace('_', '-')}" if name in given else f"PNCP_{name.upper()}"
         value = err.get("input")
-        raise ConfigError(f"{source}={value!r} is invalid: {err['msg']}; fix it in the flags, the environment or .env") from None
+        raise ConfigError(
+            f"{source}={value!r} is invalid: {err['msg']}; fix it in the flags, the environment or .env"
+        ) from None
 
 
 def _export_aws_settings(env_file: str | Path | None) -> None:

@@ -6,7 +6,7 @@ whatever the host's timezone.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .errors import UsageError
@@ -19,7 +19,7 @@ def brasilia_today() -> date:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_day(text: str, option: str = "--date") -> date:
@@ -43,5 +43,7 @@ def day_range(first: date, last: date | None, first_option: str = "--date", last
     """Every day from ``first`` to ``last`` inclusive (just ``first`` when ``last`` is None)."""
     last = last or first
     if last < first:
-        raise UsageError(f"{last_option} {last} is before {first_option} {first}: give an end date on or after the start")
+        raise UsageError(
+            f"{last_option} {last} is before {first_option} {first}: give an end date on or after the start"
+        )
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]

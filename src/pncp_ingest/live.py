@@ -8,7 +8,15 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -31,12 +39,17 @@ class _Stats:
         flight = self.client.in_flight("consulta") + self.client.in_flight("detail")
         limits = "  ".join(f"{name} limit {f.limit}/{f.ceiling}" for name, f in stats.families.items())
         text = Text.assemble(
-            ("requests ", "dim"), (f"{stats.requests}", "bold"),
-            ("  in flight ", "dim"), (f"{flight}", "bold"),
+            ("requests ", "dim"),
+            (f"{stats.requests}", "bold"),
+            ("  in flight ", "dim"),
+            (f"{flight}", "bold"),
             (f"  {limits}", "dim"),
-            ("  retries ", "dim"), (f"{stats.retries}", "yellow" if stats.retries else "bold"),
-            ("  429s ", "dim"), (f"{stats.throttled}", "yellow" if stats.throttled else "bold"),
-            ("  failed ", "dim"), (f"{self.failures}", "red" if self.failures else "bold"),
+            ("  retries ", "dim"),
+            (f"{stats.retries}", "yellow" if stats.retries else "bold"),
+            ("  429s ", "dim"),
+            (f"{stats.throttled}", "yellow" if stats.throttled else "bold"),
+            ("  failed ", "dim"),
+            (f"{self.failures}", "red" if self.failures else "bold"),
         )
         return text
 
@@ -44,14 +57,19 @@ class _Stats:
 class RichReporter:
     """Same interface as PlainReporter, drawn with rich on a terminal."""
 
-    def __init__(self, *, quiet: bool = False, verbose: bool = False, console: Console | None = None,
-                 live: bool = True) -> None:
+    def __init__(
+        self, *, quiet: bool = False, verbose: bool = False, console: Console | None = None, live: bool = True
+    ) -> None:
         self.console = console or Console(stderr=True)
         self.quiet = quiet
         self.verbose = verbose
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("[dim]{task.fields[rate]}"), TimeRemainingColumn(),
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[dim]{task.fields[rate]}"),
+            TimeRemainingColumn(),
             console=self.console,
         )
         self.stats = _Stats()
@@ -84,7 +102,9 @@ class RichReporter:
         grid.add_row("days", span)
         grid.add_row("destination", dest)
         grid.add_row("API", redact_url(settings.base_url))
-        grid.add_row("consulta", f"{settings.consulta_concurrency} in flight, {settings.consulta_rate or 'no'} req/s limit")
+        grid.add_row(
+            "consulta", f"{settings.consulta_concurrency} in flight, {settings.consulta_rate or 'no'} req/s limit"
+        )
         grid.add_row("detail", f"{settings.concurrency} in flight, {settings.rate or 'no'} req/s limit")
         grid.add_row("checkpoint", f"every {settings.checkpoint_every}")
         for name, value in extra.items():
@@ -119,12 +139,32 @@ class RichReporter:
             self.live.stop()
         doc = summary.to_json()
         table = Table(title=f"pncp-ingest {summary.command}: {doc['status']}", title_style="bold")
-        for column in ("day", "dataset", "contratações", "itens", "arquivos", "failed", "gone", "requests", "retries", "duration"):
+        for column in (
+            "day",
+            "dataset",
+            "contratações",
+            "itens",
+            "arquivos",
+            "failed",
+            "gone",
+            "requests",
+            "retries",
+            "duration",
+        ):
             table.add_column(column, justify="left" if column in ("day", "dataset") else "right")
         for day in summary.days:
-            table.add_row(day.day, day.dataset, f"{day.contratacoes:,}", f"{day.itens:,}", f"{day.arquivos:,}",
-                          f"[red]{day.failed}[/]" if day.failed else "0", str(day.gone), f"{day.requests:,}",
-                          str(day.retries), f"{day.duration_s:.1f}s" if day.status != "skipped" else "skipped")
+            table.add_row(
+                day.day,
+                day.dataset,
+                f"{day.contratacoes:,}",
+                f"{day.itens:,}",
+                f"{day.arquivos:,}",
+                f"[red]{day.failed}[/]" if day.failed else "0",
+                str(day.gone),
+                f"{day.requests:,}",
+                str(day.retries),
+                f"{day.duration_s:.1f}s" if day.status != "skipped" else "skipped",
+            )
         self.console.print(table)
         for failure in summary.failures[:10]:
             self.console.print(f"[red]failed[/] {failure.day} {failure.what}: {failure.reason}", highlight=False)

@@ -101,15 +101,40 @@ def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
     return PlainReporter(quiet=quiet, verbose=verbose)
 
 
-STATUS_COLUMNS = ("day", "contratações", "listing failed", "details", "itens", "arquivos", "details failed", "gone",
-                  "pending", "parts", "last run", "held by")
+STATUS_COLUMNS = (
+    "day",
+    "contratações",
+    "listing failed",
+    "details",
+    "itens",
+    "arquivos",
+    "details failed",
+    "gone",
+    "pending",
+    "parts",
+    "last run",
+    "held by",
+)
 
 
 def _status_row(st: DayStatus) -> list[str]:
-    runs = ", ".join(f"{name}: {run.get('outcome')} {str(run.get('finished_at', ''))[:16]}" for name, run in st.last_run.items())
-    return [st.day, str(st.contratacoes), str(st.contratacoes_failed), str(st.details), str(st.itens_done),
-            str(st.arquivos_done), str(st.details_failed), str(st.gone), str(st.pending), str(st.parts),
-            runs or "-", "; ".join(st.held_by.values()) or "-"]
+    runs = ", ".join(
+        f"{name}: {run.get('outcome')} {str(run.get('finished_at', ''))[:16]}" for name, run in st.last_run.items()
+    )
+    return [
+        st.day,
+        str(st.contratacoes),
+        str(st.contratacoes_failed),
+        str(st.details),
+        str(st.itens_done),
+        str(st.arquivos_done),
+        str(st.details_failed),
+        str(st.gone),
+        str(st.pending),
+        str(st.parts),
+        runs or "-",
+        "; ".join(st.held_by.values()) or "-",
+    ]
 
 
 def print_status(statuses: list[DayStatus]) -> None:

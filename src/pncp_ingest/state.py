@@ -68,16 +68,30 @@ class Manifest:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, data: bytes | None) -> "Manifest":
+    def parse(cls, data: bytes | None) -> Manifest:
         if not data:
             return cls()
         doc = json.loads(data)
-        return cls(set(doc.get("keys", [])), doc.get("rows", 0), doc.get("folded", []), doc.get("published_at"),
-                   doc.get("run_id"), doc.get("meta", {}))
+        return cls(
+            set(doc.get("keys", [])),
+            doc.get("rows", 0),
+            doc.get("folded", []),
+            doc.get("published_at"),
+            doc.get("run_id"),
+            doc.get("meta", {}),
+        )
 
     def dump(self) -> bytes:
-        return _dumps({"keys": sorted(self.keys), "rows": self.rows, "folded": self.folded,
-                       "published_at": self.published_at, "run_id": self.run_id, "meta": self.meta})
+        return _dumps(
+            {
+                "keys": sorted(self.keys),
+                "rows": self.rows,
+                "folded": self.folded,
+                "published_at": self.published_at,
+                "run_id": self.run_id,
+                "meta": self.meta,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -135,8 +149,14 @@ class DayState:
         ``part`` may be None for a commit that only records meta (e.g. compras found gone)."""
         if part is not None:
             await self.store.put_file(self._part_key(name), part)
-        record = {"name": name, "part": self._part_key(name) if part is not None else None, "keys": keys,
-                  "rows": len(keys), "meta": meta or {}, "committed_at": utcnow().isoformat()}
+        record = {
+            "name": name,
+            "part": self._part_key(name) if part is not None else None,
+            "keys": keys,
+            "rows": len(keys),
+            "meta": meta or {},
+            "committed_at": utcnow().isoformat(),
+        }
         if not await self.store.put_if_absent(self._commit_key(name), _dumps(record)):
             raise RuntimeError(f"commit {name} already exists")  # names are unique per run: a bug
 
@@ -163,8 +183,11 @@ class DayState:
         """Delete what a crashed run left half-done: parts without a commit record, and the
         temp files / unfinished uploads of writes it was in the middle of. Call under the lease."""
         committed = {c.name for c in await self.commits()}
-        debris = [k for k in await self.store.list(f"{self.prefix}/parts/")
-                  if k.rsplit("/", 1)[-1].removesuffix(".parquet") not in committed]
+        debris = [
+            k
+            for k in await self.store.list(f"{self.prefix}/parts/")
+            if k.rsplit("/", 1)[-1].removesuffix(".parquet") not in committed
+        ]
         await self.store.delete(debris)
         leftovers = await self.store.remove_debris(f"{self.prefix}/")
         leftovers += await self.store.remove_debris(f"{self.dataset.partition(self.day)}/")
@@ -197,7 +220,7 @@ class DayState:
             workdir = Path(tmp)
             published = await self._fetch(published_key, workdir / "published.parquet")
             parts = [await self._fetch(self._part_key(c.name), workdir / f"{c.name}.parquet") for c in pending]
-            missing = [c.name for c, p in zip(pending, parts) if p is None]
+            missing = [c.name for c, p in zip(pending, parts, strict=True) if p is None]
             if missing:
                 raise RuntimeError(f"committed parts are missing from {self.store.url}: {missing}")
             out = workdir / "out.parquet"
@@ -264,8 +287,15 @@ class Lease:
 
     def _doc(self, state: str) -> bytes:
         now = utcnow()
-        return _dumps({"state": state, "run_id": self.run_id, **_holder(), "acquired_at": now.isoformat(),
-                       "expires_at": (now + timedelta(seconds=self.ttl)).isoformat()})
+        return _dumps(
+            {
+                "state": state,
+                "run_id": self.run_id,
+                **_holder(),
+                "acquired_at": now.isoformat(),
+                "expires_at": (now + timedelta(seconds=self.ttl)).isoformat(),
+            }
+        )
 
     async def current(self) -> tuple[int, dict[str, Any] | None]:
         """The highest epoch and its document (0, None when the day was never leased)."""
@@ -292,7 +322,9 @@ class Lease:
         epoch, doc = await self.current()
         if self.is_live(doc):
             assert doc is not None
-            raise LeaseHeldError(f"{self.what} is held by {self.describe(doc)}: wait for it to finish, or run another day")
+            raise LeaseHeldError(
+                f"{self.what} is held by {self.describe(doc)}: wait for it to finish, or run another day"
+            )
         if not await self.store.put_if_absent(self._key(epoch + 1), self._doc("held")):
             _, winner = await self.current()
             raise LeaseHeldError(f"{self.what} was just taken by {self.describe(winner or {})}: wait for it to finish")
@@ -303,7 +335,9 @@ class Lease:
         """Raise LeaseLostError if another run has taken the day since we acquired it."""
         assert self.epoch is not None
         if await self.store.get(self._key(self.epoch + 1)) is not None:
-            raise LeaseLostError(f"{self.what}: our lease expired and another run took the day; stopping without writing more")
+            raise LeaseLostError(
+                f"{self.what}: our lease expired and another run took the day; stopping without writing more"
+            )
 
     async def renew(self) -> None:
         await self.ensure()

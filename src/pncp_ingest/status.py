@@ -12,8 +12,8 @@ from typing import Any
 
 import anyio
 
-from .state import DayState, Lease
 from .config import Settings
+from .state import DayState, Lease
 from .storage import ObjectStore, open_store
 from .writer import CONTRATACOES, DETAILS
 

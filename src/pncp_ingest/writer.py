@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -100,11 +101,16 @@ DETAILS_SCHEMA = pa.schema(
         # null = not fetched (yet); [] = fetched, and the compra has none.
         pa.field("itens", pa.list_(_with_extra(Item))),
         pa.field("arquivos", pa.list_(_with_extra(Arquivo))),
-        pa.field("metadata", pa.struct([
-            pa.field("total_itens", pa.int64()),
-            pa.field("total_arquivos", pa.int64()),
-            pa.field("fetch_timestamp", pa.timestamp("us", tz="UTC")),
-        ])),
+        pa.field(
+            "metadata",
+            pa.struct(
+                [
+                    pa.field("total_itens", pa.int64()),
+                    pa.field("total_arquivos", pa.int64()),
+                    pa.field("fetch_timestamp", pa.timestamp("us", tz="UTC")),
+                ]
+            ),
+        ),
         *LINEAGE[1:],
     ]
 )

@@ -1,21 +1,22 @@
 """The async engine: run a command over days, return a summary. Importable as a library.
 
-    import anyio
-    from datetime import date
-    from pncp_ingest import load_settings
-    from pncp_ingest.pipeline import run_contratacoes, run_details
+import anyio
+from datetime import date
+from pncp_ingest import load_settings
+from pncp_ingest.pipeline import run_contratacoes, run_details
 
-    settings = load_settings(dest="./bronze")
-    summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
-    summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
+settings = load_settings(dest="./bronze")
+summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
+summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
-from typing import Awaitable, Callable, Literal
+from typing import Literal
 
 import anyio
 
@@ -24,17 +25,27 @@ from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient
 from ..storage import ObjectStore, open_store
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, ignore, new_run_id
-from .contratacoes import ingest_contratacoes
 from .backfill import ingest_backfill
+from .contratacoes import ingest_contratacoes
 from .details import ingest_details
 
-__all__ = ["DaySummary", "Event", "EventSink", "Failure", "RunSummary", "run_backfill", "run_contratacoes", "run_details"]
+__all__ = [
+    "DaySummary",
+    "Event",
+    "EventSink",
+    "Failure",
+    "RunSummary",
+    "run_backfill",
+    "run_contratacoes",
+    "run_details",
+]
 
 Body = Callable[[Settings, ObjectStore, PncpClient, list[date], RunSummary], Awaitable[RunSummary]]
 
 
-async def _run(command: str, settings: Settings, days: list[date], run_id: str | None, body: Body,
-               on_event: EventSink = ignore) -> RunSummary:
+async def _run(
+    command: str, settings: Settings, days: list[date], run_id: str | None, body: Body, on_event: EventSink = ignore
+) -> RunSummary:
     """What every command shares: open and check the store, one client, the summary, errors.
 
     Raises PncpIngestError for fatal errors, with the partial summary attached as ``err.summary``."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -117,8 +118,9 @@ class RunSummary:
             "status": self.status,
             "dates": self.dates,
             # A backfill's details days count the same contratações again: count each once.
-            "contratacoes": sum(d.contratacoes for d in self.days
-                                if d.dataset == "pncp" or all(x.dataset != "pncp" for x in self.days)),
+            "contratacoes": sum(
+                d.contratacoes for d in self.days if d.dataset == "pncp" or all(x.dataset != "pncp" for x in self.days)
+            ),
             "itens": sum(d.itens for d in self.days),
             "arquivos": sum(d.arquivos for d in self.days),
             "requests": self.requests,
@@ -191,7 +193,11 @@ async def each_day(
             day_summary.held_by = str(held)
             on_event(Event("failure", dataset.name, day, str(held)))
         except BaseException as exc:
-            outcome = "interrupted" if isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class())) else f"failed: {exc}"
+            outcome = (
+                "interrupted"
+                if isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class()))
+                else f"failed: {exc}"
+            )
             raise
         finally:
             day_summary.duration_s = round(time.monotonic() - started, 3)
@@ -200,8 +206,14 @@ async def each_day(
             if outcome is not None:
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await DayState(store, dataset, day).record_run(
-                        {"run_id": summary.run_id, "command": summary.command, "outcome": outcome,
-                         "finished_at": utcnow().isoformat(), **asdict(day_summary)})
+                        {
+                            "run_id": summary.run_id,
+                            "command": summary.command,
+                            "outcome": outcome,
+                            "finished_at": utcnow().isoformat(),
+                            **asdict(day_summary),
+                        }
+                    )
 
 
 async def recover(state: DayState, run_id: str, on_event: EventSink) -> None:
@@ -209,5 +221,11 @@ async def recover(state: DayState, run_id: str, on_event: EventSink) -> None:
     debris = await state.remove_uncommitted()
     recovered = await state.publish(run_id)
     if debris or recovered:
-        on_event(Event("recovered", state.dataset.name, state.day,
-                       f"removed {debris} uncommitted leftover(s), published {recovered} committed checkpoint(s) of an earlier run"))
+        on_event(
+            Event(
+                "recovered",
+                state.dataset.name,
+                state.day,
+                f"removed {debris} uncommitted leftover(s), published {recovered} committed checkpoint(s) of an earlier run",
+            )
+        )

@@ -41,8 +41,9 @@ async def ingest_backfill(
             summary.days.append(DaySummary(day=day.isoformat(), dataset=CONTRATACOES.name, status="skipped"))
             on_event(Event("day_end", CONTRATACOES.name, day, "already complete: skipped"))
             continue
-        await ingest_contratacoes(settings, store, client, [day], summary, modalidades=modalidades,
-                                  on_event=on_event, stop=stop)
+        await ingest_contratacoes(
+            settings, store, client, [day], summary, modalidades=modalidades, on_event=on_event, stop=stop
+        )
         if details and not (stop is not None and stop.is_set()):
             await ingest_details(settings, store, client, [day], summary, on_event=on_event, stop=stop)
     return summary

@@ -111,7 +111,11 @@ async def _ingest_day(
                         key = raw.get("numeroControlePNCP")
                         summary.listed += 1
                         if not isinstance(key, str) or not key:
-                            run.failures.append(Failure(day.isoformat(), "record", f"a record without numeroControlePNCP: {str(raw)[:120]}"))
+                            run.failures.append(
+                                Failure(
+                                    day.isoformat(), "record", f"a record without numeroControlePNCP: {str(raw)[:120]}"
+                                )
+                            )
                             summary.failed += 1
                             continue
                         if key in ctx.known:
@@ -129,12 +133,20 @@ async def _ingest_day(
         await lease.ensure()
         await _publish(ctx, run, on_event)
         # Each run lists every page again, so its failures replace the previous run's.
-        await state.save_failures({f.what: {"reason": f.reason, "run_id": run.run_id}
-                                   for f in run.failures if f.day == day.isoformat()})
+        await state.save_failures(
+            {f.what: {"reason": f.reason, "run_id": run.run_id} for f in run.failures if f.day == day.isoformat()}
+        )
         if summary.failed:
             summary.status = "partial"
-        on_event(Event("day_end", CONTRATACOES.name, day,
-                       f"{summary.contratacoes} new of {summary.listed} listed, {summary.failed} failed", {"summary": summary}))
+        on_event(
+            Event(
+                "day_end",
+                CONTRATACOES.name,
+                day,
+                f"{summary.contratacoes} new of {summary.listed} listed, {summary.failed} failed",
+                {"summary": summary},
+            )
+        )
 
 
 async def _fetch_modalidade(
@@ -167,7 +179,9 @@ async def _fetch_modalidade(
             tg.start_soon(fetch, pagina)
 
 
-async def _checkpoint(ctx: _Day, raws: list[dict[str, Any]], run: RunSummary, lease: Lease, on_event: EventSink) -> None:
+async def _checkpoint(
+    ctx: _Day, raws: list[dict[str, Any]], run: RunSummary, lease: Lease, on_event: EventSink
+) -> None:
     """Stage and commit one part: from here on these contratações are done."""
     ingested_at = utcnow()
     rows = []
@@ -192,8 +206,15 @@ async def _checkpoint(ctx: _Day, raws: list[dict[str, Any]], run: RunSummary, le
         await lease.ensure()
         await ctx.state.commit(name, path, [r["numeroControlePNCP"] for r in rows])
     ctx.summary.contratacoes += len(rows)
-    on_event(Event("checkpoint", CONTRATACOES.name, ctx.day,
-                   f"committed {len(rows)} contratações (checkpoint {ctx.summary.checkpoints})", {"rows": len(rows), "name": name}))
+    on_event(
+        Event(
+            "checkpoint",
+            CONTRATACOES.name,
+            ctx.day,
+            f"committed {len(rows)} contratações (checkpoint {ctx.summary.checkpoints})",
+            {"rows": len(rows), "name": name},
+        )
+    )
 
 
 async def _publish(ctx: _Day, run: RunSummary, on_event: EventSink) -> None:
@@ -201,5 +222,12 @@ async def _publish(ctx: _Day, run: RunSummary, on_event: EventSink) -> None:
     if folded:
         manifest = await ctx.state.manifest()
         ctx.summary.published_rows = manifest.rows
-        on_event(Event("publish", CONTRATACOES.name, ctx.day,
-                       f"published {manifest.rows} rows to {CONTRATACOES.published_key(ctx.day)}", {"rows": manifest.rows}))
+        on_event(
+            Event(
+                "publish",
+                CONTRATACOES.name,
+                ctx.day,
+                f"published {manifest.rows} rows to {CONTRATACOES.published_key(ctx.day)}",
+                {"rows": manifest.rows},
+            )
+        )

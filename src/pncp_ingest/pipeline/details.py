@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import anyio
 import pyarrow.parquet as pq
@@ -72,7 +73,9 @@ async def committed_compras(store: ObjectStore, day: date) -> list[Compra] | Non
             if not await store.get_file(key, path):
                 return None
         table = await anyio.to_thread.run_sync(
-            lambda: pq.read_table(path, columns=["numeroControlePNCP", "orgaoEntidade", "anoCompra", "sequencialCompra"])
+            lambda: pq.read_table(
+                path, columns=["numeroControlePNCP", "orgaoEntidade", "anoCompra", "sequencialCompra"]
+            )
         )
     compras = []
     for row in table.to_pylist():
@@ -87,7 +90,9 @@ async def committed_compras(store: ObjectStore, day: date) -> list[Compra] | Non
     return compras
 
 
-def plan(compras: list[Compra], done: dict[str, Any], kinds: tuple[Kind, ...], resume: bool) -> list[tuple[Compra, tuple[Kind, ...]]]:
+def plan(
+    compras: list[Compra], done: dict[str, Any], kinds: tuple[Kind, ...], resume: bool
+) -> list[tuple[Compra, tuple[Kind, ...]]]:
     """Which kinds each contratação still needs. Gone compras are not retried unless --no-resume."""
     if not resume:
         return [(c, kinds) for c in compras]
@@ -125,8 +130,14 @@ async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[Kind, .
 def details_row(fetched: Fetched, run_id: str, now: Any) -> dict[str, Any]:
     """One ``pncp_details`` row: a kind not fetched is null, fetched-and-empty is []."""
     compra = fetched.compra
-    row: dict[str, Any] = {"numeroControlePNCP": compra.id, "cnpj": compra.cnpj, "anoCompra": compra.ano,
-                           "sequencialCompra": compra.sequencial, "_ingested_at": now, "_run_id": run_id}
+    row: dict[str, Any] = {
+        "numeroControlePNCP": compra.id,
+        "cnpj": compra.cnpj,
+        "anoCompra": compra.ano,
+        "sequencialCompra": compra.sequencial,
+        "_ingested_at": now,
+        "_run_id": run_id,
+    }
     metadata: dict[str, Any] = {"fetch_timestamp": now}
     for kind in DETAIL_KINDS:
         rows = fetched.records.get(kind)  # already bronze rows (the client's *_rows methods)
@@ -165,8 +176,9 @@ async def ingest_details(
     async def day_body(day: date, day_summary: DaySummary) -> bool:
         nonlocal budget
         async with hold(store, DETAILS.name, day, summary.run_id, settings.lease_ttl) as lease:
-            taken = await _ingest_day(settings, store, client, day, kinds, resume, budget, lease, summary, day_summary,
-                                      on_event, stop)
+            taken = await _ingest_day(
+                settings, store, client, day, kinds, resume, budget, lease, summary, day_summary, on_event, stop
+            )
         if budget is not None:
             budget -= taken
         return budget is None or budget > 0
@@ -194,14 +206,27 @@ async def _ingest_day(
     compras = await committed_compras(store, day)
     if compras is None:
         summary.status = "skipped"
-        on_event(Event("day_end", DETAILS.name, day, "no published contratações for this day: run `pncp-ingest contratacoes` first"))
+        on_event(
+            Event(
+                "day_end",
+                DETAILS.name,
+                day,
+                "no published contratações for this day: run `pncp-ingest contratacoes` first",
+            )
+        )
         return 0
     todo = plan(compras, (await state.committed()).meta, kinds, resume)
     summary.pending = len(todo)
     if budget is not None:
         todo = todo[:budget]
-    on_event(Event("day_start", DETAILS.name, day,
-                   f"{len(todo)} of {len(compras)} contratações to fetch ({', '.join(kinds)}{'' if resume else ', no resume'})"))
+    on_event(
+        Event(
+            "day_start",
+            DETAILS.name,
+            day,
+            f"{len(todo)} of {len(compras)} contratações to fetch ({', '.join(kinds)}{'' if resume else ', no resume'})",
+        )
+    )
     on_event(Event("progress", DETAILS.name, day, "", {"compras_planned": len(todo)}))
     failures = await state.failures()
     batch = _Batch()
@@ -226,9 +251,15 @@ async def _ingest_day(
         summary.contratacoes += len(batch.rows)
         summary.itens += sum(len(r["itens"] or []) for r in batch.rows)
         summary.arquivos += sum(len(r["arquivos"] or []) for r in batch.rows)
-        on_event(Event("checkpoint", DETAILS.name, day,
-                       f"committed details of {len(batch.rows)} contratações (checkpoint {summary.checkpoints})",
-                       {"rows": len(batch.rows), "name": name}))
+        on_event(
+            Event(
+                "checkpoint",
+                DETAILS.name,
+                day,
+                f"committed details of {len(batch.rows)} contratações (checkpoint {summary.checkpoints})",
+                {"rows": len(batch.rows), "name": name},
+            )
+        )
         batch = _Batch()
         commits_since_publish += 1
 
@@ -260,7 +291,14 @@ async def _ingest_day(
                     batch.gone[cid] = fetched.gone
                     summary.gone += 1
                     failures.pop(cid, None)
-                    on_event(Event("failure", DETAILS.name, day, f"{cid} is gone from PNCP ({fetched.gone}); recorded, not retried"))
+                    on_event(
+                        Event(
+                            "failure",
+                            DETAILS.name,
+                            day,
+                            f"{cid} is gone from PNCP ({fetched.gone}); recorded, not retried",
+                        )
+                    )
                 else:
                     if fetched.failed:
                         summary.failed += 1
@@ -276,7 +314,10 @@ async def _ingest_day(
                 if len(batch) >= settings.checkpoint_every:
                     await checkpoint()
                 # --no-resume replaces the day in one publish at the end: no mixed intermediate states.
-                due = commits_since_publish >= PUBLISH_AFTER_COMMITS or time.monotonic() - last_publish >= settings.publish_every
+                due = (
+                    commits_since_publish >= PUBLISH_AFTER_COMMITS
+                    or time.monotonic() - last_publish >= settings.publish_every
+                )
                 if resume and due and commits_since_publish:
                     await _publish(state, run, summary, on_event)
                     commits_since_publish, last_publish = 0, time.monotonic()
@@ -286,10 +327,16 @@ async def _ingest_day(
     await state.save_failures(failures)
     if summary.failed:
         summary.status = "partial"
-    on_event(Event("day_end", DETAILS.name, day,
-                   f"details of {summary.contratacoes} contratações ({summary.itens} itens, {summary.arquivos} arquivos), "
-                   f"{summary.failed} failed, {summary.gone} gone, {summary.pending - handled} left for later runs",
-                   {"summary": summary}))
+    on_event(
+        Event(
+            "day_end",
+            DETAILS.name,
+            day,
+            f"details of {summary.contratacoes} contratações ({summary.itens} itens, {summary.arquivos} arquivos), "
+            f"{summary.failed} failed, {summary.gone} gone, {summary.pending - handled} left for later runs",
+            {"summary": summary},
+        )
+    )
     return len(todo)
 
 
@@ -297,5 +344,12 @@ async def _publish(state: DayState, run: RunSummary, summary: DaySummary, on_eve
     if await state.publish(run.run_id):
         manifest = await state.manifest()
         summary.published_rows = manifest.rows
-        on_event(Event("publish", DETAILS.name, state.day,
-                       f"published {manifest.rows} rows to {DETAILS.published_key(state.day)}", {"rows": manifest.rows}))
+        on_event(
+            Event(
+                "publish",
+                DETAILS.name,
+                state.day,
+                f"published {manifest.rows} rows to {DETAILS.published_key(state.day)}",
+                {"rows": manifest.rows},
+            )
+        )

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import anyio
@@ -35,7 +36,9 @@ DETAIL_PAGE_SIZE = 500
 class _Retryable(Exception):
     """An attempt failed in a way another attempt may not (429, 5xx, timeout, bad JSON)."""
 
-    def __init__(self, reason: str, *, status: int | None = None, transport: bool = False, throttled: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, status: int | None = None, transport: bool = False, throttled: bool = False
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.transport = transport
@@ -75,12 +78,14 @@ class PncpClient:
         self._http = http or create_http_client(settings)
         adaptive = settings.adaptive
         self._families = {
-            "consulta": FamilyLimiter("consulta", settings.consulta_concurrency, settings.consulta_rate, adaptive=adaptive),
+            "consulta": FamilyLimiter(
+                "consulta", settings.consulta_concurrency, settings.consulta_rate, adaptive=adaptive
+            ),
             "detail": FamilyLimiter("detail", settings.concurrency, settings.rate, adaptive=adaptive),
         }
         self.stats.families = {name: limiter.stats for name, limiter in self._families.items()}
 
-    async def __aenter__(self) -> "PncpClient":
+    async def __aenter__(self) -> PncpClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -144,7 +149,9 @@ class PncpClient:
 
     # -- one request, with retries -------------------------------------------------------------
 
-    async def _get_json(self, family: str, path: str, params: dict[str, Any], decode: Callable[[bytes], Any] = json.loads) -> Any:
+    async def _get_json(
+        self, family: str, path: str, params: dict[str, Any], decode: Callable[[bytes], Any] = json.loads
+    ) -> Any:
         """GET and decode JSON (``decode`` raises ValueError on a bad body); None for 204.
 
         Retries what may pass on another attempt."""
@@ -160,7 +167,9 @@ class PncpClient:
                             f"the PNCP API at {self.settings.base_url} is unreachable ({exc}): "
                             "check --base-url / PNCP_BASE_URL and the network"
                         ) from None
-                    raise ApiError(f"GET {path} failed after {attempts} attempts: {exc}", status=exc.status, url=url) from None
+                    raise ApiError(
+                        f"GET {path} failed after {attempts} attempts: {exc}", status=exc.status, url=url
+                    ) from None
                 self.stats.retries += 1
                 if not exc.throttled:  # a 429's family pause already holds this worker and every other
                     await anyio.sleep(self._backoff(attempt))
@@ -214,7 +223,9 @@ class PncpClient:
         if status == 422 and "365" in message and params.get("dataInicial") == params.get("dataFinal"):
             # PNCP sometimes rejects a one-day window as "over 365 days"; the same query passes later.
             raise _Retryable(f"spurious 422 {message}", status=422)
-        raise ApiError(f"HTTP {status} {message} for {response.url}", status=status, url=str(response.url), retryable=False)
+        raise ApiError(
+            f"HTTP {status} {message} for {response.url}", status=status, url=str(response.url), retryable=False
+        )
 
 
 _ITEM_ROWS = partial(bronze_rows_json, Item)

@@ -211,7 +211,7 @@ class FamilyLimiter:
         while (delay := self._paused_until - _now()) > 0:
             await anyio.sleep(delay)
 
-    def slot(self) -> "_Slot":
+    def slot(self) -> _Slot:
         """``async with limiter.slot() as ticket``: hold one in-flight place of this family while a
         request is sent and answered.
 

@@ -347,7 +347,7 @@ def _exact(model: type[BaseModel]) -> type[BaseModel]:
     def exact(annotation: Any) -> Any:
         origin = typing.get_origin(annotation)
         if origin in (Union, types.UnionType):
-            return Union[tuple(exact(a) for a in typing.get_args(annotation))]
+            return Union[tuple(exact(a) for a in typing.get_args(annotation))]  # noqa: UP007 (built at run time)
         if origin is Annotated:
             inner, *metadata = typing.get_args(annotation)
             return Annotated[(exact(inner), *metadata)]
@@ -358,7 +358,8 @@ def _exact(model: type[BaseModel]) -> type[BaseModel]:
         return annotation
 
     fields: dict[str, Any] = {
-        name: (exact(info.annotation), ... if info.is_required() else info.default) for name, info in model.model_fields.items()
+        name: (exact(info.annotation), ... if info.is_required() else info.default)
+        for name, info in model.model_fields.items()
     }
     config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
     return create_model(f"{model.__name__}Exact", __config__=config, __module__=__name__, **fields)
@@ -367,4 +368,3 @@ def _exact(model: type[BaseModel]) -> type[BaseModel]:
 @functools.cache
 def _exact_list(model: type[BaseModel]) -> TypeAdapter[Any]:
     return TypeAdapter(list[_exact(model)])  # type: ignore[misc]
-

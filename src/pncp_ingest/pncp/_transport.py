@@ -108,7 +108,9 @@ def _aiohttp_transport_class() -> type[httpx.AsyncBaseTransport]:
                         auto_decompress=False,
                         compress=False,
                         timeout=aiohttp.ClientTimeout(
-                            sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
+                            sock_connect=timeout.get("connect"),
+                            sock_read=timeout.get("read"),
+                            connect=timeout.get("pool"),
                         ),
                     ) as response:
                         body = await response.read()
@@ -117,12 +119,21 @@ def _aiohttp_transport_class() -> type[httpx.AsyncBaseTransport]:
             extensions = {"http_version": b"HTTP/1.1"}
             if response.reason:
                 extensions["reason_phrase"] = response.reason.encode()
-            return httpx.Response(status_code=response.status, headers=response.raw_headers, content=body,
-                                  request=request, extensions=extensions)
+            return httpx.Response(
+                status_code=response.status,
+                headers=response.raw_headers,
+                content=body,
+                request=request,
+                extensions=extensions,
+            )
 
     def _remap(exc: httpx.TransportError) -> httpx.TransportError:
         cause = exc.__cause__
-        if isinstance(exc, httpx.TimeoutException) and cause is not None and not isinstance(cause, asyncio.TimeoutError):
+        if (
+            isinstance(exc, httpx.TimeoutException)
+            and cause is not None
+            and not isinstance(cause, asyncio.TimeoutError)
+        ):
             if isinstance(cause, aiohttp.ClientConnectorError):
                 return httpx.ConnectError(str(exc) or type(cause).__name__)
             return httpx.ReadError(str(exc) or type(cause).__name__)

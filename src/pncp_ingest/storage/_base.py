@@ -71,7 +71,7 @@ class ObjectStore(abc.ABC):
     async def aclose(self) -> None:
         """Release connections."""
 
-    async def __aenter__(self) -> "ObjectStore":
+    async def __aenter__(self) -> ObjectStore:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -50,7 +50,9 @@ def check_key(key: str) -> str:
         raise ValueError(f"invalid store key {key!r}: must be a non-empty string")
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts) or "\\" in key or "\x00" in key:
-        raise ValueError(f"invalid store key {key!r}: must be a relative a/b/c path without empty, '.' or '..' segments")
+        raise ValueError(
+            f"invalid store key {key!r}: must be a relative a/b/c path without empty, '.' or '..' segments"
+        )
     if is_temp_name(parts[-1]):
         raise ValueError(f"invalid store key {key!r}: the name looks like a temporary file")
     return key

@@ -196,7 +196,9 @@ class S3Store(ObjectStore):
                 return False
             frozen = await creds.get_frozen_credentials()
         except (BotoCoreError, OSError) as exc:
-            raise ConfigError(self._scrub(self._no_credentials_message(exc) + f" ({type(exc).__name__}: {exc})")) from None
+            raise ConfigError(
+                self._scrub(self._no_credentials_message(exc) + f" ({type(exc).__name__}: {exc})")
+            ) from None
         self._secrets = [s for s in (frozen.secret_key, frozen.token, frozen.access_key) if s]
         return bool(frozen.access_key and frozen.secret_key)
 
@@ -217,7 +219,9 @@ class S3Store(ObjectStore):
                         self._session.client("s3", endpoint_url=self.endpoint_url, config=config)
                     )
                 except ValueError as exc:  # e.g. an endpoint botocore refuses
-                    raise ConfigError(f"S3 endpoint {self.endpoint_url!r} is invalid ({exc}): fix --s3-endpoint") from None
+                    raise ConfigError(
+                        f"S3 endpoint {self.endpoint_url!r} is invalid ({exc}): fix --s3-endpoint"
+                    ) from None
                 except BotoCoreError as exc:  # e.g. ProfileNotFound
                     raise ConfigError(self._setup_message(exc)) from None
                 self._stack, self._client = stack, client
@@ -270,8 +274,7 @@ class S3Store(ObjectStore):
         if not isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
             why = "could not be loaded"
         return (
-            f"S3 credentials {why} for {self._endpoint}: set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
-            "(or AWS_PROFILE)"
+            f"S3 credentials {why} for {self._endpoint}: set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
         )
 
     @contextlib.asynccontextmanager
@@ -281,7 +284,7 @@ class S3Store(ObjectStore):
             yield client
         except (ClientError, BotoCoreError) as exc:
             self._raise(op, key, exc)
-        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:  # mostly wrapped by botocore already
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:  # mostly wrapped by botocore already
             self._raise(op, key, exc)
 
     @staticmethod
@@ -327,7 +330,7 @@ class S3Store(ObjectStore):
                     raise StorageUnreachableError(
                         self._scrub(f"S3 endpoint {endpoint} is unreachable: {exc}; start it or fix --s3-endpoint")
                     ) from None
-                except (BotoCoreError, OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, BotoCoreError, OSError) as exc:
                     self._raise("check (HeadBucket)", None, exc)
         except ValueError as exc:
             raise ConfigError(f"S3 endpoint {self.endpoint_url!r} is invalid ({exc}): fix --s3-endpoint") from None
@@ -452,4 +455,3 @@ class S3Store(ObjectStore):
                         f"{first.get('Code')}: {first.get('Message', '')} ({len(errors)} keys not deleted)"
                     )
                 )
-

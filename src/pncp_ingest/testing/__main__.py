@@ -24,12 +24,23 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"invalid --faults: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(args.host, args.port, seed=args.seed, per_day=args.per_day, big_items=args.big_items,
-                      faults=faults, exit_on_stdin_eof=args.exit_on_stdin_eof))
+    asyncio.run(
+        serve(
+            args.host,
+            args.port,
+            seed=args.seed,
+            per_day=args.per_day,
+            big_items=args.big_items,
+            faults=faults,
+            exit_on_stdin_eof=args.exit_on_stdin_eof,
+        )
+    )
     return 0
 
 
-async def _bench_run(base_url: str, paths: list[str], n: int, concurrency: int, client_kind: str) -> tuple[float, dict[int, int]]:
+async def _bench_run(
+    base_url: str, paths: list[str], n: int, concurrency: int, client_kind: str
+) -> tuple[float, dict[int, int]]:
     statuses: dict[int, int] = {}
     counter = iter(range(n))
 
@@ -88,7 +99,9 @@ def _bench(args: argparse.Namespace) -> int:
         base_url = args.url.rstrip("/")
         import httpx
 
-        truth = httpx.get(base_url[: -len("/api")] + "/_sim/truth", params={"date": args.date}, trust_env=False, timeout=60).json()
+        truth = httpx.get(
+            base_url[: -len("/api")] + "/_sim/truth", params={"date": args.date}, trust_env=False, timeout=60
+        ).json()
     else:
         sim = SimulatorProcess(seed=42, per_day=args.per_day, big_items=False).start()
         base_url = sim.base_url
@@ -105,10 +118,15 @@ def _bench(args: argparse.Namespace) -> int:
     finally:
         if sim is not None:
             sim.stop()
-    out: dict[str, Any] = {"client": args.client, "requests": args.requests, "concurrency": args.concurrency,
-                           "distinct_paths": len(paths), "seconds": round(elapsed, 3),
-                           "req_per_s": round(args.requests / elapsed, 1),
-                           "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+    out: dict[str, Any] = {
+        "client": args.client,
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "distinct_paths": len(paths),
+        "seconds": round(elapsed, 3),
+        "req_per_s": round(args.requests / elapsed, 1),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
     if cpu0 is not None and cpu1 is not None and cpu1 > cpu0:
         out["server_cpu_s"] = round(cpu1 - cpu0, 3)
         out["server_capacity_req_per_cpu_s"] = round(args.requests / (cpu1 - cpu0), 1)
@@ -125,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=0, help="0 = any free port")
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--per-day", type=int, default=200)
-    s.add_argument("--no-big-items", dest="big_items", action="store_false",
-                   help="do not give each day's first six contratações 0/10/11/500/501/1203 itens")
-    s.add_argument("--faults", default=None, help='JSON fault config, e.g. \'{"rate_5xx":0.1}\'')
+    s.add_argument(
+        "--no-big-items",
+        dest="big_items",
+        action="store_false",
+        help="do not give each day's first six contratações 0/10/11/500/501/1203 itens",
+    )
+    s.add_argument("--faults", default=None, help="JSON fault config, e.g. '{\"rate_5xx\":0.1}'")
     s.add_argument("--latency-ms", type=float, default=None, help="fixed added latency (overrides faults.latency_ms)")
     s.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (used by SimulatorProcess)")
     s.set_defaults(func=_serve)

@@ -13,7 +13,8 @@ import socket
 import stat
 import threading
 from collections import Counter
-from typing import Any, Awaitable, Callable, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -68,7 +69,7 @@ class Faults(BaseModel):
 
 
 def _now_utc() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _now_brt() -> str:
@@ -77,9 +78,9 @@ def _now_brt() -> str:
 
 def _spring_path(path: str) -> str:
     if path.startswith("/api/consulta/"):
-        return "/pncp-consulta/" + path[len("/api/consulta/"):]
+        return "/pncp-consulta/" + path[len("/api/consulta/") :]
     if path.startswith("/api/pncp/"):
-        return "/pncp-api/" + path[len("/api/pncp/"):]
+        return "/pncp-api/" + path[len("/api/pncp/") :]
     return path
 
 
@@ -100,7 +101,13 @@ def _bad_request(message: str, path: str) -> _Reply:
 
 
 def _unprocessable(message: str, path: str) -> _Reply:
-    body = {"path": _spring_path(path), "message": message, "error": "422 UNPROCESSABLE_ENTITY", "timestamp": _now_brt(), "status": "422"}
+    body = {
+        "path": _spring_path(path),
+        "message": message,
+        "error": "422 UNPROCESSABLE_ENTITY",
+        "timestamp": _now_brt(),
+        "status": "422",
+    }
     return _Reply(422, dumps(body))
 
 
@@ -112,13 +119,16 @@ def _int_param(q: Any, name: str, java: str, path: str, *, required: bool, defau
     raw = q.get(name)
     if raw is None:
         if required:
-            raise _bad_request(f"Required request parameter '{name}' for method parameter type {java} is not present", path)
+            raise _bad_request(
+                f"Required request parameter '{name}' for method parameter type {java} is not present", path
+            )
         return default
     try:
         return int(raw.strip())
     except ValueError:
         raise _bad_request(
-            f"Failed to convert value of type 'java.lang.String' to required type 'java.lang.{java}'; For input string: \"{raw}\"", path
+            f"Failed to convert value of type 'java.lang.String' to required type 'java.lang.{java}'; For input string: \"{raw}\"",
+            path,
         ) from None
 
 
@@ -177,7 +187,9 @@ class SimState:
         q, path = request.query, request.path
         for name in ("dataInicial", "dataFinal"):
             if q.get(name) is None:
-                raise _bad_request(f"Required request parameter '{name}' for method parameter type String is not present", path)
+                raise _bad_request(
+                    f"Required request parameter '{name}' for method parameter type String is not present", path
+                )
         mod = _int_param(q, "codigoModalidadeContratacao", "Long", path, required=True)
         pagina = _int_param(q, "pagina", "Integer", path, required=True)
         size = _int_param(q, "tamanhoPagina", "Integer", path, required=False, default=50)
@@ -207,7 +219,13 @@ class SimState:
             if total == 0 or pagina > pages:
                 return b""
             chunk = compras[(pagina - 1) * size : pagina * size]
-            tail = {"totalRegistros": total, "totalPaginas": pages, "numeroPagina": pagina, "paginasRestantes": pages - pagina, "empty": False}
+            tail = {
+                "totalRegistros": total,
+                "totalPaginas": pages,
+                "numeroPagina": pagina,
+                "paginasRestantes": pages - pagina,
+                "empty": False,
+            }
             return b'{"data":[' + b",".join(c.frag for c in chunk) + b"]," + dumps(tail)[1:]
 
         body = self._cached(("consulta", d0, d1, mod, pagina, size), make)
@@ -236,7 +254,9 @@ class SimState:
         try:
             ano, seq = int(mi["ano"]), int(mi["seq"])
         except ValueError:
-            raise _bad_request("Failed to convert value of type 'java.lang.String' to required type 'java.lang.Integer'", path) from None
+            raise _bad_request(
+                "Failed to convert value of type 'java.lang.String' to required type 'java.lang.Integer'", path
+            ) from None
         c = self.sim.find(mi["cnpj"], ano, seq)
         if c is None or self.sim.is_gone(c.id):
             raise _not_found("Contratação não cadastrada.", path)
@@ -270,7 +290,9 @@ class SimState:
 
     # ------------------------------------------------------------------ fault pipeline
 
-    def route(self, kind: str, family: Family, fn: Callable[[web.Request, bool], tuple[int, bytes]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def route(
+        self, kind: str, family: Family, fn: Callable[[web.Request, bool], tuple[int, bytes]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             self.requests[kind] += 1
             f = self.faults
@@ -313,7 +335,19 @@ class SimState:
             self.fault_counts["5xx"] += 1
             status = rng.choice((500, 502, 503, 504))
             if status == 500:
-                return self._respond(500, dumps({"timestamp": _now_utc(), "status": 500, "error": "Internal Server Error", "message": HIKARI, "path": _spring_path(request.path)}), _JSON)
+                return self._respond(
+                    500,
+                    dumps(
+                        {
+                            "timestamp": _now_utc(),
+                            "status": 500,
+                            "error": "Internal Server Error",
+                            "message": HIKARI,
+                            "path": _spring_path(request.path),
+                        }
+                    ),
+                    _JSON,
+                )
             if status == 503:
                 return self._respond(503, b"", None)
             return self._respond(status, HTML_502 if status == 502 else HTML_504, "text/html")
@@ -426,7 +460,10 @@ def make_app(sim: SimulatedPncp, faults: Faults | None = None) -> web.Applicatio
     return app
 
 
-def _by_what(itens: Callable[[web.Request], Awaitable[web.StreamResponse]], arquivos: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _by_what(
+    itens: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    arquivos: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         return await (itens if request.match_info["what"] == "itens" else arquivos)(request)
 

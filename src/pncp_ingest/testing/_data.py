@@ -93,8 +93,12 @@ MODALIDADES: list[dict[str, Any]] = [
         "id": mid,
         "nome": nome,
         "descricao": _MODALIDADE_DESCR.get(mid, nome),
-        "dataInclusao": "2021-07-27T00:00:00" if mid <= 13 else ("2025-01-06T10:12:41" if mid == 14 else "2025-11-18T16:40:03"),
-        "dataAtualizacao": "2021-07-27T00:00:00" if mid <= 13 else ("2025-01-06T10:12:41" if mid == 14 else "2025-11-18T16:40:03"),
+        "dataInclusao": "2021-07-27T00:00:00"
+        if mid <= 13
+        else ("2025-01-06T10:12:41" if mid == 14 else "2025-11-18T16:40:03"),
+        "dataAtualizacao": "2021-07-27T00:00:00"
+        if mid <= 13
+        else ("2025-01-06T10:12:41" if mid == 14 else "2025-11-18T16:40:03"),
         "statusAtivo": True,
     }
     for mid, nome in _MODALIDADE_NAMES
@@ -110,29 +114,90 @@ for _w in _MOD_WEIGHTS.values():
     _MOD_CUM.append(_acc)
 del _acc, _w
 
-_MODO_DISPUTA = {1: "Aberto", 2: "Fechado", 3: "Aberto-Fechado", 4: "Dispensa Com Disputa", 5: "Não se aplica", 6: "Fechado-Aberto"}
+_MODO_DISPUTA = {
+    1: "Aberto",
+    2: "Fechado",
+    3: "Aberto-Fechado",
+    4: "Dispensa Com Disputa",
+    5: "Não se aplica",
+    6: "Fechado-Aberto",
+}
 _INSTRUMENTO = {1: "Edital", 2: "Aviso de Contratação Direta", 3: "Ato que autoriza a Contratação Direta"}
 _SITUACAO = {1: "Divulgada no PNCP", 2: "Revogada", 3: "Anulada", 4: "Suspensa"}
 
 _AMPARO = {
-    "pregao": [(1, "Lei 14.133/2021, Art. 28, I", "Pregão: modalidade de licitação obrigatória para aquisição de bens e serviços comuns, cujo critério de julgamento poderá ser o de menor preço ou o de maior desconto")],
-    "concorrencia": [(2, "Lei 14.133/2021, Art. 28, II", "Concorrência: modalidade de licitação para contratação de bens e serviços especiais e de obras e serviços comuns e especiais de engenharia")],
-    "leilao": [(4, "Lei 14.133/2021, Art. 28, IV", "Leilão: modalidade de licitação para alienação de bens imóveis ou de bens móveis inservíveis ou legalmente apreendidos a quem oferecer o maior lance")],
+    "pregao": [
+        (
+            1,
+            "Lei 14.133/2021, Art. 28, I",
+            "Pregão: modalidade de licitação obrigatória para aquisição de bens e serviços comuns, cujo critério de julgamento poderá ser o de menor preço ou o de maior desconto",
+        )
+    ],
+    "concorrencia": [
+        (
+            2,
+            "Lei 14.133/2021, Art. 28, II",
+            "Concorrência: modalidade de licitação para contratação de bens e serviços especiais e de obras e serviços comuns e especiais de engenharia",
+        )
+    ],
+    "leilao": [
+        (
+            4,
+            "Lei 14.133/2021, Art. 28, IV",
+            "Leilão: modalidade de licitação para alienação de bens imóveis ou de bens móveis inservíveis ou legalmente apreendidos a quem oferecer o maior lance",
+        )
+    ],
     "dispensa": [
-        (18, "Lei 14.133/2021, Art. 75, I", "Dispensa de Licitação: para contratação que envolva valores inferiores a R$ 100.000,00 (cem mil reais), no caso de obras e serviços de engenharia ou de serviços de manutenção de veículos automotores"),
-        (19, "Lei 14.133/2021, Art. 75, II", "Dispensa de Licitação: para contratação que envolva valores inferiores a R$ 50.000,00 (cinquenta mil reais), no caso de outros serviços e compras"),
-        (24, "Lei 14.133/2021, Art. 75, VIII", "Dispensa de Licitação: nos casos de emergência ou de calamidade pública"),
+        (
+            18,
+            "Lei 14.133/2021, Art. 75, I",
+            "Dispensa de Licitação: para contratação que envolva valores inferiores a R$ 100.000,00 (cem mil reais), no caso de obras e serviços de engenharia ou de serviços de manutenção de veículos automotores",
+        ),
+        (
+            19,
+            "Lei 14.133/2021, Art. 75, II",
+            "Dispensa de Licitação: para contratação que envolva valores inferiores a R$ 50.000,00 (cinquenta mil reais), no caso de outros serviços e compras",
+        ),
+        (
+            24,
+            "Lei 14.133/2021, Art. 75, VIII",
+            "Dispensa de Licitação: nos casos de emergência ou de calamidade pública",
+        ),
     ],
     "inexigibilidade": [
-        (6, "Lei 14.133/2021, Art. 74, I", "Inexigibilidade: aquisição de materiais, de equipamentos ou de gêneros ou contratação de serviços que só possam ser fornecidos por produtor, empresa ou representante comercial exclusivos"),
-        (7, "Lei 14.133/2021, Art. 74, II", "Inexigibilidade: contratação de profissional do setor artístico, diretamente ou por meio de empresário exclusivo"),
-        (10, "Lei 14.133/2021, Art. 74, III, c", "Inexigibilidade: contratação de serviços técnicos especializados de natureza predominantemente intelectual - assessorias ou consultorias técnicas e auditorias financeiras ou tributárias"),
+        (
+            6,
+            "Lei 14.133/2021, Art. 74, I",
+            "Inexigibilidade: aquisição de materiais, de equipamentos ou de gêneros ou contratação de serviços que só possam ser fornecidos por produtor, empresa ou representante comercial exclusivos",
+        ),
+        (
+            7,
+            "Lei 14.133/2021, Art. 74, II",
+            "Inexigibilidade: contratação de profissional do setor artístico, diretamente ou por meio de empresário exclusivo",
+        ),
+        (
+            10,
+            "Lei 14.133/2021, Art. 74, III, c",
+            "Inexigibilidade: contratação de serviços técnicos especializados de natureza predominantemente intelectual - assessorias ou consultorias técnicas e auditorias financeiras ou tributárias",
+        ),
     ],
     "credenciamento": [(50, "Lei 14.133/2021, Art. 79, I", "Credenciamento: contratação paralela e não excludente")],
     "manifestacao": [(51, "Lei 14.133/2021, Art. 81", "Procedimento de manifestação de interesse")],
     "prequalificacao": [(52, "Lei 14.133/2021, Art. 80, I", "Pré-qualificação de licitantes")],
 }
-_MOD_AMPARO = {1: "leilao", 13: "leilao", 4: "concorrencia", 5: "concorrencia", 6: "pregao", 7: "pregao", 8: "dispensa", 9: "inexigibilidade", 10: "manifestacao", 11: "prequalificacao", 12: "credenciamento"}
+_MOD_AMPARO = {
+    1: "leilao",
+    13: "leilao",
+    4: "concorrencia",
+    5: "concorrencia",
+    6: "pregao",
+    7: "pregao",
+    8: "dispensa",
+    9: "inexigibilidade",
+    10: "manifestacao",
+    11: "prequalificacao",
+    12: "credenciamento",
+}
 
 _OBJETOS = [
     "Aquisição de {m} para atender às necessidades da {s}",
@@ -144,77 +209,222 @@ _OBJETOS = [
     "Prestação de serviços de {v} — lote único",
 ]
 _MATERIAIS = [
-    "material de expediente", "gêneros alimentícios", "medicamentos", "material hospitalar",
-    "combustível (gasolina comum e óleo diesel S10)", "equipamentos de informática", "mobiliário escolar",
-    "material de limpeza e higiene", "pneus e câmaras de ar", "uniformes escolares", "kits de merenda",
-    "ar-condicionado split 12.000 BTUs", "material elétrico", "material de construção",
+    "material de expediente",
+    "gêneros alimentícios",
+    "medicamentos",
+    "material hospitalar",
+    "combustível (gasolina comum e óleo diesel S10)",
+    "equipamentos de informática",
+    "mobiliário escolar",
+    "material de limpeza e higiene",
+    "pneus e câmaras de ar",
+    "uniformes escolares",
+    "kits de merenda",
+    "ar-condicionado split 12.000 BTUs",
+    "material elétrico",
+    "material de construção",
 ]
 _SERVICOS = [
-    "manutenção preventiva e corretiva de veículos", "limpeza e conservação predial", "transporte escolar",
-    "locação de máquinas pesadas", "assessoria contábil", "show artístico na festa do município",
-    "exames laboratoriais", "coleta de resíduos sólidos", "vigilância patrimonial", "reforma de unidade básica de saúde",
-    "conserto e manutenção dos ar-condicionados", "fornecimento de refeições",
+    "manutenção preventiva e corretiva de veículos",
+    "limpeza e conservação predial",
+    "transporte escolar",
+    "locação de máquinas pesadas",
+    "assessoria contábil",
+    "show artístico na festa do município",
+    "exames laboratoriais",
+    "coleta de resíduos sólidos",
+    "vigilância patrimonial",
+    "reforma de unidade básica de saúde",
+    "conserto e manutenção dos ar-condicionados",
+    "fornecimento de refeições",
 ]
-_SETORES = ["Secretaria Municipal de Saúde", "Secretaria de Educação", "Câmara Municipal", "Secretaria de Obras", "Assistência Social", "administração"]
+_SETORES = [
+    "Secretaria Municipal de Saúde",
+    "Secretaria de Educação",
+    "Câmara Municipal",
+    "Secretaria de Obras",
+    "Assistência Social",
+    "administração",
+]
 _USUARIOS = [
-    ("AZ INFORMATICA LTDA", None), ("BLL Compras", "https://bllcompras.com/Process/ProcessView?param1={n}"),
-    ("SH3 Informática Ltda.", None), ("Grupo Assessor", None), ("Licitar Digital - Plataforma de Licitações Online", "https://www.licitardigital.com.br/processos/{n}"),
-    ("Megasoft Informática", None), ("E & L PRODUCOES DE SOFTWARE LTDA", None), ("Compras.gov.br", "https://cnetmobile.estaleiro.serpro.gov.br/comprasnet-web/public/compras/acompanhamento-compra?compra={n}"),
-    ("Portal de Compras Públicas", "https://www.portaldecompraspublicas.com.br/processos/{n}"), ("IPM Sistemas", None),
+    ("AZ INFORMATICA LTDA", None),
+    ("BLL Compras", "https://bllcompras.com/Process/ProcessView?param1={n}"),
+    ("SH3 Informática Ltda.", None),
+    ("Grupo Assessor", None),
+    ("Licitar Digital - Plataforma de Licitações Online", "https://www.licitardigital.com.br/processos/{n}"),
+    ("Megasoft Informática", None),
+    ("E & L PRODUCOES DE SOFTWARE LTDA", None),
+    (
+        "Compras.gov.br",
+        "https://cnetmobile.estaleiro.serpro.gov.br/comprasnet-web/public/compras/acompanhamento-compra?compra={n}",
+    ),
+    ("Portal de Compras Públicas", "https://www.portaldecompraspublicas.com.br/processos/{n}"),
+    ("IPM Sistemas", None),
 ]
 
 # (municipio, uf, ibge) — real names/codes
 _MUNICIPIOS = [
-    ("São Paulo", "SP", 3550308), ("Rio de Janeiro", "RJ", 3304557), ("Belo Horizonte", "MG", 3106200),
-    ("Curitiba", "PR", 4106902), ("Porto Alegre", "RS", 4314902), ("Salvador", "BA", 2927408),
-    ("Fortaleza", "CE", 2304400), ("Recife", "PE", 2611606), ("Manaus", "AM", 1302603),
-    ("Belém", "PA", 1501402), ("Goiânia", "GO", 5208707), ("Brasília", "DF", 5300108),
-    ("Florianópolis", "SC", 4205407), ("Campinas", "SP", 3509502), ("Natal", "RN", 2408102),
-    ("Teresina", "PI", 2211001), ("João Pessoa", "PB", 2507507), ("Maceió", "AL", 2704302),
-    ("Aracaju", "SE", 2800308), ("São Luís", "MA", 2111300), ("Cuiabá", "MT", 5103403),
-    ("Campo Grande", "MS", 5002704), ("Vitória", "ES", 3205309), ("Porto Velho", "RO", 1100205),
-    ("Rio Branco", "AC", 1200401), ("Macapá", "AP", 1600303), ("Boa Vista", "RR", 1400100),
-    ("Palmas", "TO", 1721000), ("Amaporã", "PR", 4100905), ("Jataizinho", "PR", 4112702),
-    ("Nazareno", "MG", 3144508), ("Salto de Pirapora", "SP", 3545308), ("São José do Rio Preto", "SP", 3549805),
-    ("São Bernardo do Campo", "SP", 3548708), ("Vargem Alta", "ES", 3205036), ("Ivinhema", "MS", 5004700),
-    ("Aragarças", "GO", 5201702), ("Itaguaí", "RJ", 3302007), ("Londrina", "PR", 4113700),
-    ("Uberlândia", "MG", 3170206), ("Joinville", "SC", 4209102), ("Caxias do Sul", "RS", 4305108),
-    ("Feira de Santana", "BA", 2910800), ("Juiz de Fora", "MG", 3136702), ("Sobral", "CE", 2312908),
-    ("Petrolina", "PE", 2611101), ("Santarém", "PA", 1506807), ("Anápolis", "GO", 5201108),
+    ("São Paulo", "SP", 3550308),
+    ("Rio de Janeiro", "RJ", 3304557),
+    ("Belo Horizonte", "MG", 3106200),
+    ("Curitiba", "PR", 4106902),
+    ("Porto Alegre", "RS", 4314902),
+    ("Salvador", "BA", 2927408),
+    ("Fortaleza", "CE", 2304400),
+    ("Recife", "PE", 2611606),
+    ("Manaus", "AM", 1302603),
+    ("Belém", "PA", 1501402),
+    ("Goiânia", "GO", 5208707),
+    ("Brasília", "DF", 5300108),
+    ("Florianópolis", "SC", 4205407),
+    ("Campinas", "SP", 3509502),
+    ("Natal", "RN", 2408102),
+    ("Teresina", "PI", 2211001),
+    ("João Pessoa", "PB", 2507507),
+    ("Maceió", "AL", 2704302),
+    ("Aracaju", "SE", 2800308),
+    ("São Luís", "MA", 2111300),
+    ("Cuiabá", "MT", 5103403),
+    ("Campo Grande", "MS", 5002704),
+    ("Vitória", "ES", 3205309),
+    ("Porto Velho", "RO", 1100205),
+    ("Rio Branco", "AC", 1200401),
+    ("Macapá", "AP", 1600303),
+    ("Boa Vista", "RR", 1400100),
+    ("Palmas", "TO", 1721000),
+    ("Amaporã", "PR", 4100905),
+    ("Jataizinho", "PR", 4112702),
+    ("Nazareno", "MG", 3144508),
+    ("Salto de Pirapora", "SP", 3545308),
+    ("São José do Rio Preto", "SP", 3549805),
+    ("São Bernardo do Campo", "SP", 3548708),
+    ("Vargem Alta", "ES", 3205036),
+    ("Ivinhema", "MS", 5004700),
+    ("Aragarças", "GO", 5201702),
+    ("Itaguaí", "RJ", 3302007),
+    ("Londrina", "PR", 4113700),
+    ("Uberlândia", "MG", 3170206),
+    ("Joinville", "SC", 4209102),
+    ("Caxias do Sul", "RS", 4305108),
+    ("Feira de Santana", "BA", 2910800),
+    ("Juiz de Fora", "MG", 3136702),
+    ("Sobral", "CE", 2312908),
+    ("Petrolina", "PE", 2611101),
+    ("Santarém", "PA", 1506807),
+    ("Anápolis", "GO", 5201108),
 ]
 _UF_NOME = {
-    "SP": "São Paulo", "RJ": "Rio de Janeiro", "MG": "Minas Gerais", "PR": "Paraná", "RS": "Rio Grande do Sul",
-    "BA": "Bahia", "CE": "Ceará", "PE": "Pernambuco", "AM": "Amazonas", "PA": "Pará", "GO": "Goiás",
-    "DF": "Distrito Federal", "SC": "Santa Catarina", "RN": "Rio Grande do Norte", "PI": "Piauí", "PB": "Paraíba",
-    "AL": "Alagoas", "SE": "Sergipe", "MA": "Maranhão", "MT": "Mato Grosso", "MS": "Mato Grosso do Sul",
-    "ES": "Espírito Santo", "RO": "Rondônia", "AC": "Acre", "AP": "Amapá", "RR": "Roraima", "TO": "Tocantins",
+    "SP": "São Paulo",
+    "RJ": "Rio de Janeiro",
+    "MG": "Minas Gerais",
+    "PR": "Paraná",
+    "RS": "Rio Grande do Sul",
+    "BA": "Bahia",
+    "CE": "Ceará",
+    "PE": "Pernambuco",
+    "AM": "Amazonas",
+    "PA": "Pará",
+    "GO": "Goiás",
+    "DF": "Distrito Federal",
+    "SC": "Santa Catarina",
+    "RN": "Rio Grande do Norte",
+    "PI": "Piauí",
+    "PB": "Paraíba",
+    "AL": "Alagoas",
+    "SE": "Sergipe",
+    "MA": "Maranhão",
+    "MT": "Mato Grosso",
+    "MS": "Mato Grosso do Sul",
+    "ES": "Espírito Santo",
+    "RO": "Rondônia",
+    "AC": "Acre",
+    "AP": "Amapá",
+    "RR": "Roraima",
+    "TO": "Tocantins",
 }
-_FEDERAIS = ["MINISTERIO DA ECONOMIA", "MINISTERIO DA SAUDE", "UNIVERSIDADE FEDERAL DE {X}", "INSTITUTO FEDERAL DE EDUCACAO, CIENCIA E TECNOLOGIA - {UF}", "COMANDO DO EXERCITO", "INSTITUTO NACIONAL DO SEGURO SOCIAL"]
-_ESTADUAIS = ["SECRETARIA DE ESTADO DA SAUDE - {UF}", "POLICIA MILITAR DO ESTADO - {UF}", "SECRETARIA DE ESTADO DE EDUCACAO - {UF}", "DEPARTAMENTO DE ESTRADAS DE RODAGEM - {UF}"]
+_FEDERAIS = [
+    "MINISTERIO DA ECONOMIA",
+    "MINISTERIO DA SAUDE",
+    "UNIVERSIDADE FEDERAL DE {X}",
+    "INSTITUTO FEDERAL DE EDUCACAO, CIENCIA E TECNOLOGIA - {UF}",
+    "COMANDO DO EXERCITO",
+    "INSTITUTO NACIONAL DO SEGURO SOCIAL",
+]
+_ESTADUAIS = [
+    "SECRETARIA DE ESTADO DA SAUDE - {UF}",
+    "POLICIA MILITAR DO ESTADO - {UF}",
+    "SECRETARIA DE ESTADO DE EDUCACAO - {UF}",
+    "DEPARTAMENTO DE ESTRADAS DE RODAGEM - {UF}",
+]
 
 _ITEM_SITUACAO = {1: "Em Andamento", 2: "Homologado", 3: "Anulado/Revogado/Cancelado", 4: "Deserto", 5: "Fracassado"}
-_TIPO_BENEFICIO = {1: "Participação exclusiva para ME/EPP", 2: "Subcontratação para ME/EPP", 3: "Cota reservada para ME/EPP", 4: "Sem benefício", 5: "Não se aplica"}
+_TIPO_BENEFICIO = {
+    1: "Participação exclusiva para ME/EPP",
+    2: "Subcontratação para ME/EPP",
+    3: "Cota reservada para ME/EPP",
+    4: "Sem benefício",
+    5: "Não se aplica",
+}
 _CRITERIO = {1: "Menor preço", 2: "Maior desconto", 4: "Técnica e preço", 5: "Maior lance", 7: "Não se aplica"}
 _ITEM_CATEGORIA = {1: "Bens imóveis", 2: "Bens móveis", 3: "Não se aplica"}
-_UNIDADES_MEDIDA = ["Unidade", "UNIDADE", "UNIDADE 1.0 MILILITRO ", "Caixa", "CX ", "Kg", "Litro", "LITRO ", "Pacote", "Serviço", "Mês", "Metro quadrado", "FRASCO 500.0 ML "]
+_UNIDADES_MEDIDA = [
+    "Unidade",
+    "UNIDADE",
+    "UNIDADE 1.0 MILILITRO ",
+    "Caixa",
+    "CX ",
+    "Kg",
+    "Litro",
+    "LITRO ",
+    "Pacote",
+    "Serviço",
+    "Mês",
+    "Metro quadrado",
+    "FRASCO 500.0 ML ",
+]
 _ITEM_DESCR = [
     "DIETA, NORMOCALORICA, ENRIQUECIDA COM TAURINA, CARNITINA, ISENTA DE SACAROSE E GLUTEN, ENTERAL SISTEMA FECHADO",
-    "PAPEL A4, 75 G/M2, BRANCO, PACOTE COM 500 FOLHAS", "CANETA ESFEROGRÁFICA AZUL", "ARROZ TIPO 1, PACOTE 5 KG",
-    "DIPIRONA SÓDICA 500 MG/ML, SOLUÇÃO INJETÁVEL", "GASOLINA COMUM", "ÓLEO DIESEL S10", "MICROCOMPUTADOR DESKTOP, 16 GB RAM",
-    "CADEIRA GIRATÓRIA COM BRAÇOS", "DETERGENTE LÍQUIDO NEUTRO 500 ML", "LUVA DE PROCEDIMENTO, LÁTEX, TAMANHO M",
-    "Serviço de manutenção preventiva de veículo leve", "Locação de retroescavadeira com operador (hora)", "Pneu 175/70 R14",
+    "PAPEL A4, 75 G/M2, BRANCO, PACOTE COM 500 FOLHAS",
+    "CANETA ESFEROGRÁFICA AZUL",
+    "ARROZ TIPO 1, PACOTE 5 KG",
+    "DIPIRONA SÓDICA 500 MG/ML, SOLUÇÃO INJETÁVEL",
+    "GASOLINA COMUM",
+    "ÓLEO DIESEL S10",
+    "MICROCOMPUTADOR DESKTOP, 16 GB RAM",
+    "CADEIRA GIRATÓRIA COM BRAÇOS",
+    "DETERGENTE LÍQUIDO NEUTRO 500 ML",
+    "LUVA DE PROCEDIMENTO, LÁTEX, TAMANHO M",
+    "Serviço de manutenção preventiva de veículo leve",
+    "Locação de retroescavadeira com operador (hora)",
+    "Pneu 175/70 R14",
 ]
-_TIPO_DOC = {1: "Aviso de Contratação Direta", 2: "Edital", 3: "Minuta do Contrato", 4: "Termo de Referência", 7: "Estudo Técnico Preliminar", 16: "Outros Documentos"}
-_DOC_TITULOS = {1: "AVISO DE DISPENSA.pdf", 2: "EDITAL.pdf", 3: "MINUTA DO CONTRATO.pdf", 4: "TERMO DE REFERENCIA.pdf", 7: "ETP.pdf", 16: "TERMO DE HOMOLOGACAO.pdf"}
+_TIPO_DOC = {
+    1: "Aviso de Contratação Direta",
+    2: "Edital",
+    3: "Minuta do Contrato",
+    4: "Termo de Referência",
+    7: "Estudo Técnico Preliminar",
+    16: "Outros Documentos",
+}
+_DOC_TITULOS = {
+    1: "AVISO DE DISPENSA.pdf",
+    2: "EDITAL.pdf",
+    3: "MINUTA DO CONTRATO.pdf",
+    4: "TERMO DE REFERENCIA.pdf",
+    7: "ETP.pdf",
+    16: "TERMO DE HOMOLOGACAO.pdf",
+}
 _FONTES = [
-    (1, "Recursos da União", "Recursos próprios da União"), (2, "Recursos do Estado", "Recursos próprios do Estado"),
-    (3, "Recursos do Município", "Recursos próprios do Município"), (4, "Recursos de Operação de Crédito", "Operação de crédito"),
+    (1, "Recursos da União", "Recursos próprios da União"),
+    (2, "Recursos do Estado", "Recursos próprios do Estado"),
+    (3, "Recursos do Município", "Recursos próprios do Município"),
+    (4, "Recursos de Operação de Crédito", "Operação de crédito"),
 ]
 
 
 def _cnpj_with_dv(base12: str) -> str:
     def dv(digits: str, weights: list[int]) -> str:
-        s = sum(int(d) * w for d, w in zip(digits, weights))
+        s = sum(int(d) * w for d, w in zip(digits, weights, strict=False))
         r = s % 11
         return "0" if r < 2 else str(11 - r)
 
@@ -243,11 +453,17 @@ def _build_pool(seed: int) -> list[_Orgao]:
         if cnpj in seen:
             continue
         seen.add(cnpj)
-        kind = r.choices(["mun", "camara", "fundo", "consorcio", "estadual", "judiciario", "federal"], [55, 12, 10, 3, 10, 3, 7])[0]
+        kind = r.choices(
+            ["mun", "camara", "fundo", "consorcio", "estadual", "judiciario", "federal"], [55, 12, 10, 3, 10, 3, 7]
+        )[0]
         mun, uf, ibge = r.choice(_MUNICIPIOS)
         if kind == "mun":
             razao, poder, esfera = f"MUNICIPIO DE {_ascii_upper(mun)}", r.choice(["N", "N", "E"]), "M"
-            nomes = [f"PREFEITURA MUNICIPAL DE {_ascii_upper(mun)}", f"Prefeitura Municipal de {mun} - {uf}", f"Secretaria Municipal de Saúde de {mun}"]
+            nomes = [
+                f"PREFEITURA MUNICIPAL DE {_ascii_upper(mun)}",
+                f"Prefeitura Municipal de {mun} - {uf}",
+                f"Secretaria Municipal de Saúde de {mun}",
+            ]
         elif kind == "camara":
             razao, poder, esfera = f"CAMARA MUNICIPAL DE {_ascii_upper(mun)}", "L", "M"
             nomes = [razao]
@@ -270,11 +486,25 @@ def _build_pool(seed: int) -> list[_Orgao]:
         for k in range(r.choice([1, 1, 1, 2, 3])):
             if esfera == "F" and k > 0:
                 mun, uf, ibge = r.choice(_MUNICIPIOS)
-            codigo = r.choice([str(k + 1), f"{r.randrange(1, 999)}", f"{r.randrange(100000, 999999)}", f"{cnpj}-{k + 1:03d}", f"{r.randrange(1, 99):05d}"])
-            unidades.append({
-                "ufNome": _UF_NOME[uf], "codigoIbge": str(ibge), "codigoUnidade": codigo,
-                "nomeUnidade": nomes[k % len(nomes)][:60], "ufSigla": uf, "municipioNome": mun,
-            })
+            codigo = r.choice(
+                [
+                    str(k + 1),
+                    f"{r.randrange(1, 999)}",
+                    f"{r.randrange(100000, 999999)}",
+                    f"{cnpj}-{k + 1:03d}",
+                    f"{r.randrange(1, 99):05d}",
+                ]
+            )
+            unidades.append(
+                {
+                    "ufNome": _UF_NOME[uf],
+                    "codigoIbge": str(ibge),
+                    "codigoUnidade": codigo,
+                    "nomeUnidade": nomes[k % len(nomes)][:60],
+                    "ufSigla": uf,
+                    "municipioNome": mun,
+                }
+            )
         pool.append(_Orgao(cnpj, razao, poder, esfera, unidades, r.randrange(len(_USUARIOS))))
     return pool
 
@@ -499,7 +729,15 @@ class SimulatedPncp:
         pub = _ts(d, t)
         upd_t = t if r.random() < 0.7 else t + r.randrange(60, 3600)
         atualizacao = _ts(d, upd_t)
-        glob = atualizacao if r.random() < 0.4 else (_ts(d, upd_t + r.randrange(5, 120)) if r.random() < 0.7 else _ts(d + dt.timedelta(days=r.randrange(1, 120)), r.randrange(28800, 64800)))
+        glob = (
+            atualizacao
+            if r.random() < 0.4
+            else (
+                _ts(d, upd_t + r.randrange(5, 120))
+                if r.random() < 0.7
+                else _ts(d + dt.timedelta(days=r.randrange(1, 120)), r.randrange(28800, 64800))
+            )
+        )
 
         unidade = dict(r.choice(org.unidades))
         if r.random() < 0.15:
@@ -522,10 +760,17 @@ class SimulatedPncp:
         else:
             a_day = d + dt.timedelta(days=r.randrange(0, 10))
             abertura = _ts(a_day, r.choice((8, 9, 10, 14)) * 3600)
-            encerramento = _ts(a_day + dt.timedelta(days=r.randrange(5, 30)), r.choice((8 * 3600 + 59 * 60, 9 * 3600 + 30 * 60, 10 * 3600)))
+            encerramento = _ts(
+                a_day + dt.timedelta(days=r.randrange(5, 30)),
+                r.choice((8 * 3600 + 59 * 60, 9 * 3600 + 30 * 60, 10 * 3600)),
+            )
 
         if mod in (1, 13):
-            template = "Alienação de bens móveis inservíveis ({m})" if r.random() < 0.7 else "Leilão Público de VEÍCULOS INSERVÍVEIS, SUCATAS E {M}"
+            template = (
+                "Alienação de bens móveis inservíveis ({m})"
+                if r.random() < 0.7
+                else "Leilão Público de VEÍCULOS INSERVÍVEIS, SUCATAS E {M}"
+            )
         else:
             template = r.choice(_OBJETOS)
         mat, srv, setor = r.choice(_MATERIAIS), r.choice(_SERVICOS), r.choice(_SETORES)
@@ -535,13 +780,34 @@ class SimulatedPncp:
             numero = f"({n}) | {r.randrange(1, 99)}-0"
         else:
             numero = r.choice((f"{n:02d}", f"{n:03d}", f"{n:08d}", str(n), f"{n:06d}"))
-        processo = r.choice((f"{n:03d}/{ano}", f"{r.randrange(1, 9999)}", f"{r.randrange(1, 99999):05d}/{ano} - LE.{r.randrange(10, 99)}.{r.randrange(1, 999):03d}", f"{r.randrange(10**16, 10**17)}"))
+        processo = r.choice(
+            (
+                f"{n:03d}/{ano}",
+                f"{r.randrange(1, 9999)}",
+                f"{r.randrange(1, 99999):05d}/{ano} - LE.{r.randrange(10, 99)}.{r.randrange(1, 999):03d}",
+                f"{r.randrange(10**16, 10**17)}",
+            )
+        )
         estimado = 0.0 if (mod == 12 and r.random() < 0.5) else _money(r, 500.0, 5_000_000.0)
-        homologado = None if r.random() < 0.5 else (round(estimado * r.uniform(0.6, 1.0), r.choice((0, 2, 4))) if estimado else _money(r, 500.0, 500_000.0))
+        homologado = (
+            None
+            if r.random() < 0.5
+            else (
+                round(estimado * r.uniform(0.6, 1.0), r.choice((0, 2, 4))) if estimado else _money(r, 500.0, 500_000.0)
+            )
+        )
         situacao = r.choices((1, 2, 3, 4), (90, 3, 3, 4))[0]
         usuario, link_tpl = _USUARIOS[org.usuario]
         ls = r.random()
-        link = (link_tpl.format(n=r.randrange(10**5, 10**7)) if link_tpl else f"https://compras.{_ascii_upper(unidade['municipioNome']).lower().replace(' ', '')}.gov.br/processo/{n}") if ls < 0.5 else (None if ls < 0.9 else "")
+        link = (
+            (
+                link_tpl.format(n=r.randrange(10**5, 10**7))
+                if link_tpl
+                else f"https://compras.{_ascii_upper(unidade['municipioNome']).lower().replace(' ', '')}.gov.br/processo/{n}"
+            )
+            if ls < 0.5
+            else (None if ls < 0.9 else "")
+        )
         info = r.random()
         fontes = []
         if r.random() < 0.2:
@@ -564,11 +830,17 @@ class SimulatedPncp:
             "amparoLegal": {"descricao": amparo[2], "nome": amparo[1], "codigo": amparo[0]},
             "dataAberturaProposta": abertura,
             "dataEncerramentoProposta": encerramento,
-            "informacaoComplementar": None if info < 0.45 else ("" if info < 0.7 else f"Informações adicionais no edital. Processo {processo}."),
+            "informacaoComplementar": None
+            if info < 0.45
+            else ("" if info < 0.7 else f"Informações adicionais no edital. Processo {processo}."),
             "processo": processo,
             "objetoCompra": objeto,
             "linkSistemaOrigem": link,
-            "justificativaPresencial": (f"Modalidade presencial justificada: {setor} sem acesso a sistema eletrônico." if mod in (5, 7, 13) else (None if r.random() < 0.85 else "")),
+            "justificativaPresencial": (
+                f"Modalidade presencial justificada: {setor} sem acesso a sistema eletrônico."
+                if mod in (5, 7, 13)
+                else (None if r.random() < 0.85 else "")
+            ),
             "unidadeSubRogada": None,
             "orgaoSubRogado": None,
             "valorTotalHomologado": homologado,
@@ -587,7 +859,9 @@ class SimulatedPncp:
         if r.random() < 0.10:
             rec["emendaParlamentar"] = r.random() < 0.3
         if r.random() < 0.05:
-            rec["campoNovoSimulado"] = r.choice(({"versao": 2, "origem": "simulador"}, [1, 2, 3], "valor novo", 3.5, True, None))
+            rec["campoNovoSimulado"] = r.choice(
+                ({"versao": 2, "origem": "simulador"}, [1, 2, 3], "valor novo", 3.5, True, None)
+            )
 
         if self.big_items and index < len(BIG_ITEM_COUNTS):
             n_itens = BIG_ITEM_COUNTS[index]
@@ -610,7 +884,11 @@ class SimulatedPncp:
         servico_bias = r.random()
         for k in range(1, c.n_itens + 1):
             is_serv = r.random() < servico_bias * 0.5
-            qtd = float(r.choice((1, 2, 5, 10, 12, 20, 50, 100, 250, 1000, 4638000))) if r.random() < 0.8 else round(r.uniform(1, 5000), 2)
+            qtd = (
+                float(r.choice((1, 2, 5, 10, 12, 20, 50, 100, 250, 1000, 4638000)))
+                if r.random() < 0.8
+                else round(r.uniform(1, 5000), 2)
+            )
             unit = round(r.uniform(0.01, 5000.0) if r.random() < 0.9 else r.uniform(0.0001, 1), r.choice((2, 2, 4)))
             sigiloso = r.random() < 0.03
             if sigiloso:
@@ -622,8 +900,23 @@ class SimulatedPncp:
             catalogo = None
             categoria = None
             if r.random() < 0.4:
-                catalogo = {"id": 2, "nome": "Outros", "descricao": "Outros catálogos", "dataInclusao": "2023-09-28T00:00:00", "dataAtualizacao": "2023-09-28T00:00:00", "statusAtivo": True, "url": ""}
-                categoria = {"id": 1 if not is_serv else 2, "nome": "Material" if not is_serv else "Serviço", "descricao": None, "dataInclusao": "2023-09-28T00:00:00", "dataAtualizacao": "2023-09-28T00:00:00", "statusAtivo": True}
+                catalogo = {
+                    "id": 2,
+                    "nome": "Outros",
+                    "descricao": "Outros catálogos",
+                    "dataInclusao": "2023-09-28T00:00:00",
+                    "dataAtualizacao": "2023-09-28T00:00:00",
+                    "statusAtivo": True,
+                    "url": "",
+                }
+                categoria = {
+                    "id": 1 if not is_serv else 2,
+                    "nome": "Material" if not is_serv else "Serviço",
+                    "descricao": None,
+                    "dataInclusao": "2023-09-28T00:00:00",
+                    "dataAtualizacao": "2023-09-28T00:00:00",
+                    "statusAtivo": True,
+                }
             margem = r.random() < 0.03
             item = {
                 "numeroItem": k,
@@ -674,18 +967,24 @@ class SimulatedPncp:
             tipo = (1 if c.modalidade == 8 else 2) if k == 1 else r.choice((3, 4, 7, 16, 16))
             url = f"https://pncp.gov.br/pncp-api/v1/orgaos/{c.cnpj}/compras/{c.ano}/{c.seq}/arquivos/{k}"
             titulo = _DOC_TITULOS[tipo] if r.random() < 0.7 else f"{r.randrange(10**19, 10**20)}"
-            out.append(dumps({
-                "uri": url,
-                "url": url,
-                "statusAtivo": r.random() >= 0.1,
-                "cnpj": c.cnpj,
-                "anoCompra": c.ano,
-                "sequencialCompra": c.seq,
-                "dataPublicacaoPncp": (base_t + dt.timedelta(seconds=k * r.randrange(1, 90))).strftime("%Y-%m-%dT%H:%M:%S"),
-                "sequencialDocumento": k,
-                "titulo": titulo,
-                "tipoDocumentoNome": _TIPO_DOC[tipo],
-                "tipoDocumentoId": tipo,
-                "tipoDocumentoDescricao": _TIPO_DOC[tipo],
-            }))
+            out.append(
+                dumps(
+                    {
+                        "uri": url,
+                        "url": url,
+                        "statusAtivo": r.random() >= 0.1,
+                        "cnpj": c.cnpj,
+                        "anoCompra": c.ano,
+                        "sequencialCompra": c.seq,
+                        "dataPublicacaoPncp": (base_t + dt.timedelta(seconds=k * r.randrange(1, 90))).strftime(
+                            "%Y-%m-%dT%H:%M:%S"
+                        ),
+                        "sequencialDocumento": k,
+                        "titulo": titulo,
+                        "tipoDocumentoNome": _TIPO_DOC[tipo],
+                        "tipoDocumentoId": tipo,
+                        "tipoDocumentoDescricao": _TIPO_DOC[tipo],
+                    }
+                )
+            )
         return out

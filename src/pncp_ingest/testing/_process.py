@@ -74,8 +74,21 @@ class SimulatorProcess:
     # ------------------------------------------------------------------ lifecycle
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "pncp_ingest.testing", "serve", "--host", self.host, "--port", str(self.port),
-               "--seed", str(self.seed), "--per-day", str(self.per_day), "--exit-on-stdin-eof"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pncp_ingest.testing",
+            "serve",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--seed",
+            str(self.seed),
+            "--per-day",
+            str(self.per_day),
+            "--exit-on-stdin-eof",
+        ]
         if not self.big_items:
             cmd.append("--no-big-items")
         if self.initial_faults is not None:
@@ -84,13 +97,15 @@ class SimulatorProcess:
             cmd += ["--latency-ms", str(self.latency_ms)]
         return cmd
 
-    def start(self) -> "SimulatorProcess":
+    def start(self) -> SimulatorProcess:
         if self._proc is not None:
             raise RuntimeError("simulator already started")
         env = dict(os.environ)
         env["PYTHONPATH"] = _PKG_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self._stderr = tempfile.TemporaryFile()
-        proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for the process lifetime)
+        proc = subprocess.Popen(
+            self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env
+        )
         self._proc = proc
         self._finalizer = weakref.finalize(self, _reap, proc)
         try:
@@ -103,7 +118,7 @@ class SimulatorProcess:
             err = self._stderr_text()
             self.stop()
             raise SimulatorStartError(f"unexpected first line from simulator: {line!r}\n{err}")
-        self.base_url = line[len(prefix):].strip()
+        self.base_url = line[len(prefix) :].strip()
         self.root_url = self.base_url[: -len("/api")]
         self.port = int(self.root_url.rsplit(":", 1)[1])
         self._client = httpx.Client(base_url=self.root_url, trust_env=False, timeout=120.0)
@@ -116,14 +131,18 @@ class SimulatorProcess:
         while b"\n" not in buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SimulatorStartError(f"simulator did not report 'listening' within {self.startup_timeout:g}s\n{self._stderr_text()}")
+                raise SimulatorStartError(
+                    f"simulator did not report 'listening' within {self.startup_timeout:g}s\n{self._stderr_text()}"
+                )
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue
             chunk = os.read(fd, 4096)
             if not chunk:
                 proc.wait(5)
-                raise SimulatorStartError(f"simulator exited with code {proc.returncode} before listening\n{self._stderr_text()}")
+                raise SimulatorStartError(
+                    f"simulator exited with code {proc.returncode} before listening\n{self._stderr_text()}"
+                )
             buf += chunk
         return buf.split(b"\n", 1)[0].decode(errors="replace")
 
@@ -172,7 +191,7 @@ class SimulatorProcess:
             self._finalizer.detach()
         return proc.returncode
 
-    def __enter__(self) -> "SimulatorProcess":
+    def __enter__(self) -> SimulatorProcess:
         return self.start() if self._proc is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -209,7 +228,9 @@ class SimulatorProcess:
         elif kw:
             faults = faults.model_copy(update=kw)
         body = faults.model_dump_json()
-        return Faults.model_validate(self._call("PUT", "/_sim/faults", content=body, headers={"content-type": "application/json"}))
+        return Faults.model_validate(
+            self._call("PUT", "/_sim/faults", content=body, headers={"content-type": "application/json"})
+        )
 
     def faults(self) -> Faults:
         return Faults.model_validate(self._call("GET", "/_sim/faults"))
@@ -223,4 +244,3 @@ class SimulatorProcess:
 
     def __repr__(self) -> str:
         return f"SimulatorProcess(seed={self.seed}, per_day={self.per_day}, base_url={self.base_url!r})"
-
