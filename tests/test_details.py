@@ -126,12 +126,26 @@ def test_a_removed_compra_is_recorded_as_gone_and_not_retried(sim, tmp_path):
     assert_complete(sim, dest)
 
 
-def test_details_before_contratacoes_says_what_to_run(sim, tmp_path):
+def test_details_before_contratacoes_fails_loudly_and_says_what_to_run(sim, tmp_path):
+    # A mistyped --dest or a details job scheduled before its listing must not look like "ok".
     dest = str(tmp_path / "bronze")
+    result = details(sim, dest)
+    assert result.code == 1, result.stderr
+    assert result.json["status"] == "partial" and result.json["failed"] == 1
+    assert "run `pncp-ingest contratacoes --date 2025-10-22` first (same --dest)" in result.stderr
+    # Once the listing has run, the same command succeeds.
+    assert contratacoes(sim, dest).code == 0
+    assert details(sim, dest).code == 0
+
+
+def test_details_of_a_day_listed_empty_is_ok(sim_factory, tmp_path):
+    sim = sim_factory(seed=7, per_day=0, big_items=False)
+    dest = str(tmp_path / "bronze")
+    assert contratacoes(sim, dest).code == 0
     result = details(sim, dest)
     assert result.code == 0, result.stderr
     assert result.json["days"][0]["status"] == "skipped"
-    assert "run `pncp-ingest contratacoes` first" in result.stderr
+    assert "found no contratações" in result.stderr
 
 
 def test_under_full_fault_injection_repeated_runs_converge(sim_factory, tmp_path):

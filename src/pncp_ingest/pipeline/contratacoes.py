@@ -1,42 +1,28 @@
 """``contratacoes``: list every modalidade's pages for each day and commit the new contratações.
 
-Per day, under the day's lease: clean a crashed run's debris and publish what it had
-committed, read which contratações are done, fetch all pages concurrently (within the
-consulta family's limits), checkpoint new records every ``checkpoint_every``, publish
-at least every ``publish_every`` seconds and at the end.
+A :class:`~._day.DayJob`: the day-engine holds the lease, recovers, checkpoints and publishes;
+this module lists the pages (page 1 of a modalidade says how many there are, the rest are
+fetched concurrently within the consulta family's limits) and keeps only contratações not
+already committed for the day, so an hourly run on today's date adds just the new ones.
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import ObjectSendStream
 
 from ..config import Settings
-from ..dates import utcnow
 from ..errors import ApiError, UsageError
 from ..pncp import Contratacao, PncpClient, bronze_row
-from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
-from ..writer import CONTRATACOES, write_part
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day, recover
+from ..writer import CONTRATACOES
+from ._day import Day, DayJob, RunContext, run_day
+from ._run import DaySummary, EventSink, RunSummary, each_day
 
-
-@dataclass
-class _Day:
-    """Everything one day's ingestion shares between its fetchers and its writer."""
-
-    day: date
-    state: DayState
-    summary: DaySummary
-    known: set[str]
-    on_event: EventSink
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 async def resolve_modalidades(client: PncpClient, requested: list[int] | None) -> list[int]:
@@ -47,9 +33,81 @@ async def resolve_modalidades(client: PncpClient, requested: list[int] | None) -
     unknown = sorted(set(requested) - set(served))
     if unknown:
         raise UsageError(
-            f"--modalidade {', '.join(map(str, unknown))} is not a modalidade PNCP serves: use one of {', '.join(map(str, served))}"
+            f"--modalidade {', '.join(map(str, unknown))} is not a modalidade PNCP serves: "
+            f"use one of {', '.join(map(str, served))}"
         )
     return sorted(set(requested))
+
+
+class ContratacoesDay(DayJob[dict[str, Any]]):
+    """One day's listing: raw records in, new contratações' bronze rows out."""
+
+    dataset = CONTRATACOES
+    buffer = 400  # eight pages' worth of records
+
+    def __init__(self, client: PncpClient, codes: list[int]) -> None:
+        self.client = client
+        self.codes = codes
+        self.known: set[str] = set()
+
+    async def plan(self, day: Day) -> str:
+        # Each run lists every page again, so the day's failures start empty and replace the last run's.
+        self.day = day
+        self.known = await day.state.committed_keys()
+        return f"listing {len(self.codes)} modalidades"
+
+    async def fetch(self, send: Send) -> None:
+        async with anyio.create_task_group() as tg:
+            for code in self.codes:
+                tg.start_soon(self._modalidade, code, send)
+
+    async def _modalidade(self, code: int, send: Send) -> None:
+        """Page 1 tells how many pages there are; the rest are fetched concurrently."""
+        day = self.day
+
+        async def fetch(pagina: int) -> int:
+            try:
+                page = await self.client.contratacoes_page(day.date, code, pagina)
+            except ApiError as exc:
+                # The page is not done: this run reports it and exits 1, the next run lists it again.
+                day.fail(f"modalidade {code} page {pagina}", str(exc))
+                return 0
+            day.summary.pages += 1
+            for record in page.records:
+                await send(record)
+            day.event("progress", pages_done=1)
+            return page.total_paginas
+
+        day.event("progress", pages_planned=1)
+        total = await fetch(1)
+        if total > 1:
+            day.event("progress", pages_planned=total - 1)
+        async with anyio.create_task_group() as tg:
+            for pagina in range(2, total + 1):
+                tg.start_soon(fetch, pagina)
+
+    def take(self, raw: dict[str, Any], day: Day) -> None:
+        day.summary.listed += 1
+        key = raw.get("numeroControlePNCP")
+        if not isinstance(key, str) or not key:
+            day.fail("record", f"a record without numeroControlePNCP: {str(raw)[:120]}")
+            return
+        if key in self.known:
+            return
+        try:
+            row = bronze_row(Contratacao, raw)
+        except ValueError as exc:
+            day.fail(key, str(exc))
+            return
+        self.known.add(key)
+        day.add(row)
+
+    def describe(self, rows: int) -> str:
+        return f"{rows} contratações"
+
+    def closing(self, day: Day) -> str:
+        s = day.summary
+        return f"{s.contratacoes} new of {s.listed} listed, {s.failed} failed"
 
 
 async def ingest_contratacoes(
@@ -68,166 +126,11 @@ async def ingest_contratacoes(
     When ``stop`` is set, listing stops, what was listed is committed and published, and the
     remaining days are left for the next run."""
     codes = await resolve_modalidades(client, modalidades)
+    ctx = RunContext(settings, store, summary, on_event, stop)
 
     async def day_body(day: date, day_summary: DaySummary) -> bool:
-        await _ingest_day(settings, store, client, day, codes, summary, day_summary, on_event, stop)
+        await run_day(ctx, ContratacoesDay(client, codes), day, day_summary)
         return True
 
     await each_day(days, CONTRATACOES, store, summary, on_event, day_body, stop)
     return summary
-
-
-async def _ingest_day(
-    settings: Settings,
-    store: ObjectStore,
-    client: PncpClient,
-    day: date,
-    codes: list[int],
-    run: RunSummary,
-    summary: DaySummary,
-    on_event: EventSink,
-    stop: anyio.Event | None = None,
-) -> None:
-    state = DayState(store, CONTRATACOES, day)
-    async with hold(store, CONTRATACOES.name, day, run.run_id, settings.lease_ttl) as lease:
-        on_event(Event("day_start", CONTRATACOES.name, day, f"listing {len(codes)} modalidades"))
-        await recover(state, run.run_id, on_event)
-        ctx = _Day(day, state, summary, await state.committed_keys(), on_event)
-        send, receive = anyio.create_memory_object_stream[tuple[int, int, list[dict[str, Any]]]](max_buffer_size=8)
-
-        async def fetch_all() -> None:
-            async with send, anyio.create_task_group() as tg:
-                for code in codes:
-                    tg.start_soon(_fetch_modalidade, client, ctx, code, send, run)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(cancel_on, stop, fetch_all)
-            batch: list[dict[str, Any]] = []
-            last_publish = time.monotonic()
-            async with receive:
-                async for _code, _pagina, records in receive:
-                    summary.pages += 1
-                    for raw in records:
-                        key = raw.get("numeroControlePNCP")
-                        summary.listed += 1
-                        if not isinstance(key, str) or not key:
-                            run.failures.append(
-                                Failure(
-                                    day.isoformat(), "record", f"a record without numeroControlePNCP: {str(raw)[:120]}"
-                                )
-                            )
-                            summary.failed += 1
-                            continue
-                        if key in ctx.known:
-                            continue
-                        ctx.known.add(key)
-                        batch.append(raw)
-                        if len(batch) >= settings.checkpoint_every:
-                            await _checkpoint(ctx, batch, run, lease, on_event)
-                            batch = []
-                    if time.monotonic() - last_publish >= settings.publish_every:
-                        await _publish(ctx, run, on_event)
-                        last_publish = time.monotonic()
-            if batch:
-                await _checkpoint(ctx, batch, run, lease, on_event)
-        await lease.ensure()
-        await _publish(ctx, run, on_event)
-        # Each run lists every page again, so its failures replace the previous run's.
-        await state.save_failures(
-            {f.what: {"reason": f.reason, "run_id": run.run_id} for f in run.failures if f.day == day.isoformat()}
-        )
-        if summary.failed:
-            summary.status = "partial"
-        on_event(
-            Event(
-                "day_end",
-                CONTRATACOES.name,
-                day,
-                f"{summary.contratacoes} new of {summary.listed} listed, {summary.failed} failed",
-                {"summary": summary},
-            )
-        )
-
-
-async def _fetch_modalidade(
-    client: PncpClient,
-    ctx: _Day,
-    code: int,
-    send: ObjectSendStream[tuple[int, int, list[dict[str, Any]]]],
-    run: RunSummary,
-) -> None:
-    """Page 1 tells how many pages there are; the rest are fetched concurrently."""
-
-    async def fetch(pagina: int) -> int:
-        try:
-            page = await client.contratacoes_page(ctx.day, code, pagina)
-        except ApiError as exc:
-            # The page is not done: this run reports it and exits 1, the next run lists it again.
-            run.failures.append(Failure(ctx.day.isoformat(), f"modalidade {code} page {pagina}", str(exc)))
-            ctx.summary.failed += 1
-            return 0
-        await send.send((code, pagina, page.records))
-        ctx.on_event(Event("progress", CONTRATACOES.name, ctx.day, "", {"pages_done": 1}))
-        return page.total_paginas
-
-    ctx.on_event(Event("progress", CONTRATACOES.name, ctx.day, "", {"pages_planned": 1}))
-    total = await fetch(1)
-    if total > 1:
-        ctx.on_event(Event("progress", CONTRATACOES.name, ctx.day, "", {"pages_planned": total - 1}))
-    async with anyio.create_task_group() as tg:
-        for pagina in range(2, total + 1):
-            tg.start_soon(fetch, pagina)
-
-
-async def _checkpoint(
-    ctx: _Day, raws: list[dict[str, Any]], run: RunSummary, lease: Lease, on_event: EventSink
-) -> None:
-    """Stage and commit one part: from here on these contratações are done."""
-    ingested_at = utcnow()
-    rows = []
-    for raw in raws:
-        try:
-            row = bronze_row(Contratacao, raw)
-        except ValueError as exc:
-            run.failures.append(Failure(ctx.day.isoformat(), str(raw.get("numeroControlePNCP")), str(exc)))
-            ctx.summary.failed += 1
-            ctx.known.discard(raw.get("numeroControlePNCP", ""))
-            continue
-        row["_ingested_at"] = ingested_at
-        row["_run_id"] = run.run_id
-        rows.append(row)
-    if not rows:
-        return
-    ctx.summary.checkpoints += 1
-    name = f"{ingested_at:%Y%m%dT%H%M%S%f}-{run.run_id}-{ctx.summary.checkpoints:05d}"
-    with tempfile.TemporaryDirectory(prefix="pncp-part-") as tmp:
-        path = Path(tmp) / "part.parquet"
-        await anyio.to_thread.run_sync(write_part, rows, CONTRATACOES.schema, path)
-        await lease.ensure()
-        await ctx.state.commit(name, path, [r["numeroControlePNCP"] for r in rows])
-    ctx.summary.contratacoes += len(rows)
-    on_event(
-        Event(
-            "checkpoint",
-            CONTRATACOES.name,
-            ctx.day,
-            f"committed {len(rows)} contratações (checkpoint {ctx.summary.checkpoints})",
-            {"rows": len(rows), "name": name},
-        )
-    )
-
-
-async def _publish(ctx: _Day, run: RunSummary, on_event: EventSink) -> None:
-    folded = await ctx.state.publish(run.run_id)
-    if folded:
-        manifest = await ctx.state.manifest()
-        ctx.summary.published_rows = manifest.rows
-        on_event(
-            Event(
-                "publish",
-                CONTRATACOES.name,
-                ctx.day,
-                f"published {manifest.rows} rows to {CONTRATACOES.published_key(ctx.day)}",
-                {"rows": manifest.rows},
-            )
-        )

@@ -1,10 +1,9 @@
 """``details``: itens and arquivos for every committed contratação of a day, exactly once.
 
-Per day, under the ``pncp_details`` lease: clean a crashed run's debris and publish what it had
-committed, read the day's published contratações, work out what is still to fetch per kind
-(itens and arquivos are tracked separately), fetch it concurrently within the detail API's
-limits, checkpoint every ``checkpoint_every`` contratações, publish every
-``PUBLISH_AFTER_COMMITS`` commits or ``publish_every`` seconds, and at the end.
+A :class:`~._day.DayJob`: the day-engine holds the ``pncp_details`` lease, recovers,
+checkpoints and publishes; this module reads the day's published contratações, works out
+what is still to fetch per kind (itens and arquivos are tracked separately in the commit
+meta), and fetches it concurrently within the detail API's limits.
 
 Details read only the *published* contratações file, which is replaced atomically, so a
 ``contratacoes`` run on the same day can run at the same time: details sees what it had
@@ -15,8 +14,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,20 +22,18 @@ from typing import Any, Literal
 
 import anyio
 import pyarrow.parquet as pq
-from anyio.abc import ObjectSendStream
 
 from ..config import Settings
 from ..dates import utcnow
 from ..errors import ApiError, NotFoundError
 from ..pncp import PncpClient
-from ..state import DayState, Lease, hold
+from ..state import DayState
 from ..storage import ObjectStore
-from ..writer import CONTRATACOES, DETAIL_KINDS, DETAILS, write_part
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day, recover
+from ..writer import CONTRATACOES, DETAIL_KINDS, DETAILS
+from ._day import Day, DayJob, RunContext, run_day
+from ._run import DaySummary, EventSink, RunSummary, each_day
 
 Kind = Literal["itens", "arquivos"]
-# Publishing merges pending parts in memory: publishing every N commits bounds that memory.
-PUBLISH_AFTER_COMMITS = 20
 _ID = re.compile(r"^([0-9A-Z]{14})-1-(\d{1,6})/(\d{4})$")
 
 
@@ -127,7 +123,7 @@ async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[Kind, .
     return fetched
 
 
-def details_row(fetched: Fetched, run_id: str, now: Any) -> dict[str, Any]:
+def details_row(fetched: Fetched) -> dict[str, Any]:
     """One ``pncp_details`` row: a kind not fetched is null, fetched-and-empty is []."""
     compra = fetched.compra
     row: dict[str, Any] = {
@@ -135,10 +131,8 @@ def details_row(fetched: Fetched, run_id: str, now: Any) -> dict[str, Any]:
         "cnpj": compra.cnpj,
         "anoCompra": compra.ano,
         "sequencialCompra": compra.sequencial,
-        "_ingested_at": now,
-        "_run_id": run_id,
     }
-    metadata: dict[str, Any] = {"fetch_timestamp": now}
+    metadata: dict[str, Any] = {"fetch_timestamp": utcnow()}
     for kind in DETAIL_KINDS:
         rows = fetched.records.get(kind)  # already bronze rows (the client's *_rows methods)
         row[kind] = rows
@@ -147,14 +141,98 @@ def details_row(fetched: Fetched, run_id: str, now: Any) -> dict[str, Any]:
     return row
 
 
-@dataclass
-class _Batch:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    done: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in DETAIL_KINDS})
-    gone: dict[str, str] = field(default_factory=dict)
+class DetailsDay(DayJob[Fetched]):
+    """One day's details: the day's published contratações in, one ``pncp_details`` row each out."""
 
-    def __len__(self) -> int:
-        return len(self.rows) + len(self.gone)
+    dataset = DETAILS
+
+    def __init__(self, client: PncpClient, kinds: tuple[Kind, ...], resume: bool, budget: int | None) -> None:
+        self.client = client
+        self.kinds = kinds
+        self.resume = resume
+        # --no-resume replaces the day in one publish at the end: no mixed intermediate states.
+        self.publish_while_running = resume
+        self.budget = budget
+        self.todo: list[tuple[Compra, tuple[Kind, ...]]] = []
+        self.handled = 0
+        self.missing = False  # the day has no published contratações, and no clean listing says why
+
+    async def plan(self, day: Day) -> str | None:
+        compras = await committed_compras(day.state.store, day.date)
+        if compras is None:
+            listing = await DayState(day.state.store, CONTRATACOES, day.date).last_run()
+            if listing is None or listing.get("outcome") != "ok":
+                self.missing = True
+                # Most often a mistyped --dest, or a details job scheduled before its listing: loud, not "ok".
+                day.fail(
+                    "contratacoes",
+                    f"no contratações are published for {day.date} at this destination: "
+                    f"run `pncp-ingest contratacoes --date {day.date}` first (same --dest)",
+                )
+            else:
+                day.summary.status = "skipped"
+            return None
+        self.todo = plan(compras, (await day.state.committed()).meta, self.kinds, self.resume)
+        day.summary.pending = len(self.todo)
+        if self.budget is not None:
+            self.todo = self.todo[: self.budget]
+        # Failures of earlier runs stay recorded until this run fetches those compras again.
+        day.failures = await day.state.failures()
+        # Room for a few rounds of results: the fetchers keep the API busy while a checkpoint or a
+        # publish holds the writer (a publish stalled every fetcher with one round of room).
+        self.buffer = 4 * day.ctx.settings.concurrency
+        self.workers = min(len(self.todo), day.ctx.settings.concurrency + 2)
+        day.event("progress", compras_planned=len(self.todo))
+        no_resume = "" if self.resume else ", no resume"
+        return f"{len(self.todo)} of {len(compras)} contratações to fetch ({', '.join(self.kinds)}{no_resume})"
+
+    async def fetch(self, send: Callable[[Fetched], Awaitable[None]]) -> None:
+        work: Iterator[tuple[Compra, tuple[Kind, ...]]] = iter(self.todo)
+
+        async def worker() -> None:
+            for compra, needed in work:  # one shared iterator: each contratação goes to one worker
+                await send(await fetch_details(self.client, compra, needed))
+
+        # fetch_details asks for one kind at a time: a worker per in-flight place (and two spare)
+        # keeps every place of the detail family busy.
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.workers):
+                tg.start_soon(worker)
+
+    def take(self, fetched: Fetched, day: Day) -> None:
+        day.event("progress", compras_done=1)
+        self.handled += 1
+        cid = fetched.compra.id
+        day.failures.pop(cid, None)
+        if fetched.gone:
+            day.summary.gone += 1
+            day.event("failure", f"{cid} is gone from PNCP ({fetched.gone}); recorded, not retried")
+            day.add(None, {"gone": {cid: fetched.gone}})
+            return
+        if fetched.failed:
+            kinds = ", ".join(fetched.failed)
+            day.fail(cid, "; ".join(f"{kind}: {reason}" for kind, reason in fetched.failed.items()), f"{cid} {kinds}")
+        if fetched.records:
+            day.add(details_row(fetched), {kind: [cid] for kind in fetched.records})
+
+    def describe(self, rows: int) -> str:
+        return f"details of {rows} contratações"
+
+    def committed(self, rows: list[dict[str, Any]], summary: DaySummary) -> None:
+        summary.contratacoes += len(rows)
+        summary.itens += sum(len(r["itens"] or []) for r in rows)
+        summary.arquivos += sum(len(r["arquivos"] or []) for r in rows)
+
+    def closing(self, day: Day) -> str:
+        s = day.summary
+        if self.missing:
+            return "no published contratações for this day: run `pncp-ingest contratacoes` first"
+        if s.status == "skipped":
+            return "the day's listing found no contratações: nothing to fetch"
+        return (
+            f"details of {s.contratacoes} contratações ({s.itens} itens, {s.arquivos} arquivos), "
+            f"{s.failed} failed, {s.gone} gone, {s.pending - self.handled} left for later runs"
+        )
 
 
 async def ingest_details(
@@ -171,185 +249,16 @@ async def ingest_details(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     kinds: tuple[Kind, ...] = (only,) if only else ("itens", "arquivos")
+    ctx = RunContext(settings, store, summary, on_event, stop)
     budget = batch_size
 
     async def day_body(day: date, day_summary: DaySummary) -> bool:
         nonlocal budget
-        async with hold(store, DETAILS.name, day, summary.run_id, settings.lease_ttl) as lease:
-            taken = await _ingest_day(
-                settings, store, client, day, kinds, resume, budget, lease, summary, day_summary, on_event, stop
-            )
+        job = DetailsDay(client, kinds, resume, budget)
+        await run_day(ctx, job, day, day_summary)
         if budget is not None:
-            budget -= taken
+            budget -= len(job.todo)
         return budget is None or budget > 0
 
     await each_day(days, DETAILS, store, summary, on_event, day_body, stop)
     return summary
-
-
-async def _ingest_day(
-    settings: Settings,
-    store: ObjectStore,
-    client: PncpClient,
-    day: date,
-    kinds: tuple[Kind, ...],
-    resume: bool,
-    budget: int | None,
-    lease: Lease,
-    run: RunSummary,
-    summary: DaySummary,
-    on_event: EventSink,
-    stop: anyio.Event | None = None,
-) -> int:
-    state = DayState(store, DETAILS, day)
-    await recover(state, run.run_id, on_event)
-    compras = await committed_compras(store, day)
-    if compras is None:
-        summary.status = "skipped"
-        on_event(
-            Event(
-                "day_end",
-                DETAILS.name,
-                day,
-                "no published contratações for this day: run `pncp-ingest contratacoes` first",
-            )
-        )
-        return 0
-    todo = plan(compras, (await state.committed()).meta, kinds, resume)
-    summary.pending = len(todo)
-    if budget is not None:
-        todo = todo[:budget]
-    on_event(
-        Event(
-            "day_start",
-            DETAILS.name,
-            day,
-            f"{len(todo)} of {len(compras)} contratações to fetch ({', '.join(kinds)}{'' if resume else ', no resume'})",
-        )
-    )
-    on_event(Event("progress", DETAILS.name, day, "", {"compras_planned": len(todo)}))
-    failures = await state.failures()
-    batch = _Batch()
-    commits_since_publish = 0
-    last_publish = time.monotonic()
-    handled = 0
-
-    async def checkpoint() -> None:
-        nonlocal batch, commits_since_publish
-        if not len(batch):
-            return
-        summary.checkpoints += 1
-        now = utcnow()
-        name = f"{now:%Y%m%dT%H%M%S%f}-{run.run_id}-{summary.checkpoints:05d}"
-        keys = [r["numeroControlePNCP"] for r in batch.rows]
-        with tempfile.TemporaryDirectory(prefix="pncp-part-") as tmp:
-            part = Path(tmp) / "part.parquet" if batch.rows else None
-            if part is not None:
-                await anyio.to_thread.run_sync(write_part, batch.rows, DETAILS.schema, part)
-            await lease.ensure()
-            await state.commit(name, part, keys, {**batch.done, "gone": batch.gone})
-        summary.contratacoes += len(batch.rows)
-        summary.itens += sum(len(r["itens"] or []) for r in batch.rows)
-        summary.arquivos += sum(len(r["arquivos"] or []) for r in batch.rows)
-        on_event(
-            Event(
-                "checkpoint",
-                DETAILS.name,
-                day,
-                f"committed details of {len(batch.rows)} contratações (checkpoint {summary.checkpoints})",
-                {"rows": len(batch.rows), "name": name},
-            )
-        )
-        batch = _Batch()
-        commits_since_publish += 1
-
-    # Room for a few rounds of results: the fetchers keep the API busy while a checkpoint or a
-    # publish holds the loop below (a publish stalled every fetcher with one round of room).
-    send, receive = anyio.create_memory_object_stream[Fetched](max_buffer_size=4 * settings.concurrency)
-    work: Iterator[tuple[Compra, tuple[Kind, ...]]] = iter(todo)
-
-    async def worker(out: ObjectSendStream[Fetched]) -> None:
-        async with out:
-            for compra, needed in work:  # one shared iterator: each contratação goes to one worker
-                await out.send(await fetch_details(client, compra, needed))
-
-    async def fetch_all() -> None:
-        async with send, anyio.create_task_group() as tg:
-            # fetch_details asks for one kind at a time: a worker per in-flight place (and two spare)
-            # keeps every place of the detail family busy.
-            for _ in range(min(len(todo), settings.concurrency + 2)):
-                tg.start_soon(worker, send.clone())
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(cancel_on, stop, fetch_all)
-        async with receive:
-            async for fetched in receive:
-                on_event(Event("progress", DETAILS.name, day, "", {"compras_done": 1}))
-                handled += 1
-                cid = fetched.compra.id
-                if fetched.gone:
-                    batch.gone[cid] = fetched.gone
-                    summary.gone += 1
-                    failures.pop(cid, None)
-                    on_event(
-                        Event(
-                            "failure",
-                            DETAILS.name,
-                            day,
-                            f"{cid} is gone from PNCP ({fetched.gone}); recorded, not retried",
-                        )
-                    )
-                else:
-                    if fetched.failed:
-                        summary.failed += 1
-                        failures[cid] = {"kinds": fetched.failed, "run_id": run.run_id, "at": utcnow().isoformat()}
-                        for kind, reason in fetched.failed.items():
-                            run.failures.append(Failure(day.isoformat(), f"{cid} {kind}", reason))
-                    else:
-                        failures.pop(cid, None)
-                    if fetched.records:
-                        batch.rows.append(details_row(fetched, run.run_id, utcnow()))
-                        for kind in fetched.records:
-                            batch.done[kind].append(cid)
-                if len(batch) >= settings.checkpoint_every:
-                    await checkpoint()
-                # --no-resume replaces the day in one publish at the end: no mixed intermediate states.
-                due = (
-                    commits_since_publish >= PUBLISH_AFTER_COMMITS
-                    or time.monotonic() - last_publish >= settings.publish_every
-                )
-                if resume and due and commits_since_publish:
-                    await _publish(state, run, summary, on_event)
-                    commits_since_publish, last_publish = 0, time.monotonic()
-    await checkpoint()
-    await lease.ensure()
-    await _publish(state, run, summary, on_event)
-    await state.save_failures(failures)
-    if summary.failed:
-        summary.status = "partial"
-    on_event(
-        Event(
-            "day_end",
-            DETAILS.name,
-            day,
-            f"details of {summary.contratacoes} contratações ({summary.itens} itens, {summary.arquivos} arquivos), "
-            f"{summary.failed} failed, {summary.gone} gone, {summary.pending - handled} left for later runs",
-            {"summary": summary},
-        )
-    )
-    return len(todo)
-
-
-async def _publish(state: DayState, run: RunSummary, summary: DaySummary, on_event: EventSink) -> None:
-    if await state.publish(run.run_id):
-        manifest = await state.manifest()
-        summary.published_rows = manifest.rows
-        on_event(
-            Event(
-                "publish",
-                DETAILS.name,
-                state.day,
-                f"published {manifest.rows} rows to {DETAILS.published_key(state.day)}",
-                {"rows": manifest.rows},
-            )
-        )

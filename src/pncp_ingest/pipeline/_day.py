@@ -1,0 +1,203 @@
+"""The day-engine: the one skeleton every dataset's day runs through.
+
+Under the (dataset, day) lease: finish what a crashed run left, ask the job what is to do,
+let it fetch concurrently into a bounded stream, hand each result back to it as the single
+writer, checkpoint every ``checkpoint_every`` results, publish on a cadence and at the end,
+then save the day's failures and report. What differs between ``contratacoes``, ``details``
+(and what comes next) is a :class:`DayJob`: what to fetch, how a result becomes rows, and what
+a commit records besides its rows.
+
+Why one writer: every stage/commit/publish happens in the receive loop, so a checkpoint's
+content is exactly what the loop took, and nothing is "done" before its commit record exists.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import anyio
+
+from ..config import Settings
+from ..dates import utcnow
+from ..state import DayState, Lease, accumulate, hold
+from ..storage import ObjectStore
+from ..writer import Dataset, write_part
+from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, recover
+
+T = TypeVar("T")
+# Publishing merges pending parts in memory: publishing every N commits bounds that memory.
+PUBLISH_AFTER_COMMITS = 20
+
+
+@dataclass
+class RunContext:
+    """What every day of one run shares."""
+
+    settings: Settings
+    store: ObjectStore
+    run: RunSummary
+    on_event: EventSink
+    stop: anyio.Event | None = None
+
+
+@dataclass
+class _Batch:
+    """What the next checkpoint commits: rows, and meta that may come without a row."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    size: int = 0  # results taken; a result with meta only (a compra found gone) counts too
+
+
+class Day:
+    """One dataset's day while the engine runs it: the job's handle for rows, meta and failures."""
+
+    def __init__(self, ctx: RunContext, job: DayJob[Any], when: date, summary: DaySummary, lease: Lease) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.dataset = job.dataset
+        self.date = when
+        self.summary = summary
+        self.lease = lease
+        self.state = DayState(ctx.store, job.dataset, when)
+        # Saved at the end of the day: a job starts from an empty dict (its run redoes all work)
+        # or from the previous run's failures (its run retries only part of them).
+        self.failures: dict[str, Any] = {}
+        self._batch = _Batch()
+        self._commits_since_publish = 0
+        self._last_publish = time.monotonic()
+
+    def event(self, kind: Any, message: str = "", **data: Any) -> None:
+        self.ctx.on_event(Event(kind, self.dataset.name, self.date, message, data))
+
+    def add(self, row: dict[str, Any] | None, meta: dict[str, Any] | None = None) -> None:
+        """Take one result into the next checkpoint: a bronze row (lineage added here), or meta only."""
+        if row is not None:
+            row["_ingested_at"] = utcnow()
+            row["_run_id"] = self.ctx.run.run_id
+            self._batch.rows.append(row)
+        if meta:
+            self._batch.meta = accumulate(self._batch.meta, meta)
+        self._batch.size += 1
+
+    def fail(self, key: str, reason: str, what: str | None = None) -> None:
+        """One piece of work failed: reported (the run exits 1) and saved under ``key`` for the next run."""
+        self.ctx.run.failures.append(Failure(self.date.isoformat(), what or key, reason))
+        self.failures[key] = {"reason": reason, "run_id": self.ctx.run.run_id, "at": utcnow().isoformat()}
+        self.summary.failed += 1
+
+    async def took(self) -> None:
+        """After each result: checkpoint a full batch, publish when due."""
+        if self._batch.size >= self.ctx.settings.checkpoint_every:
+            await self.checkpoint()
+        if self.job.publish_while_running and self._publish_due():
+            await self.publish()
+
+    async def checkpoint(self) -> None:
+        """Stage and commit the batch: from here on its results are done."""
+        batch, self._batch = self._batch, _Batch()
+        if not batch.size:
+            return
+        self.summary.checkpoints += 1
+        name = f"{utcnow():%Y%m%dT%H%M%S%f}-{self.ctx.run.run_id}-{self.summary.checkpoints:05d}"
+        keys = [row[self.dataset.key] for row in batch.rows]
+        with tempfile.TemporaryDirectory(prefix="pncp-part-") as tmp:
+            part = Path(tmp) / "part.parquet" if batch.rows else None
+            if part is not None:
+                await anyio.to_thread.run_sync(write_part, batch.rows, self.dataset.schema, part)
+            await self.lease.ensure()
+            await self.state.commit(name, part, keys, batch.meta)
+        self.job.committed(batch.rows, self.summary)
+        self._commits_since_publish += 1
+        self.event(
+            "checkpoint",
+            f"committed {self.job.describe(len(batch.rows))} (checkpoint {self.summary.checkpoints})",
+            rows=len(batch.rows),
+            name=name,
+        )
+
+    def _publish_due(self) -> bool:
+        return self._commits_since_publish > 0 and (
+            self._commits_since_publish >= PUBLISH_AFTER_COMMITS
+            or time.monotonic() - self._last_publish >= self.ctx.settings.publish_every
+        )
+
+    async def publish(self) -> None:
+        self._commits_since_publish, self._last_publish = 0, time.monotonic()
+        if await self.state.publish(self.ctx.run.run_id):
+            manifest = await self.state.manifest()
+            self.summary.published_rows = manifest.rows
+            self.event(
+                "publish",
+                f"published {manifest.rows} rows to {self.dataset.published_key(self.date)}",
+                rows=manifest.rows,
+            )
+
+
+class DayJob(Generic[T]):
+    """What one dataset does with one day; the engine does the rest (see the module docstring).
+
+    ``plan`` runs under the lease after recovery; ``fetch`` runs concurrently with the writer and
+    hands results to ``send``; ``take`` runs in the writer, one result at a time.
+    """
+
+    dataset: Dataset
+    buffer: int = 8  # results that may wait while the writer checkpoints or publishes
+    publish_while_running: bool = True
+
+    async def plan(self, day: Day) -> str | None:
+        """Work out what is to do; return the day's start message, or None if there is nothing to run."""
+        raise NotImplementedError
+
+    async def fetch(self, send: Callable[[T], Awaitable[None]]) -> None:
+        raise NotImplementedError
+
+    def take(self, result: T, day: Day) -> None:
+        raise NotImplementedError
+
+    def describe(self, rows: int) -> str:
+        """How a checkpoint of ``rows`` rows reads in the operator's output."""
+        return f"{rows} rows"
+
+    def committed(self, rows: list[dict[str, Any]], summary: DaySummary) -> None:
+        """Count what a checkpoint committed into the day's summary."""
+        summary.contratacoes += len(rows)
+
+    def closing(self, day: Day) -> str:
+        """The day's end message."""
+        raise NotImplementedError
+
+
+async def run_day(ctx: RunContext, job: DayJob[T], day: date, summary: DaySummary) -> None:
+    """Run one dataset's day under its lease, exactly once whatever crashes (see state.py)."""
+    async with hold(ctx.store, job.dataset.name, day, ctx.run.run_id, ctx.settings.lease_ttl) as lease:
+        today = Day(ctx, job, day, summary, lease)
+        await recover(today.state, ctx.run.run_id, ctx.on_event)
+        message = await job.plan(today)
+        if message is not None:
+            today.event("day_start", message)
+            send, receive = anyio.create_memory_object_stream[T](max_buffer_size=job.buffer)
+
+            async def fetch_all() -> None:
+                async with send:
+                    await job.fetch(send.send)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_on, ctx.stop, fetch_all)
+                async with receive:
+                    async for result in receive:
+                        job.take(result, today)
+                        await today.took()
+            await today.checkpoint()
+            await lease.ensure()
+            await today.publish()
+            await today.state.save_failures(today.failures)
+        if summary.failed:
+            summary.status = "partial"
+        today.event("day_end", job.closing(today), summary=summary)
