@@ -51,7 +51,7 @@ class PlainReporter:
         )
 
     def event(self, event: Event) -> None:
-        if event.kind in ("run_start", "progress"):
+        if event.kind in ("run_start", "progress") or (event.kind == "notice" and not self.verbose):
             return
         if event.kind == "failure":
             self.line(f"{event.dataset} {event.day}: {event.message}", always=True)

@@ -28,7 +28,7 @@ from ..dates import utcnow
 from ..state import DayState, Lease, accumulate, hold
 from ..storage import ObjectStore
 from ..writer import Dataset, write_part
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, recover
+from ._run import DaySummary, Event, EventKind, EventSink, Failure, RunSummary, cancel_on, recover
 
 T = TypeVar("T")
 # Publishing merges pending parts in memory: publishing every N commits bounds that memory.
@@ -73,7 +73,7 @@ class Day:
         self._commits_since_publish = 0
         self._last_publish = time.monotonic()
 
-    def event(self, kind: Any, message: str = "", **data: Any) -> None:
+    def event(self, kind: EventKind, message: str = "", **data: Any) -> None:
         self.ctx.on_event(Event(kind, self.dataset.name, self.date, message, data))
 
     def add(self, row: dict[str, Any] | None, meta: dict[str, Any] | None = None) -> None:

@@ -28,9 +28,15 @@ def new_run_id() -> str:
     return f"{utcnow():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+# "notice": worth knowing when looking closely (--verbose), not worth a line otherwise.
+EventKind = Literal[
+    "run_start", "day_start", "progress", "checkpoint", "publish", "day_end", "failure", "recovered", "notice"
+]
+
+
 @dataclass(frozen=True)
 class Event:
-    kind: Literal["run_start", "day_start", "progress", "checkpoint", "publish", "day_end", "failure", "recovered"]
+    kind: EventKind
     dataset: str
     day: date
     message: str

@@ -2,8 +2,9 @@
 
 A :class:`~._day.DayJob`: the day-engine holds the lease, recovers, checkpoints and publishes;
 this module lists the pages (page 1 of a modalidade says how many there are, the rest are
-fetched concurrently within the consulta family's limits) and keeps only contratações not
-already committed for the day, so an hourly run on today's date adds just the new ones.
+fetched concurrently within the consulta family's limits), checks each modalidade against
+PNCP's ``totalRegistros`` and lists it again when they disagree, and keeps only contratações
+not already committed for the day, so an hourly run on today's date adds just the new ones.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from ._day import Day, DayJob, RunContext, run_day
 from ._run import DaySummary, EventSink, RunSummary, each_day
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+# Listing a modalidade again costs as many pages as it has; three passes let a day that is still
+# being published settle, and then the modalidade is a failure the next run retries.
+MAX_PASSES = 3
 
 
 async def resolve_modalidades(client: PncpClient, requested: list[int] | None) -> list[int]:
@@ -62,29 +66,77 @@ class ContratacoesDay(DayJob[dict[str, Any]]):
                 tg.start_soon(self._modalidade, code, send)
 
     async def _modalidade(self, code: int, send: Send) -> None:
-        """Page 1 tells how many pages there are; the rest are fetched concurrently."""
-        day = self.day
+        """List a modalidade until one pass finds as many distinct ids as PNCP says it has.
 
-        async def fetch(pagina: int) -> int:
+        PNCP gives no order guarantee and keeps publishing while we page, so a record can move
+        across a page boundary between two page fetches and be missed (or seen twice) in one
+        pass. A pass is consistent when its distinct ids equal the ``totalRegistros`` last
+        reported; otherwise the modalidade is listed again (a stable listing costs nothing extra),
+        and after ``MAX_PASSES`` the modalidade is a failure with the counts, retried next run.
+        """
+        day = self.day
+        for number in range(1, MAX_PASSES + 1):
+            listed = await self._pass(code, send)
+            if listed is None:
+                return  # a page failed: recorded as such, the next run lists the modalidade again
+            ids, total = listed
+            if len(ids) == total:
+                return
+            day.event(
+                "notice",
+                f"modalidade {code}: pass {number} found {len(ids)} distinct contratações, PNCP reports {total}"
+                + ("; listing it again" if number < MAX_PASSES else ""),
+            )
+        day.fail(
+            f"modalidade {code} listing",
+            f"listed {len(ids)} distinct contratações but PNCP reports {total}, after {MAX_PASSES} passes "
+            "(PNCP was still changing the listing): the next run lists it again",
+        )
+
+    async def _pass(self, code: int, send: Send) -> tuple[set[str], int] | None:
+        """One pass over a modalidade's pages: page 1 says how many, the rest go concurrently.
+
+        Returns the distinct ids seen and the ``totalRegistros`` of the page that arrived last,
+        or None if a page failed."""
+        day = self.day
+        ids: set[str] = set()
+        totals: list[tuple[int, int]] = []  # (totalRegistros, totalPaginas) in order of arrival
+        failed = False
+
+        async def fetch(pagina: int) -> None:
+            nonlocal failed
             try:
                 page = await self.client.contratacoes_page(day.date, code, pagina)
             except ApiError as exc:
-                # The page is not done: this run reports it and exits 1, the next run lists it again.
                 day.fail(f"modalidade {code} page {pagina}", str(exc))
-                return 0
+                failed = True
+                return
             day.summary.pages += 1
+            if totals and totals[-1] != (page.total_registros, page.total_paginas):
+                day.event(
+                    "notice",
+                    f"modalidade {code} page {pagina}: PNCP now reports {page.total_registros} records "
+                    f"in {page.total_paginas} pages (was {totals[-1][0]} in {totals[-1][1]})",
+                )
+            totals.append((page.total_registros, page.total_paginas))
             for record in page.records:
+                key = record.get("numeroControlePNCP")
+                if isinstance(key, str):
+                    ids.add(key)
                 await send(record)
             day.event("progress", pages_done=1)
-            return page.total_paginas
 
         day.event("progress", pages_planned=1)
-        total = await fetch(1)
-        if total > 1:
-            day.event("progress", pages_planned=total - 1)
+        await fetch(1)
+        if failed:
+            return None
+        pages = totals[0][1]
+        if pages > 1:
+            day.event("progress", pages_planned=pages - 1)
         async with anyio.create_task_group() as tg:
-            for pagina in range(2, total + 1):
+            for pagina in range(2, pages + 1):
                 tg.start_soon(fetch, pagina)
+        return None if failed else (ids, totals[-1][0])
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
         day.summary.listed += 1
