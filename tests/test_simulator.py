@@ -21,6 +21,7 @@ from pncp_ingest.testing import Faults, SimulatedPncp, SimulatorProcess, Simulat
 DAY = "2025-10-22"
 YMD = "20251022"
 LISTING = "/consulta/v1/contratacoes/publicacao"
+ATUALIZACAO = "/consulta/v1/contratacoes/atualizacao"
 ID_RE = re.compile(r"^(\d{14})-1-(\d{6})/(\d{4})$")
 SAMPLE_KEYS = {  # every field of the real consulta sample (reference pncp-samples)
     "numeroControlePNCP",
@@ -64,9 +65,11 @@ def client(sim: SimulatorProcess, timeout: float = 10.0) -> httpx.Client:
     return httpx.Client(base_url=sim.base_url, trust_env=False, timeout=timeout)
 
 
-def listing(c: httpx.Client, mod: int, pagina: int = 1, size: int = 50, d0: str = YMD, d1: str = YMD) -> httpx.Response:
+def listing(
+    c: httpx.Client, mod: int, pagina: int = 1, size: int = 50, d0: str = YMD, d1: str = YMD, path: str = LISTING
+) -> httpx.Response:
     return c.get(
-        LISTING,
+        path,
         params={
             "dataInicial": d0,
             "dataFinal": d1,
@@ -81,9 +84,9 @@ def compra_path(rec: dict) -> str:
     return f"/pncp/v1/orgaos/{rec['orgaoEntidade']['cnpj']}/compras/{rec['anoCompra']}/{rec['sequencialCompra']}"
 
 
-def harvest(c: httpx.Client, mod: int, size: int, d0: str = YMD, d1: str = YMD) -> list[dict]:
+def harvest(c: httpx.Client, mod: int, size: int, d0: str = YMD, d1: str = YMD, path: str = LISTING) -> list[dict]:
     """Every record of one modalidade, checking the envelope arithmetic on every page."""
-    first = listing(c, mod, 1, size, d0, d1)
+    first = listing(c, mod, 1, size, d0, d1, path)
     if first.status_code == 204:
         return []
     assert first.status_code == 200
@@ -91,14 +94,14 @@ def harvest(c: httpx.Client, mod: int, size: int, d0: str = YMD, d1: str = YMD) 
     assert pages == math.ceil(total / size)
     out: list[dict] = []
     for p in range(1, pages + 1):
-        env = (first if p == 1 else listing(c, mod, p, size, d0, d1)).json()
+        env = (first if p == 1 else listing(c, mod, p, size, d0, d1, path)).json()
         assert env["numeroPagina"] == p
         assert env["paginasRestantes"] == pages - p
         assert env["totalRegistros"] == total and env["totalPaginas"] == pages
         assert env["empty"] is False
         assert len(env["data"]) == (size if p < pages else total - size * (pages - 1))
         out += env["data"]
-    assert listing(c, mod, pages + 1, size, d0, d1).status_code == 204
+    assert listing(c, mod, pages + 1, size, d0, d1, path).status_code == 204
     return out
 
 
@@ -212,23 +215,36 @@ def test_paging_every_modalidade_yields_the_truth_exactly_once(ro):
     assert {r["numeroControlePNCP"]: r for r in got} == {r["numeroControlePNCP"]: r for r in truth["contratacoes"]}
 
 
-def test_a_multi_day_window_lists_every_day_and_atualizacao_matches(ro):
+def test_a_multi_day_window_lists_every_day(ro):
     days = ["2025-10-20", "2025-10-21", "2025-10-22"]
     want = sorted(r["numeroControlePNCP"] for d in days for r in ro.truth(d)["contratacoes"] if r["modalidadeId"] == 8)
     with client(ro) as c:
         got = [r["numeroControlePNCP"] for r in harvest(c, 8, 10, d0="20251020", d1=YMD)]
-        atual = c.get(
-            "/consulta/v1/contratacoes/atualizacao",
-            params={
-                "dataInicial": "20251020",
-                "dataFinal": YMD,
-                "codigoModalidadeContratacao": 8,
-                "pagina": 1,
-                "tamanhoPagina": 50,
-            },
-        )
     assert sorted(got) == want and len(got) == len(set(got))
-    assert atual.status_code == 200 and atual.json()["totalRegistros"] == len(want)
+
+
+def test_atualizacao_lists_by_the_current_data_atualizacao_global(ro):
+    """Records published earlier whose dataAtualizacaoGlobal falls in the window are listed; records of
+    the window whose dataAtualizacaoGlobal is later are not (reference §6.5)."""
+    days = ["2025-10-20", "2025-10-21", "2025-10-22"]
+    want = [r for d in days for r in ro.truth_atualizacao(d)["contratacoes"] if r["modalidadeId"] == 8]
+    published = {r["numeroControlePNCP"] for d in days for r in ro.truth(d)["contratacoes"]}
+    with client(ro) as c:
+        got = harvest(c, 8, 10, d0="20251020", d1=YMD, path=ATUALIZACAO)
+    assert got and [r["numeroControlePNCP"] for r in got] == [
+        r["numeroControlePNCP"]
+        for r in sorted(want, key=lambda r: (r["dataAtualizacaoGlobal"], r["numeroControlePNCP"]))
+    ]
+    assert all("2025-10-20" <= r["dataAtualizacaoGlobal"][:10] <= "2025-10-22" for r in got)
+    got_ids = {r["numeroControlePNCP"] for r in got}
+    assert got_ids - published, "records published before the window but updated in it are listed"
+    later = {
+        r["numeroControlePNCP"]
+        for d in days
+        for r in ro.truth(d)["contratacoes"]
+        if r["modalidadeId"] == 8 and r["dataAtualizacaoGlobal"][:10] > "2025-10-22"
+    }
+    assert later and not later & got_ids, "records whose dataAtualizacaoGlobal is later are not"
 
 
 def test_modalidades_lists_19(ro):
