@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -624,3 +625,186 @@ def test_start_failure_raises_with_the_process_stderr():
         sim = SimulatorProcess(port=taken.getsockname()[1])
         with pytest.raises(SimulatorStartError, match="(?i)address already in use"):
             sim.start()
+
+
+# ----------------------------------------------------------------------------- page cap, repeated pages
+
+
+def test_page_cap_silently_shortens_pages_and_pagina_counts_at_the_capped_size(sim_factory):
+    sim = sim_factory(seed=7, per_day=12, big_items=True, page_cap=100)
+    assert sim.health()["page_cap"] == 100
+    truth = sim.truth(DAY)
+    big = next(r for r in truth["contratacoes"] if truth["itens"][r["numeroControlePNCP"]] == 1203)
+    base = compra_path(big)
+    with client(sim) as c:
+        pages = [c.get(base + "/itens", params={"pagina": p, "tamanhoPagina": 500}).json() for p in range(1, 15)]
+        small = c.get(base + "/itens", params={"pagina": 2, "tamanhoPagina": 30}).json()
+        qtd = c.get(base + "/itens/quantidade")
+    assert [len(p) for p in pages] == [100] * 12 + [3, 0]
+    assert [i["numeroItem"] for i in pages[1]] == list(range(101, 201)), "page 2 = records 101-200"
+    assert [i["numeroItem"] for p in pages for i in p] == list(range(1, 1204))
+    assert [i["numeroItem"] for i in small] == list(range(31, 61)), "sizes under the cap are honoured"
+    assert (qtd.status_code, qtd.headers["content-type"], qtd.json()) == (200, "application/json", 1203)
+
+
+def test_page_cap_applies_to_arquivos_too(sim_factory):
+    sim = sim_factory(seed=7, per_day=30, page_cap=2)
+    truth = sim.truth(DAY)
+    rec = next(r for r in truth["contratacoes"] if truth["arquivos"][r["numeroControlePNCP"]] >= 3)
+    n = truth["arquivos"][rec["numeroControlePNCP"]]
+    with client(sim) as c:
+        pages = [c.get(compra_path(rec) + "/arquivos", params={"pagina": p, "tamanhoPagina": 50}) for p in (1, 2, 3)]
+        qtd = c.get(compra_path(rec) + "/arquivos/quantidade").json()
+    docs = [d["sequencialDocumento"] for p in pages for d in p.json()]
+    assert [len(p.json()) for p in pages[:2]] == [2, min(2, n - 2)]
+    assert docs == list(range(1, n + 1)) and qtd == n
+
+
+def test_repeat_fault_makes_itens_ignore_pagina_for_the_chosen_compras(fsim):
+    truth = fsim.truth(DAY)
+    big = next(r for r in truth["contratacoes"] if truth["itens"][r["numeroControlePNCP"]] == 500)
+    other = next(r for r in truth["contratacoes"] if truth["itens"][r["numeroControlePNCP"]] == 501)
+    fsim.set_faults(repeat_ids=[big["numeroControlePNCP"]])
+    with client(fsim) as c:
+        first = c.get(compra_path(big) + "/itens", params={"pagina": 1, "tamanhoPagina": 100})
+        again = [c.get(compra_path(big) + "/itens", params={"pagina": p, "tamanhoPagina": 100}) for p in (2, 6, 99)]
+        fine = c.get(compra_path(other) + "/itens", params={"pagina": 2, "tamanhoPagina": 100}).json()
+        arquivos_fine = c.get(compra_path(big) + "/arquivos", params={"pagina": 2, "tamanhoPagina": 1})
+    assert len(first.json()) == 100
+    assert all(r.content == first.content for r in again), "every page is page 1, past the end too"
+    assert [i["numeroItem"] for i in fine] == list(range(101, 201))
+    assert arquivos_fine.status_code in (200, 204) and arquivos_fine.content != first.content
+    assert fsim.stats()["faults"] == {"repeat_page": 3}
+
+    fsim.set_faults(repeat_share=1.0)
+    with client(fsim) as c:
+        assert [i["numeroItem"] for i in c.get(compra_path(other) + "/itens?pagina=3&tamanhoPagina=10").json()] == list(
+            range(1, 11)
+        )
+    fsim.set_faults(repeat_share=0.5, seed=4)
+    with client(fsim) as c:
+        hits = [
+            c.get(compra_path(r) + "/itens?pagina=2&tamanhoPagina=1").json()[:1]
+            == c.get(compra_path(r) + "/itens?pagina=1&tamanhoPagina=1").json()[:1]
+            for r in truth["contratacoes"]
+            if truth["itens"][r["numeroControlePNCP"]] >= 2
+        ]
+    assert 0 < sum(hits) < len(hits), "a share of the compras, not all"
+
+
+# ----------------------------------------------------------------------------- a day that grows while listed
+
+
+def naive_listing(c: httpx.Client, mod: int, size: int) -> tuple[list[dict], list[int]]:
+    """Pages 1..totalPaginas as page 1 reported them (what a client trusting the first page does)."""
+    first = listing(c, mod, 1, size).json()
+    recs, totals = list(first["data"]), [first["totalRegistros"]]
+    for p in range(2, first["totalPaginas"] + 1):
+        env = listing(c, mod, p, size).json()
+        recs += env["data"]
+        totals.append(env["totalRegistros"])
+    return recs, totals
+
+
+@pytest.mark.parametrize("order", ["front", "end", "shuffle"])
+def test_a_day_grows_while_it_is_listed(sim_factory, order):
+    sim = sim_factory(seed=7, per_day=120, faults={"grow_every": 2, "grow_by": 3, "grow_max": 9, "grow_order": order})
+    before = sim.truth(DAY)
+    old = {r["numeroControlePNCP"] for r in before["contratacoes"] if r["modalidadeId"] == 8}
+    assert before["added"] == {}
+    with client(sim) as c:
+        naive, totals = naive_listing(c, 8, 10)
+        after = sim.truth(DAY)
+        full = harvest(c, 8, 10)  # growth has stopped (grow_max): the listing is consistent again
+    grown = set(after["added"])
+    assert len(grown) == 9 and not grown & old
+    assert {r["numeroControlePNCP"] for r in after["contratacoes"] if r["modalidadeId"] == 8} == old | grown
+    assert all(r["modalidadeId"] == 8 for r in after["contratacoes"] if r["numeroControlePNCP"] in grown)
+    assert totals[0] == len(old) and totals[-1] == len(old) + 9, "totalRegistros follows the current count"
+    assert sorted(set(totals)) == [len(old), len(old) + 3, len(old) + 6, len(old) + 9]
+    assert sorted(r["numeroControlePNCP"] for r in full) == sorted(old | grown)
+    assert sim.stats()["faults"]["grow"] == 9
+    naive_ids = [r["numeroControlePNCP"] for r in naive]
+    if order == "front":
+        assert len(naive_ids) > len(set(naive_ids)), "records pushed across a page boundary are listed twice"
+        assert old - set(naive_ids), "and records pushed past the last page are missed"
+        pub = {r["numeroControlePNCP"]: r["dataPublicacaoPncp"] for r in after["contratacoes"]}
+        newest_first = sorted(grown, key=lambda i: pub[i], reverse=True)
+        assert [r["numeroControlePNCP"] for r in full[:9]] == newest_first, "grown records are listed first"
+    elif order == "end":
+        assert len(naive_ids) == len(set(naive_ids)) and old <= set(naive_ids)
+    else:
+        keys = [(r["dataPublicacaoPncp"], r["numeroControlePNCP"]) for r in full]
+        assert keys != sorted(keys), "the listing order is not the publication order"
+
+
+def test_growth_while_listing_only_counts_one_day_windows_of_publicacao(sim_factory):
+    sim = sim_factory(seed=7, per_day=40, faults={"grow_every": 1, "grow_by": 1, "grow_max": 5})
+    with client(sim) as c:
+        for _ in range(3):
+            listing(c, 8, d0="20251021", d1=YMD)
+            listing(c, 8, path=ATUALIZACAO)
+    assert sim.truth(DAY)["added"] == {} and sim.truth("2025-10-21")["added"] == {}
+    with client(sim) as c:
+        for _ in range(8):
+            listing(c, 6)
+    assert len(sim.truth(DAY)["added"]) == 5, "grow_max caps the growth"
+
+
+# ----------------------------------------------------------------------------- exotic values
+
+
+def exact_json(content: bytes) -> object:
+    """Decode keeping every number as ("num", its exact text)."""
+    return json.loads(content, parse_float=lambda t: ("num", t), parse_int=lambda t: ("num", t))
+
+
+def served_as(value: object, text: str) -> bool:
+    return value == (json.loads(text) if text.startswith('"') else ("num", text))
+
+
+def test_exotic_values_are_served_as_exact_json_text(sim_factory):
+    sim = sim_factory(seed=7, per_day=60, exotic=0.2)
+    truth = sim.truth(DAY)
+    exotic = truth["exotic"]
+    assert exotic["contratacoes"] and exotic["itens"]
+    records = {r["numeroControlePNCP"]: r for r in truth["contratacoes"]}
+    with client(sim) as c:
+        listed = {}
+        for mod in {r["modalidadeId"] for r in records.values()}:
+            for p in range(1, 3):
+                r = listing(c, mod, p, 50)
+                if r.status_code == 200:
+                    listed.update({rec["numeroControlePNCP"]: rec for rec in exact_json(r.content)["data"]})
+        for cid, fields in exotic["contratacoes"].items():
+            for name, text in fields.items():
+                assert served_as(listed[cid][name], text), (cid, name, text)
+        for cid, by_item in exotic["itens"].items():
+            itens = exact_json(c.get(compra_path(records[cid]) + "/itens?pagina=1&tamanhoPagina=500").content)
+            by_numero = {i["numeroItem"][1]: i for i in itens}
+            for numero, fields in by_item.items():
+                for name, text in fields.items():
+                    assert served_as(by_numero[numero][name], text), (cid, numero, name, text)
+    texts = {t for f in exotic["contratacoes"].values() for t in f.values()} | {
+        t for by in exotic["itens"].values() for f in by.values() for t in f.values()
+    }
+    assert "1234567890123.4567" in texts
+    assert any(t.startswith('"') for t in texts), "numbers sent as strings"
+    numbers = [Decimal(t) for t in texts if not t.startswith('"')]
+    assert any(abs(n) >= Decimal("1e32") for n in numbers) and any(
+        n == n.to_integral() and abs(n) > 2**63 for n in numbers
+    )
+    assert any(-n.as_tuple().exponent >= 10 for n in numbers), "10+ decimals"
+    exact = sim.truth(DAY, exact=True)
+    assert Decimal("1234567890123.4567") in [r["valorTotalEstimado"] for r in exact["contratacoes"]]
+    assert 0.05 < len(exotic["contratacoes"]) / len(records) < 0.4, "a small share of the records"
+
+
+def test_no_exotic_values_by_default(ro):
+    truth = ro.truth(DAY)
+    assert "exotic" not in truth
+    assert all(
+        v is None or isinstance(v, float)
+        for r in truth["contratacoes"]
+        for v in (r["valorTotalEstimado"], r["valorTotalHomologado"])
+    )
