@@ -808,3 +808,172 @@ def test_no_exotic_values_by_default(ro):
         for r in truth["contratacoes"]
         for v in (r["valorTotalEstimado"], r["valorTotalHomologado"])
     )
+
+
+# ----------------------------------------------------------------------------- records that change over time
+
+PUB_DAYS = ["2025-10-20", "2025-10-21", "2025-10-22"]
+UPD = "2025-11-05"
+
+
+def all_details(c: httpx.Client, rec: dict) -> tuple[list[dict], list[dict]]:
+    itens = c.get(compra_path(rec) + "/itens", params={"pagina": 1, "tamanhoPagina": 500}).json()
+    arq = c.get(compra_path(rec) + "/arquivos", params={"pagina": 1, "tamanhoPagina": 50})
+    return itens, (arq.json() if arq.status_code == 200 else [])
+
+
+def test_an_update_round_changes_records_their_details_and_dates(sim):
+    before = {d: sim.truth(d, details=True) for d in PUB_DAYS}
+    old = {r["numeroControlePNCP"]: r for t in before.values() for r in t["contratacoes"]}
+    changed = sim.update(UPD, PUB_DAYS[0], PUB_DAYS[-1], share=0.5)
+    after = {d: sim.truth(d, details=True, versions=True) for d in PUB_DAYS}
+    now = {r["numeroControlePNCP"]: r for t in after.values() for r in t["contratacoes"]}
+    details = {i: v for t in after.values() for i, v in t["details"].items()}
+    old_details = {i: v for t in before.values() for i, v in t["details"].items()}
+    versions = {i: v for t in after.values() for i, v in t["versions"].items()}
+    assert 0.3 * len(old) < len(changed) < 0.7 * len(old)
+    kinds = Counter(k for ch in changed for k in ch["changes"])
+    assert set(kinds) == {"situacao", "homologado", "item_situacao", "arquivo", "item"}
+    with client(sim) as c:
+        for ch in changed:
+            cid, was, cur = ch["id"], old[ch["id"]], now[ch["id"]]
+            assert cur["dataAtualizacaoGlobal"] == ch["dataAtualizacaoGlobal"]
+            assert (
+                cur["dataAtualizacaoGlobal"].startswith(UPD)
+                and cur["dataAtualizacaoGlobal"] > was["dataAtualizacaoGlobal"]
+            )
+            assert versions[cid] == [was, cur]
+            record_level = {"situacao", "homologado"} & set(ch["changes"])
+            assert cur["dataAtualizacao"] == (cur["dataAtualizacaoGlobal"] if record_level else was["dataAtualizacao"])
+            if "situacao" in ch["changes"]:
+                assert cur["situacaoCompraId"] != was["situacaoCompraId"]
+                assert (
+                    cur["situacaoCompraNome"]
+                    == {1: "Divulgada no PNCP", 2: "Revogada", 3: "Anulada", 4: "Suspensa"}[cur["situacaoCompraId"]]
+                )
+            if "homologado" in ch["changes"]:
+                assert (
+                    cur["valorTotalHomologado"] is not None
+                    and cur["valorTotalHomologado"] != was["valorTotalHomologado"]
+                )
+            untouched = {k for k in cur if k not in ("dataAtualizacaoGlobal", "dataAtualizacao")} - {
+                "situacaoCompraId",
+                "situacaoCompraNome",
+                "valorTotalHomologado",
+            }
+            assert {k: cur[k] for k in untouched} == {k: was[k] for k in untouched}
+            itens, arquivos = all_details(c, cur)
+            assert (itens, arquivos) == (details[cid]["itens"], details[cid]["arquivos"]), "endpoints serve the truth"
+            o_itens, o_arq = old_details[cid]["itens"], old_details[cid]["arquivos"]
+            assert len(itens) == len(o_itens) + ("item" in ch["changes"])
+            assert len(arquivos) == len(o_arq) + ("arquivo" in ch["changes"])
+            assert c.get(compra_path(cur) + "/itens/quantidade").json() == len(itens)
+            assert c.get(compra_path(cur) + "/arquivos/quantidade").json() == len(arquivos)
+            sit_changed = [
+                a["numeroItem"]
+                for a, b in zip(itens[: len(o_itens)], o_itens, strict=True)
+                if a["situacaoCompraItem"] != b["situacaoCompraItem"]
+            ]
+            assert len(sit_changed) == ("item_situacao" in ch["changes"])
+            if "item" in ch["changes"]:
+                assert (
+                    itens[-1]["numeroItem"] == len(itens) and itens[-1]["dataInclusao"] == cur["dataAtualizacaoGlobal"]
+                )
+            if "arquivo" in ch["changes"]:
+                assert arquivos[-1]["sequencialDocumento"] == len(arquivos)
+                assert arquivos[-1]["dataPublicacaoPncp"] == cur["dataAtualizacaoGlobal"]
+        # the listing serves the current state
+        listed = {
+            r["numeroControlePNCP"]: r
+            for d in PUB_DAYS
+            for mod in range(1, 20)
+            for r in harvest(c, mod, 50, d.replace("-", ""), d.replace("-", ""))
+        }
+    assert listed == now
+    unchanged = set(old) - {ch["id"] for ch in changed}
+    assert all(now[i] == old[i] and versions[i] == [old[i]] for i in unchanged)
+
+
+def test_atualizacao_moves_updated_records_to_their_new_window(sim):
+    pub = {r["numeroControlePNCP"]: r for r in sim.truth(DAY)["contratacoes"]}
+    with client(sim) as c:
+        before = {r["numeroControlePNCP"] for mod in range(1, 20) for r in harvest(c, mod, 10, YMD, YMD, ATUALIZACAO)}
+        changed = {ch["id"] for ch in sim.update(UPD, DAY, share=0.6)}
+        after_day = {
+            r["numeroControlePNCP"] for mod in range(1, 20) for r in harvest(c, mod, 10, YMD, YMD, ATUALIZACAO)
+        }
+        upd_window = [r for mod in range(1, 20) for r in harvest(c, mod, 10, "20251105", "20251105", ATUALIZACAO)]
+    own = {i for i, r in pub.items() if r["dataAtualizacaoGlobal"][:10] == DAY}
+    assert own and own < before, "plus records published earlier whose dataAtualizacaoGlobal is on DAY"
+    assert all(ID_RE.match(i) and i not in pub for i in before - own)
+    assert changed & before and after_day == before - changed, "an updated record leaves its old window"
+    ids = {r["numeroControlePNCP"] for r in upd_window}
+    assert changed <= ids, "and is listed in the window of its new dataAtualizacaoGlobal"
+    assert ids == {r["numeroControlePNCP"] for r in sim.truth_atualizacao(UPD)["contratacoes"]}
+    assert all(r["dataAtualizacaoGlobal"].startswith(UPD) for r in upd_window)
+
+
+def test_rounds_on_the_same_day_keep_every_version_in_order(sim):
+    first = {ch["id"] for ch in sim.update(UPD, DAY, share=1.0)}
+    second = {ch["id"] for ch in sim.update(UPD, DAY, share=1.0)}
+    later = {ch["id"] for ch in sim.update("2025-12-01", DAY, share=1.0)}
+    assert first and first <= second <= later
+    truth = sim.truth(DAY, versions=True)
+    for rec in truth["contratacoes"]:
+        vs = truth["versions"][rec["numeroControlePNCP"]]
+        globs = [v["dataAtualizacaoGlobal"] for v in vs]
+        assert vs[-1] == rec and globs == sorted(set(globs)), (
+            "one version per (id, dataAtualizacaoGlobal), oldest first"
+        )
+        if rec["numeroControlePNCP"] in first:
+            assert len(vs) == 4 and globs[-1].startswith("2025-12-01")
+
+
+def test_an_update_never_moves_a_record_back_in_time(sim):
+    truth = sim.truth(DAY)
+    future = {r["numeroControlePNCP"] for r in truth["contratacoes"] if r["dataAtualizacaoGlobal"][:10] > "2025-10-23"}
+    changed = {ch["id"] for ch in sim.update("2025-10-23", DAY, share=1.0)}
+    assert (
+        future and not future & changed and changed == {r["numeroControlePNCP"] for r in truth["contratacoes"]} - future
+    )
+    with pytest.raises(RuntimeError, match="first <= last <= date"):
+        sim.update("2025-10-21", DAY)
+
+
+def test_updates_keep_exotic_values_exact(sim_factory):
+    sim = sim_factory(seed=7, per_day=40, exotic=0.3)
+    exotic = sim.truth(DAY)["exotic"]["contratacoes"]
+    changed = {ch["id"]: ch["changes"] for ch in sim.update(UPD, DAY, share=1.0)}
+    with client(sim) as c:
+        body = b"".join(
+            r.content for mod in range(1, 20) for p in (1, 2) if (r := listing(c, mod, p, 50)).status_code == 200
+        )
+    for cid, fields in exotic.items():
+        for name, text in fields.items():
+            if name == "valorTotalHomologado" and "homologado" in changed.get(cid, []):
+                continue
+            assert f'"{name}":{text}'.encode() in body
+
+
+def test_serve_help_documents_every_option_and_fault_key():
+    out = subprocess.run(
+        [sys.executable, "-m", "pncp_ingest.testing", "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(out.split())
+    for option in ("--seed", "--per-day", "--page-cap", "--exotic", "--faults", "--no-big-items"):
+        help_text = flat.split("options:", 1)[1].split(f" {option} ", 1)[1].split(" --", 1)[0]
+        assert len(help_text.split()) > 3, f"{option} has no help"
+    for name, info in Faults.model_fields.items():
+        assert info.description and f"{name} (default" in out and " ".join(info.description.split()) in flat, name
+
+
+def test_cli_rejects_bad_options_with_one_line(tmp_path):
+    for args, needle in (
+        (["--per-day", "99999"], "--per-day: must be between 0 and 30000"),
+        (["--exotic", "2"], "--exotic: must be between 0 and 1"),
+        (["--page-cap", "0"], "--page-cap: must be at least 1"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "pncp_ingest.testing", "serve", *args], capture_output=True, text=True, timeout=30
+        )
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
