@@ -19,7 +19,7 @@ from ._data import MAX_PER_DAY
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        faults = Faults.model_validate_json(args.faults) if args.faults else Faults()
+        faults = Faults.model_validate_json(args.faults) if args.faults else Faults.model_validate({})
         if args.latency_ms is not None:
             faults = faults.model_copy(update={"latency_ms": args.latency_ms})
     except ValueError as exc:

@@ -68,7 +68,8 @@ class Faults(BaseModel):
         0.0, ge=0, le=1, description="chance that a valid consulta request gets the 365-day 422"
     )
     families: list[Family] = Field(
-        default_factory=lambda: ["consulta", "detail"], description='the API families hit: "consulta", "detail"'
+        default_factory=lambda: list[Family](["consulta", "detail"]),
+        description='the API families hit: "consulta", "detail"',
     )
     seed: int = Field(0, description="seed of the fault draws (and of the repeat_share choice)")
     repeat_ids: list[str] = Field(
@@ -163,10 +164,10 @@ class SimState:
     def __init__(self, sim: SimulatedPncp, faults: Faults | None = None, page_cap: int | None = None) -> None:
         self.sim = sim
         self.page_cap = page_cap
-        self.faults = Faults()
+        self.faults = Faults.model_validate({})
         self.rng = random.Random(0)
         self.burst: dict[str, int] = {}
-        self.set_faults(faults or Faults())
+        self.set_faults(faults or Faults.model_validate({}))
         self.reset_stats()
         self._cache: dict[tuple[Any, ...], bytes] = {}
         self._cache_bytes = 0
@@ -638,7 +639,7 @@ async def serve(
 
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)

@@ -573,7 +573,7 @@ def _build_pool(seed: int) -> list[_Orgao]:
 def _money(r: random.Random, lo: float, hi: float) -> float:
     """Log-uniform amount with 0, 2 or 4 decimals (PNCP keeps up to 4)."""
     x = lo * (hi / lo) ** r.random()
-    return round(x, r.choice((0, 2, 2, 2, 4)))
+    return float(round(x, r.choice((0, 2, 2, 2, 4))))
 
 
 # --------------------------------------------------------------------------- the data set
@@ -673,7 +673,8 @@ class SimulatedPncp:
         return [json.loads(f) for f in self.arquivo_frags(self._need(id))]
 
     def truth(self, date: dt.date | str, *, details: bool = False, versions: bool = False) -> dict[str, Any]:
-        return json.loads(self.truth_bytes(as_date(date), details=details, versions=versions))
+        truth: dict[str, Any] = json.loads(self.truth_bytes(as_date(date), details=details, versions=versions))
+        return truth
 
     def truth_bytes(self, date: dt.date, *, details: bool = False, versions: bool = False) -> bytes:
         """The current state of the contratações published on ``date`` (see the README's simulator section)."""

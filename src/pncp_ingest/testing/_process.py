@@ -74,7 +74,7 @@ class SimulatorProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self._client: httpx.Client | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -160,7 +160,7 @@ class SimulatorProcess:
             return ""
         try:
             self._stderr.seek(0)
-            return self._stderr.read().decode(errors="replace")[-8000:]
+            return str(self._stderr.read().decode(errors="replace")[-8000:])
         except (OSError, ValueError):
             return ""
 
@@ -237,13 +237,18 @@ class SimulatorProcess:
         return self._truth("/_sim/truth/atualizacao", date, details, versions, exact)
 
     def _truth(self, path: str, date: dt.date | str, details: bool, versions: bool, exact: bool) -> dict[str, Any]:
-        params = {"date": as_date(date).isoformat(), "details": int(details), "versions": int(versions)}
+        params: dict[str, str | int] = {
+            "date": as_date(date).isoformat(),
+            "details": int(details),
+            "versions": int(versions),
+        }
         if self._client is None:
             raise RuntimeError("simulator is not running")
         r = self._client.get(path, params=params)
         if r.status_code >= 400:
             raise RuntimeError(f"GET {path} -> {r.status_code}: {r.text}")
-        return json.loads(r.content, parse_float=Decimal) if exact else r.json()
+        truth: dict[str, Any] = json.loads(r.content, parse_float=Decimal) if exact else r.json()
+        return truth
 
     def update(
         self, date: dt.date | str, first: dt.date | str, last: dt.date | str | None = None, share: float = 0.3
@@ -254,15 +259,18 @@ class SimulatorProcess:
         if last is not None:
             params["last"] = as_date(last).isoformat()
         params["share"] = share
-        return self._call("POST", "/_sim/update", params=params)["updated"]
+        updated: list[dict[str, Any]] = self._call("POST", "/_sim/update", params=params)["updated"]
+        return updated
 
     def grow(self, date: dt.date | str, n: int) -> list[str]:
         """Publish ``n`` more contratações on ``date`` (listed last); returns the new ids."""
-        return self._call("POST", "/_sim/grow", params={"date": as_date(date).isoformat(), "n": n})["added"]
+        added: list[str] = self._call("POST", "/_sim/grow", params={"date": as_date(date).isoformat(), "n": n})["added"]
+        return added
 
     def health(self) -> dict[str, Any]:
         """The options the simulator runs with: seed, per_day, big_items, exotic, page_cap."""
-        return self._call("GET", "/_sim/health")
+        health: dict[str, Any] = self._call("GET", "/_sim/health")
+        return health
 
     def remove(self, id: str) -> None:
         """Make that compra's itens/arquivos answer 404 (it stays listed)."""
@@ -286,7 +294,8 @@ class SimulatorProcess:
 
     def stats(self) -> dict[str, Any]:
         """``{"requests": {kind: n}, "statuses": {"200": n, ...}, "faults": {kind: n}}``."""
-        return self._call("GET", "/_sim/stats")
+        stats: dict[str, Any] = self._call("GET", "/_sim/stats")
+        return stats
 
     def reset_stats(self) -> None:
         self._call("POST", "/_sim/stats/reset")
