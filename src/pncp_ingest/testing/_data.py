@@ -626,6 +626,23 @@ class _Day:
 GrowOrder = Literal["end", "front", "shuffle"]
 
 
+@dataclass(slots=True)
+class _Head:
+    r: random.Random  # positioned after the draws below
+    d: dt.date
+    index: int
+    org: _Orgao
+    mod: int
+    seq: int
+    ano: int
+    cid: str
+    t: int
+    pub: str
+    upd_t: int
+    atualizacao: str
+    glob: str
+
+
 class SimulatedPncp:
     """Deterministic PNCP data generator (days are generated lazily and cached).
 
@@ -656,6 +673,7 @@ class SimulatedPncp:
         self._perms: dict[dt.date, list[int]] = {}
         self._moved: dict[str, set[str]] = {}  # ISO date of the current dataAtualizacaoGlobal -> updated ids
         self._rounds: dict[dt.date, int] = {}  # update rounds applied per update day
+        self._late: dict[dt.date, list[tuple[str, int]]] = {}  # see _late_heads
         self.version = 0  # bumped by grow() and update(): listings may change
 
     # ------------------------------------------------------------------ public Python API
@@ -761,7 +779,10 @@ class SimulatedPncp:
         day = self._days.get(d)
         if day is None:
             day = _Day(d)
-            day.compras = [self._make(d, i) for i in range(self.per_day)]
+            # an /atualizacao scan may have built some of the day's records already: keep those objects
+            day.compras = [
+                self._by_id.get(h.cid) or self._finish(h) for h in (self._head(d, i) for i in range(self.per_day))
+            ]
             day.generated = self.per_day
             for c in day.compras:
                 self._by_id[c.id] = c
@@ -827,8 +848,12 @@ class SimulatedPncp:
         d = d0 - dt.timedelta(days=MAX_GLOBAL_LAG_DAYS)
         one = dt.timedelta(days=1)
         while d <= d1:
-            for c in self.day(d).by_mod.get(modalidade, ()):
-                if not c.rev and lo <= c.glob[:10] <= hi:
+            if d >= d0 or d in self._days:
+                candidates: list[_Compra] = list(self.day(d).by_mod.get(modalidade, ()))
+            else:  # a day before the window, never generated: build only its records that land in the window
+                candidates = [self._stray(d, i) for glob, i in self._late_heads(d) if lo <= glob[:10] <= hi]
+            for c in candidates:
+                if c.modalidade == modalidade and not c.rev and lo <= c.glob[:10] <= hi:
                     out.append(c)
                     seen.add(c.id)
             d += one
@@ -840,6 +865,23 @@ class SimulatedPncp:
                         out.append(c)
         out.sort(key=lambda c: (c.glob, c.id))
         return out
+
+    def _late_heads(self, d: dt.date) -> list[tuple[str, int]]:
+        """(dataAtualizacaoGlobal, index) of the base records of ``d`` updated on a later day."""
+        late = self._late.get(d)
+        if late is None:
+            iso = d.isoformat()
+            heads = (self._head(d, i) for i in range(self.per_day))
+            late = self._late[d] = [(h.glob, h.index) for h in heads if h.glob[:10] > iso]
+        return late
+
+    def _stray(self, d: dt.date, index: int) -> _Compra:
+        """One base record of a day not generated yet, registered so that the day reuses it."""
+        h = self._head(d, index)
+        c = self._by_id.get(h.cid)
+        if c is None:
+            c = self._by_id[h.cid] = self._finish(h)
+        return c
 
     def item_frags(self, c: _Compra) -> list[bytes]:
         if c.itens_over is not None:
@@ -967,6 +1009,10 @@ class SimulatedPncp:
         return perm
 
     def _make(self, d: dt.date, index: int, modalidade: int | None = None) -> _Compra:
+        return self._finish(self._head(d, index, modalidade))
+
+    def _head(self, d: dt.date, index: int, modalidade: int | None = None) -> _Head:
+        """The first draws of a record: enough to know its id and dates, at a fraction of its cost."""
         r = random.Random(f"{self.seed}|{d.isoformat()}|{index}")
         perm = self._perm_cache(d)
         org = self._pool[perm[index % POOL_SIZE]]
@@ -995,10 +1041,14 @@ class SimulatedPncp:
             else (
                 _ts(d, upd_t + r.randrange(5, 120))
                 if r.random() < 0.7
-                else _ts(d + dt.timedelta(days=r.randrange(1, 120)), r.randrange(28800, 64800))
+                else _ts(d + dt.timedelta(days=r.randrange(1, MAX_GLOBAL_LAG_DAYS)), r.randrange(28800, 64800))
             )
         )
+        return _Head(r, d, index, org, mod, seq, ano, cid, t, pub, upd_t, atualizacao, glob)
 
+    def _finish(self, h: _Head) -> _Compra:
+        r, d, index, org, mod, seq, ano, cid = h.r, h.d, h.index, h.org, h.mod, h.seq, h.ano, h.cid
+        pub, atualizacao, glob = h.pub, h.atualizacao, h.glob
         unidade = dict(r.choice(org.unidades))
         if r.random() < 0.15:
             unidade["codigoIbge"] = int(unidade["codigoIbge"])  # documented drift: number
