@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -977,3 +978,28 @@ def test_cli_rejects_bad_options_with_one_line(tmp_path):
             [sys.executable, "-m", "pncp_ingest.testing", "serve", *args], capture_output=True, text=True, timeout=30
         )
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_atualizacao_window_first_changes_nothing_about_earlier_days():
+    """/atualizacao builds single records of earlier, not yet generated days; those days must come out
+    the same, with the very objects the window served (so an update is seen by both listings)."""
+    scanned = SimulatedPncp(seed=5, per_day=80)
+    fresh = SimulatedPncp(seed=5, per_day=80)
+    listed = {
+        c.id: c
+        for mod in range(1, 20)
+        for c in scanned.atualizacao_window(dt.date(2025, 10, 22), dt.date(2025, 10, 22), mod)
+    }
+    earlier = {c.id: c.pub[:10] for c in listed.values() if c.pub[:10] < DAY}
+    assert earlier, "the window holds records published on earlier days"
+    for cid, day in earlier.items():
+        assert scanned.truth(day) == fresh.truth(day)
+        assert listed[cid] in scanned.day(dt.date.fromisoformat(day)).compras
+    cid, day = next(iter(earlier.items()))
+    changed = {ch["id"] for ch in scanned.update("2025-12-01", day, share=1.0)}
+    assert cid in changed
+    assert [
+        c.id
+        for mod in range(1, 20)
+        for c in scanned.atualizacao_window(dt.date(2025, 12, 1), dt.date(2025, 12, 1), mod)
+    ].count(cid) == 1
