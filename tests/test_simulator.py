@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -12,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from pncp_ingest.testing import Faults, SimulatedPncp, SimulatorProcess, Simulat
 DAY = "2025-10-22"
 YMD = "20251022"
 LISTING = "/consulta/v1/contratacoes/publicacao"
+ATUALIZACAO = "/consulta/v1/contratacoes/atualizacao"
 ID_RE = re.compile(r"^(\d{14})-1-(\d{6})/(\d{4})$")
 SAMPLE_KEYS = {  # every field of the real consulta sample (reference pncp-samples)
     "numeroControlePNCP",
@@ -64,9 +67,11 @@ def client(sim: SimulatorProcess, timeout: float = 10.0) -> httpx.Client:
     return httpx.Client(base_url=sim.base_url, trust_env=False, timeout=timeout)
 
 
-def listing(c: httpx.Client, mod: int, pagina: int = 1, size: int = 50, d0: str = YMD, d1: str = YMD) -> httpx.Response:
+def listing(
+    c: httpx.Client, mod: int, pagina: int = 1, size: int = 50, d0: str = YMD, d1: str = YMD, path: str = LISTING
+) -> httpx.Response:
     return c.get(
-        LISTING,
+        path,
         params={
             "dataInicial": d0,
             "dataFinal": d1,
@@ -81,9 +86,9 @@ def compra_path(rec: dict) -> str:
     return f"/pncp/v1/orgaos/{rec['orgaoEntidade']['cnpj']}/compras/{rec['anoCompra']}/{rec['sequencialCompra']}"
 
 
-def harvest(c: httpx.Client, mod: int, size: int, d0: str = YMD, d1: str = YMD) -> list[dict]:
+def harvest(c: httpx.Client, mod: int, size: int, d0: str = YMD, d1: str = YMD, path: str = LISTING) -> list[dict]:
     """Every record of one modalidade, checking the envelope arithmetic on every page."""
-    first = listing(c, mod, 1, size, d0, d1)
+    first = listing(c, mod, 1, size, d0, d1, path)
     if first.status_code == 204:
         return []
     assert first.status_code == 200
@@ -91,14 +96,14 @@ def harvest(c: httpx.Client, mod: int, size: int, d0: str = YMD, d1: str = YMD) 
     assert pages == math.ceil(total / size)
     out: list[dict] = []
     for p in range(1, pages + 1):
-        env = (first if p == 1 else listing(c, mod, p, size, d0, d1)).json()
+        env = (first if p == 1 else listing(c, mod, p, size, d0, d1, path)).json()
         assert env["numeroPagina"] == p
         assert env["paginasRestantes"] == pages - p
         assert env["totalRegistros"] == total and env["totalPaginas"] == pages
         assert env["empty"] is False
         assert len(env["data"]) == (size if p < pages else total - size * (pages - 1))
         out += env["data"]
-    assert listing(c, mod, pages + 1, size, d0, d1).status_code == 204
+    assert listing(c, mod, pages + 1, size, d0, d1, path).status_code == 204
     return out
 
 
@@ -212,23 +217,36 @@ def test_paging_every_modalidade_yields_the_truth_exactly_once(ro):
     assert {r["numeroControlePNCP"]: r for r in got} == {r["numeroControlePNCP"]: r for r in truth["contratacoes"]}
 
 
-def test_a_multi_day_window_lists_every_day_and_atualizacao_matches(ro):
+def test_a_multi_day_window_lists_every_day(ro):
     days = ["2025-10-20", "2025-10-21", "2025-10-22"]
     want = sorted(r["numeroControlePNCP"] for d in days for r in ro.truth(d)["contratacoes"] if r["modalidadeId"] == 8)
     with client(ro) as c:
         got = [r["numeroControlePNCP"] for r in harvest(c, 8, 10, d0="20251020", d1=YMD)]
-        atual = c.get(
-            "/consulta/v1/contratacoes/atualizacao",
-            params={
-                "dataInicial": "20251020",
-                "dataFinal": YMD,
-                "codigoModalidadeContratacao": 8,
-                "pagina": 1,
-                "tamanhoPagina": 50,
-            },
-        )
     assert sorted(got) == want and len(got) == len(set(got))
-    assert atual.status_code == 200 and atual.json()["totalRegistros"] == len(want)
+
+
+def test_atualizacao_lists_by_the_current_data_atualizacao_global(ro):
+    """Records published earlier whose dataAtualizacaoGlobal falls in the window are listed; records of
+    the window whose dataAtualizacaoGlobal is later are not (reference §6.5)."""
+    days = ["2025-10-20", "2025-10-21", "2025-10-22"]
+    want = [r for d in days for r in ro.truth_atualizacao(d)["contratacoes"] if r["modalidadeId"] == 8]
+    published = {r["numeroControlePNCP"] for d in days for r in ro.truth(d)["contratacoes"]}
+    with client(ro) as c:
+        got = harvest(c, 8, 10, d0="20251020", d1=YMD, path=ATUALIZACAO)
+    assert got and [r["numeroControlePNCP"] for r in got] == [
+        r["numeroControlePNCP"]
+        for r in sorted(want, key=lambda r: (r["dataAtualizacaoGlobal"], r["numeroControlePNCP"]))
+    ]
+    assert all("2025-10-20" <= r["dataAtualizacaoGlobal"][:10] <= "2025-10-22" for r in got)
+    got_ids = {r["numeroControlePNCP"] for r in got}
+    assert got_ids - published, "records published before the window but updated in it are listed"
+    later = {
+        r["numeroControlePNCP"]
+        for d in days
+        for r in ro.truth(d)["contratacoes"]
+        if r["modalidadeId"] == 8 and r["dataAtualizacaoGlobal"][:10] > "2025-10-22"
+    }
+    assert later and not later & got_ids, "records whose dataAtualizacaoGlobal is later are not"
 
 
 def test_modalidades_lists_19(ro):
@@ -608,3 +626,380 @@ def test_start_failure_raises_with_the_process_stderr():
         sim = SimulatorProcess(port=taken.getsockname()[1])
         with pytest.raises(SimulatorStartError, match="(?i)address already in use"):
             sim.start()
+
+
+# ----------------------------------------------------------------------------- page cap, repeated pages
+
+
+def test_page_cap_silently_shortens_pages_and_pagina_counts_at_the_capped_size(sim_factory):
+    sim = sim_factory(seed=7, per_day=12, big_items=True, page_cap=100)
+    assert sim.health()["page_cap"] == 100
+    truth = sim.truth(DAY)
+    big = next(r for r in truth["contratacoes"] if truth["itens"][r["numeroControlePNCP"]] == 1203)
+    base = compra_path(big)
+    with client(sim) as c:
+        pages = [c.get(base + "/itens", params={"pagina": p, "tamanhoPagina": 500}).json() for p in range(1, 15)]
+        small = c.get(base + "/itens", params={"pagina": 2, "tamanhoPagina": 30}).json()
+        qtd = c.get(base + "/itens/quantidade")
+    assert [len(p) for p in pages] == [100] * 12 + [3, 0]
+    assert [i["numeroItem"] for i in pages[1]] == list(range(101, 201)), "page 2 = records 101-200"
+    assert [i["numeroItem"] for p in pages for i in p] == list(range(1, 1204))
+    assert [i["numeroItem"] for i in small] == list(range(31, 61)), "sizes under the cap are honoured"
+    assert (qtd.status_code, qtd.headers["content-type"], qtd.json()) == (200, "application/json", 1203)
+
+
+def test_page_cap_applies_to_arquivos_too(sim_factory):
+    sim = sim_factory(seed=7, per_day=30, page_cap=2)
+    truth = sim.truth(DAY)
+    rec = next(r for r in truth["contratacoes"] if truth["arquivos"][r["numeroControlePNCP"]] >= 3)
+    n = truth["arquivos"][rec["numeroControlePNCP"]]
+    with client(sim) as c:
+        pages = [c.get(compra_path(rec) + "/arquivos", params={"pagina": p, "tamanhoPagina": 50}) for p in (1, 2, 3)]
+        qtd = c.get(compra_path(rec) + "/arquivos/quantidade").json()
+    docs = [d["sequencialDocumento"] for p in pages for d in p.json()]
+    assert [len(p.json()) for p in pages[:2]] == [2, min(2, n - 2)]
+    assert docs == list(range(1, n + 1)) and qtd == n
+
+
+def test_repeat_fault_makes_itens_ignore_pagina_for_the_chosen_compras(fsim):
+    truth = fsim.truth(DAY)
+    big = next(r for r in truth["contratacoes"] if truth["itens"][r["numeroControlePNCP"]] == 500)
+    other = next(r for r in truth["contratacoes"] if truth["itens"][r["numeroControlePNCP"]] == 501)
+    fsim.set_faults(repeat_ids=[big["numeroControlePNCP"]])
+    with client(fsim) as c:
+        first = c.get(compra_path(big) + "/itens", params={"pagina": 1, "tamanhoPagina": 100})
+        again = [c.get(compra_path(big) + "/itens", params={"pagina": p, "tamanhoPagina": 100}) for p in (2, 6, 99)]
+        fine = c.get(compra_path(other) + "/itens", params={"pagina": 2, "tamanhoPagina": 100}).json()
+        arquivos_fine = c.get(compra_path(big) + "/arquivos", params={"pagina": 2, "tamanhoPagina": 1})
+    assert len(first.json()) == 100
+    assert all(r.content == first.content for r in again), "every page is page 1, past the end too"
+    assert [i["numeroItem"] for i in fine] == list(range(101, 201))
+    assert arquivos_fine.status_code in (200, 204) and arquivos_fine.content != first.content
+    assert fsim.stats()["faults"] == {"repeat_page": 3}
+
+    fsim.set_faults(repeat_share=1.0)
+    with client(fsim) as c:
+        assert [i["numeroItem"] for i in c.get(compra_path(other) + "/itens?pagina=3&tamanhoPagina=10").json()] == list(
+            range(1, 11)
+        )
+    fsim.set_faults(repeat_share=0.5, seed=4)
+    with client(fsim) as c:
+        hits = [
+            c.get(compra_path(r) + "/itens?pagina=2&tamanhoPagina=1").json()[:1]
+            == c.get(compra_path(r) + "/itens?pagina=1&tamanhoPagina=1").json()[:1]
+            for r in truth["contratacoes"]
+            if truth["itens"][r["numeroControlePNCP"]] >= 2
+        ]
+    assert 0 < sum(hits) < len(hits), "a share of the compras, not all"
+
+
+# ----------------------------------------------------------------------------- a day that grows while listed
+
+
+def naive_listing(c: httpx.Client, mod: int, size: int) -> tuple[list[dict], list[int]]:
+    """Pages 1..totalPaginas as page 1 reported them (what a client trusting the first page does)."""
+    first = listing(c, mod, 1, size).json()
+    recs, totals = list(first["data"]), [first["totalRegistros"]]
+    for p in range(2, first["totalPaginas"] + 1):
+        env = listing(c, mod, p, size).json()
+        recs += env["data"]
+        totals.append(env["totalRegistros"])
+    return recs, totals
+
+
+@pytest.mark.parametrize("order", ["front", "end", "shuffle"])
+def test_a_day_grows_while_it_is_listed(sim_factory, order):
+    sim = sim_factory(seed=7, per_day=120, faults={"grow_every": 2, "grow_by": 3, "grow_max": 9, "grow_order": order})
+    before = sim.truth(DAY)
+    old = {r["numeroControlePNCP"] for r in before["contratacoes"] if r["modalidadeId"] == 8}
+    assert before["added"] == {}
+    with client(sim) as c:
+        naive, totals = naive_listing(c, 8, 10)
+        after = sim.truth(DAY)
+        full = harvest(c, 8, 10)  # growth has stopped (grow_max): the listing is consistent again
+    grown = set(after["added"])
+    assert len(grown) == 9 and not grown & old
+    assert {r["numeroControlePNCP"] for r in after["contratacoes"] if r["modalidadeId"] == 8} == old | grown
+    assert all(r["modalidadeId"] == 8 for r in after["contratacoes"] if r["numeroControlePNCP"] in grown)
+    assert totals[0] == len(old) and totals[-1] == len(old) + 9, "totalRegistros follows the current count"
+    assert sorted(set(totals)) == [len(old), len(old) + 3, len(old) + 6, len(old) + 9]
+    assert sorted(r["numeroControlePNCP"] for r in full) == sorted(old | grown)
+    assert sim.stats()["faults"]["grow"] == 9
+    naive_ids = [r["numeroControlePNCP"] for r in naive]
+    if order == "front":
+        assert len(naive_ids) > len(set(naive_ids)), "records pushed across a page boundary are listed twice"
+        assert old - set(naive_ids), "and records pushed past the last page are missed"
+        pub = {r["numeroControlePNCP"]: r["dataPublicacaoPncp"] for r in after["contratacoes"]}
+        newest_first = sorted(grown, key=lambda i: pub[i], reverse=True)
+        assert [r["numeroControlePNCP"] for r in full[:9]] == newest_first, "grown records are listed first"
+    elif order == "end":
+        assert len(naive_ids) == len(set(naive_ids)) and old <= set(naive_ids)
+    else:
+        keys = [(r["dataPublicacaoPncp"], r["numeroControlePNCP"]) for r in full]
+        assert keys != sorted(keys), "the listing order is not the publication order"
+
+
+def test_growth_while_listing_only_counts_one_day_windows_of_publicacao(sim_factory):
+    sim = sim_factory(seed=7, per_day=40, faults={"grow_every": 1, "grow_by": 1, "grow_max": 5})
+    with client(sim) as c:
+        for _ in range(3):
+            listing(c, 8, d0="20251021", d1=YMD)
+            listing(c, 8, path=ATUALIZACAO)
+    assert sim.truth(DAY)["added"] == {} and sim.truth("2025-10-21")["added"] == {}
+    with client(sim) as c:
+        for _ in range(8):
+            listing(c, 6)
+    assert len(sim.truth(DAY)["added"]) == 5, "grow_max caps the growth"
+
+
+# ----------------------------------------------------------------------------- exotic values
+
+
+def exact_json(content: bytes) -> object:
+    """Decode keeping every number as ("num", its exact text)."""
+    return json.loads(content, parse_float=lambda t: ("num", t), parse_int=lambda t: ("num", t))
+
+
+def served_as(value: object, text: str) -> bool:
+    return value == (json.loads(text) if text.startswith('"') else ("num", text))
+
+
+def test_exotic_values_are_served_as_exact_json_text(sim_factory):
+    sim = sim_factory(seed=7, per_day=60, exotic=0.2)
+    truth = sim.truth(DAY)
+    exotic = truth["exotic"]
+    assert exotic["contratacoes"] and exotic["itens"]
+    records = {r["numeroControlePNCP"]: r for r in truth["contratacoes"]}
+    with client(sim) as c:
+        listed = {}
+        for mod in {r["modalidadeId"] for r in records.values()}:
+            for p in range(1, 3):
+                r = listing(c, mod, p, 50)
+                if r.status_code == 200:
+                    listed.update({rec["numeroControlePNCP"]: rec for rec in exact_json(r.content)["data"]})
+        for cid, fields in exotic["contratacoes"].items():
+            for name, text in fields.items():
+                assert served_as(listed[cid][name], text), (cid, name, text)
+        for cid, by_item in exotic["itens"].items():
+            itens = exact_json(c.get(compra_path(records[cid]) + "/itens?pagina=1&tamanhoPagina=500").content)
+            by_numero = {i["numeroItem"][1]: i for i in itens}
+            for numero, fields in by_item.items():
+                for name, text in fields.items():
+                    assert served_as(by_numero[numero][name], text), (cid, numero, name, text)
+    texts = {t for f in exotic["contratacoes"].values() for t in f.values()} | {
+        t for by in exotic["itens"].values() for f in by.values() for t in f.values()
+    }
+    assert "1234567890123.4567" in texts
+    assert any(t.startswith('"') for t in texts), "numbers sent as strings"
+    numbers = [Decimal(t) for t in texts if not t.startswith('"')]
+    assert any(abs(n) >= Decimal("1e32") for n in numbers) and any(
+        n == n.to_integral() and abs(n) > 2**63 for n in numbers
+    )
+    assert any(-n.as_tuple().exponent >= 10 for n in numbers), "10+ decimals"
+    exact = sim.truth(DAY, exact=True)
+    assert Decimal("1234567890123.4567") in [r["valorTotalEstimado"] for r in exact["contratacoes"]]
+    assert 0.05 < len(exotic["contratacoes"]) / len(records) < 0.4, "a small share of the records"
+
+
+def test_no_exotic_values_by_default(ro):
+    truth = ro.truth(DAY)
+    assert "exotic" not in truth
+    assert all(
+        v is None or isinstance(v, float)
+        for r in truth["contratacoes"]
+        for v in (r["valorTotalEstimado"], r["valorTotalHomologado"])
+    )
+
+
+# ----------------------------------------------------------------------------- records that change over time
+
+PUB_DAYS = ["2025-10-20", "2025-10-21", "2025-10-22"]
+UPD = "2025-11-05"
+
+
+def all_details(c: httpx.Client, rec: dict) -> tuple[list[dict], list[dict]]:
+    itens = c.get(compra_path(rec) + "/itens", params={"pagina": 1, "tamanhoPagina": 500}).json()
+    arq = c.get(compra_path(rec) + "/arquivos", params={"pagina": 1, "tamanhoPagina": 50})
+    return itens, (arq.json() if arq.status_code == 200 else [])
+
+
+def test_an_update_round_changes_records_their_details_and_dates(sim):
+    before = {d: sim.truth(d, details=True) for d in PUB_DAYS}
+    old = {r["numeroControlePNCP"]: r for t in before.values() for r in t["contratacoes"]}
+    changed = sim.update(UPD, PUB_DAYS[0], PUB_DAYS[-1], share=0.5)
+    after = {d: sim.truth(d, details=True, versions=True) for d in PUB_DAYS}
+    now = {r["numeroControlePNCP"]: r for t in after.values() for r in t["contratacoes"]}
+    details = {i: v for t in after.values() for i, v in t["details"].items()}
+    old_details = {i: v for t in before.values() for i, v in t["details"].items()}
+    versions = {i: v for t in after.values() for i, v in t["versions"].items()}
+    assert 0.3 * len(old) < len(changed) < 0.7 * len(old)
+    kinds = Counter(k for ch in changed for k in ch["changes"])
+    assert set(kinds) == {"situacao", "homologado", "item_situacao", "arquivo", "item"}
+    with client(sim) as c:
+        for ch in changed:
+            cid, was, cur = ch["id"], old[ch["id"]], now[ch["id"]]
+            assert cur["dataAtualizacaoGlobal"] == ch["dataAtualizacaoGlobal"]
+            assert (
+                cur["dataAtualizacaoGlobal"].startswith(UPD)
+                and cur["dataAtualizacaoGlobal"] > was["dataAtualizacaoGlobal"]
+            )
+            assert versions[cid] == [was, cur]
+            record_level = {"situacao", "homologado"} & set(ch["changes"])
+            assert cur["dataAtualizacao"] == (cur["dataAtualizacaoGlobal"] if record_level else was["dataAtualizacao"])
+            if "situacao" in ch["changes"]:
+                assert cur["situacaoCompraId"] != was["situacaoCompraId"]
+                assert (
+                    cur["situacaoCompraNome"]
+                    == {1: "Divulgada no PNCP", 2: "Revogada", 3: "Anulada", 4: "Suspensa"}[cur["situacaoCompraId"]]
+                )
+            if "homologado" in ch["changes"]:
+                assert (
+                    cur["valorTotalHomologado"] is not None
+                    and cur["valorTotalHomologado"] != was["valorTotalHomologado"]
+                )
+            untouched = {k for k in cur if k not in ("dataAtualizacaoGlobal", "dataAtualizacao")} - {
+                "situacaoCompraId",
+                "situacaoCompraNome",
+                "valorTotalHomologado",
+            }
+            assert {k: cur[k] for k in untouched} == {k: was[k] for k in untouched}
+            itens, arquivos = all_details(c, cur)
+            assert (itens, arquivos) == (details[cid]["itens"], details[cid]["arquivos"]), "endpoints serve the truth"
+            o_itens, o_arq = old_details[cid]["itens"], old_details[cid]["arquivos"]
+            assert len(itens) == len(o_itens) + ("item" in ch["changes"])
+            assert len(arquivos) == len(o_arq) + ("arquivo" in ch["changes"])
+            assert c.get(compra_path(cur) + "/itens/quantidade").json() == len(itens)
+            assert c.get(compra_path(cur) + "/arquivos/quantidade").json() == len(arquivos)
+            sit_changed = [
+                a["numeroItem"]
+                for a, b in zip(itens[: len(o_itens)], o_itens, strict=True)
+                if a["situacaoCompraItem"] != b["situacaoCompraItem"]
+            ]
+            assert len(sit_changed) == ("item_situacao" in ch["changes"])
+            if "item" in ch["changes"]:
+                assert (
+                    itens[-1]["numeroItem"] == len(itens) and itens[-1]["dataInclusao"] == cur["dataAtualizacaoGlobal"]
+                )
+            if "arquivo" in ch["changes"]:
+                assert arquivos[-1]["sequencialDocumento"] == len(arquivos)
+                assert arquivos[-1]["dataPublicacaoPncp"] == cur["dataAtualizacaoGlobal"]
+        # the listing serves the current state
+        listed = {
+            r["numeroControlePNCP"]: r
+            for d in PUB_DAYS
+            for mod in range(1, 20)
+            for r in harvest(c, mod, 50, d.replace("-", ""), d.replace("-", ""))
+        }
+    assert listed == now
+    unchanged = set(old) - {ch["id"] for ch in changed}
+    assert all(now[i] == old[i] and versions[i] == [old[i]] for i in unchanged)
+
+
+def test_atualizacao_moves_updated_records_to_their_new_window(sim):
+    pub = {r["numeroControlePNCP"]: r for r in sim.truth(DAY)["contratacoes"]}
+    with client(sim) as c:
+        before = {r["numeroControlePNCP"] for mod in range(1, 20) for r in harvest(c, mod, 10, YMD, YMD, ATUALIZACAO)}
+        changed = {ch["id"] for ch in sim.update(UPD, DAY, share=0.6)}
+        after_day = {
+            r["numeroControlePNCP"] for mod in range(1, 20) for r in harvest(c, mod, 10, YMD, YMD, ATUALIZACAO)
+        }
+        upd_window = [r for mod in range(1, 20) for r in harvest(c, mod, 10, "20251105", "20251105", ATUALIZACAO)]
+    own = {i for i, r in pub.items() if r["dataAtualizacaoGlobal"][:10] == DAY}
+    assert own and own < before, "plus records published earlier whose dataAtualizacaoGlobal is on DAY"
+    assert all(ID_RE.match(i) and i not in pub for i in before - own)
+    assert changed & before and after_day == before - changed, "an updated record leaves its old window"
+    ids = {r["numeroControlePNCP"] for r in upd_window}
+    assert changed <= ids, "and is listed in the window of its new dataAtualizacaoGlobal"
+    assert ids == {r["numeroControlePNCP"] for r in sim.truth_atualizacao(UPD)["contratacoes"]}
+    assert all(r["dataAtualizacaoGlobal"].startswith(UPD) for r in upd_window)
+
+
+def test_rounds_on_the_same_day_keep_every_version_in_order(sim):
+    first = {ch["id"] for ch in sim.update(UPD, DAY, share=1.0)}
+    second = {ch["id"] for ch in sim.update(UPD, DAY, share=1.0)}
+    later = {ch["id"] for ch in sim.update("2025-12-01", DAY, share=1.0)}
+    assert first and first <= second <= later
+    truth = sim.truth(DAY, versions=True)
+    for rec in truth["contratacoes"]:
+        vs = truth["versions"][rec["numeroControlePNCP"]]
+        globs = [v["dataAtualizacaoGlobal"] for v in vs]
+        assert vs[-1] == rec and globs == sorted(set(globs)), (
+            "one version per (id, dataAtualizacaoGlobal), oldest first"
+        )
+        if rec["numeroControlePNCP"] in first:
+            assert len(vs) == 4 and globs[-1].startswith("2025-12-01")
+
+
+def test_an_update_never_moves_a_record_back_in_time(sim):
+    truth = sim.truth(DAY)
+    future = {r["numeroControlePNCP"] for r in truth["contratacoes"] if r["dataAtualizacaoGlobal"][:10] > "2025-10-23"}
+    changed = {ch["id"] for ch in sim.update("2025-10-23", DAY, share=1.0)}
+    assert (
+        future and not future & changed and changed == {r["numeroControlePNCP"] for r in truth["contratacoes"]} - future
+    )
+    with pytest.raises(RuntimeError, match="first <= last <= date"):
+        sim.update("2025-10-21", DAY)
+
+
+def test_updates_keep_exotic_values_exact(sim_factory):
+    sim = sim_factory(seed=7, per_day=40, exotic=0.3)
+    exotic = sim.truth(DAY)["exotic"]["contratacoes"]
+    changed = {ch["id"]: ch["changes"] for ch in sim.update(UPD, DAY, share=1.0)}
+    with client(sim) as c:
+        body = b"".join(
+            r.content for mod in range(1, 20) for p in (1, 2) if (r := listing(c, mod, p, 50)).status_code == 200
+        )
+    for cid, fields in exotic.items():
+        for name, text in fields.items():
+            if name == "valorTotalHomologado" and "homologado" in changed.get(cid, []):
+                continue
+            assert f'"{name}":{text}'.encode() in body
+
+
+def test_serve_help_documents_every_option_and_fault_key():
+    out = subprocess.run(
+        [sys.executable, "-m", "pncp_ingest.testing", "serve", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(out.split())
+    for option in ("--seed", "--per-day", "--page-cap", "--exotic", "--faults", "--no-big-items"):
+        help_text = flat.split("options:", 1)[1].split(f" {option} ", 1)[1].split(" --", 1)[0]
+        assert len(help_text.split()) > 3, f"{option} has no help"
+    for name, info in Faults.model_fields.items():
+        assert info.description and f"{name} (default" in out and " ".join(info.description.split()) in flat, name
+
+
+def test_cli_rejects_bad_options_with_one_line(tmp_path):
+    for args, needle in (
+        (["--per-day", "99999"], "--per-day: must be between 0 and 30000"),
+        (["--exotic", "2"], "--exotic: must be between 0 and 1"),
+        (["--page-cap", "0"], "--page-cap: must be at least 1"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "pncp_ingest.testing", "serve", *args], capture_output=True, text=True, timeout=30
+        )
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_atualizacao_window_first_changes_nothing_about_earlier_days():
+    """/atualizacao builds single records of earlier, not yet generated days; those days must come out
+    the same, with the very objects the window served (so an update is seen by both listings)."""
+    scanned = SimulatedPncp(seed=5, per_day=80)
+    fresh = SimulatedPncp(seed=5, per_day=80)
+    listed = {
+        c.id: c
+        for mod in range(1, 20)
+        for c in scanned.atualizacao_window(dt.date(2025, 10, 22), dt.date(2025, 10, 22), mod)
+    }
+    earlier = {c.id: c.pub[:10] for c in listed.values() if c.pub[:10] < DAY}
+    assert earlier, "the window holds records published on earlier days"
+    for cid, day in earlier.items():
+        assert scanned.truth(day) == fresh.truth(day)
+        assert listed[cid] in scanned.day(dt.date.fromisoformat(day)).compras
+    cid, day = next(iter(earlier.items()))
+    changed = {ch["id"] for ch in scanned.update("2025-12-01", day, share=1.0)}
+    assert cid in changed
+    assert [
+        c.id
+        for mod in range(1, 20)
+        for c in scanned.atualizacao_window(dt.date(2025, 12, 1), dt.date(2025, 12, 1), mod)
+    ].count(cid) == 1

@@ -14,11 +14,12 @@ import time
 from typing import Any
 
 from ._app import Faults, serve
+from ._data import MAX_PER_DAY
 
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        faults = Faults.model_validate_json(args.faults) if args.faults else Faults()
+        faults = Faults.model_validate_json(args.faults) if args.faults else Faults.model_validate({})
         if args.latency_ms is not None:
             faults = faults.model_copy(update={"latency_ms": args.latency_ms})
     except ValueError as exc:
@@ -31,6 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
             seed=args.seed,
             per_day=args.per_day,
             big_items=args.big_items,
+            exotic=args.exotic,
+            page_cap=args.page_cap,
             faults=faults,
             exit_on_stdin_eof=args.exit_on_stdin_eof,
         )
@@ -134,15 +137,75 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fault_keys() -> str:
+    """The ``--faults`` keys with their defaults and meaning, for ``serve --help``."""
+    lines = ["fault keys (--faults JSON; also SimulatorProcess(faults=...) and PUT /_sim/faults):"]
+    for name, info in Faults.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        lines.append(f"  {name} (default {json.dumps(default)}): {info.description}")
+    return "\n".join(lines)
+
+
+def _share(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _per_day(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= MAX_PER_DAY:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_PER_DAY}")
+    return value
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pncp_ingest.testing", description="PNCP API simulator")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run the simulator until SIGTERM/SIGINT")
-    s.add_argument("--host", default="127.0.0.1")
+    s = sub.add_parser(
+        "serve",
+        help="run the simulator until SIGTERM/SIGINT",
+        epilog=_fault_keys(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     s.add_argument("--port", type=int, default=0, help="0 = any free port")
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--per-day", type=int, default=200)
+    s.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="seed of the generated data: the same seed serves the same records, byte for byte (default: %(default)s)",
+    )
+    s.add_argument(
+        "--per-day",
+        type=_per_day,
+        default=200,
+        help="contratações published per day before any growth, 0..30000 (default: %(default)s)",
+    )
+    s.add_argument(
+        "--page-cap",
+        type=_positive,
+        default=None,
+        help="/itens and /arquivos silently serve at most this many records per page, whatever tamanhoPagina asks "
+        "(pagina counts at the capped size); default: no cap",
+    )
+    s.add_argument(
+        "--exotic",
+        type=_share,
+        default=0.0,
+        help="share (0..1) of contratações and of itens carrying exotic numbers: many decimals, >= 1e32, integers "
+        "beyond int64, numbers sent as strings; each day's first contratação then has valorTotalEstimado "
+        "1234567890123.4567 (default: 0, off)",
+    )
     s.add_argument(
         "--no-big-items",
         dest="big_items",

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._data import MODALIDADES, SimulatedPncp, as_date, dumps
+from ._data import MODALIDADES, GrowOrder, SimulatedPncp, as_date, dumps
 
 __all__ = ["Faults", "make_app", "serve"]
 
@@ -49,23 +49,49 @@ class Faults(BaseModel):
     else ``rate_429`` starts a burst of ``burst_429`` consecutive 429s, this one included),
     ``rate_5xx``, ``rate_drop``, ``rate_timeout`` (hang ``hang_s`` then answer normally),
     then normal handling where ``rate_spurious_422`` (consulta, valid requests only) and
-    ``rate_truncate`` (200 JSON object/array bodies only) may apply.
+    ``rate_truncate`` (200 JSON object/array bodies only) may apply. The ``repeat_*`` and
+    ``grow_*`` keys change what a valid request is answered with, whatever ``families`` says.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    latency_ms: float = Field(0.0, ge=0)
-    jitter_ms: float = Field(0.0, ge=0)
-    rate_429: float = Field(0.0, ge=0, le=1)
-    burst_429: int = Field(5, ge=1)
-    rate_5xx: float = Field(0.0, ge=0, le=1)
-    rate_timeout: float = Field(0.0, ge=0, le=1)
-    hang_s: float = Field(30.0, ge=0)
-    rate_drop: float = Field(0.0, ge=0, le=1)
-    rate_truncate: float = Field(0.0, ge=0, le=1)
-    rate_spurious_422: float = Field(0.0, ge=0, le=1)
-    families: list[Family] = Field(default_factory=lambda: ["consulta", "detail"])
-    seed: int = 0
+    latency_ms: float = Field(0.0, ge=0, description="added to every response, in milliseconds")
+    jitter_ms: float = Field(0.0, ge=0, description="plus a uniform random 0..jitter_ms")
+    rate_429: float = Field(0.0, ge=0, le=1, description="chance that a request starts a burst of 429s (HTML body)")
+    burst_429: int = Field(5, ge=1, description="consecutive 429s in a burst")
+    rate_5xx: float = Field(0.0, ge=0, le=1, description="chance of a 500 (Hikari JSON), 502/504 (HTML) or 503 (empty)")
+    rate_timeout: float = Field(0.0, ge=0, le=1, description="chance that a request hangs hang_s, then answers")
+    hang_s: float = Field(30.0, ge=0, description="how long a hang lasts, in seconds")
+    rate_drop: float = Field(0.0, ge=0, le=1, description="chance that the connection is closed without an answer")
+    rate_truncate: float = Field(0.0, ge=0, le=1, description="chance that a 200 JSON body is cut in half")
+    rate_spurious_422: float = Field(
+        0.0, ge=0, le=1, description="chance that a valid consulta request gets the 365-day 422"
+    )
+    families: list[Family] = Field(
+        default_factory=lambda: list[Family](["consulta", "detail"]),
+        description='the API families hit: "consulta", "detail"',
+    )
+    seed: int = Field(0, description="seed of the fault draws (and of the repeat_share choice)")
+    repeat_ids: list[str] = Field(
+        default_factory=list,
+        description="numeroControlePNCP of compras whose /itens ignores pagina: every page is page 1, forever",
+    )
+    repeat_share: float = Field(
+        0.0, ge=0, le=1, description="share of compras (chosen by seed) whose /itens ignores pagina the same way"
+    )
+    grow_every: int = Field(
+        0,
+        ge=0,
+        description="every N /publicacao page requests for a one-day window, publish grow_by new "
+        "contratações of the listed modalidade on that day (0 = off)",
+    )
+    grow_by: int = Field(1, ge=1, description="contratações published at each growth")
+    grow_max: int = Field(20, ge=0, description="at most this many contratações grown per day by grow_every")
+    grow_order: GrowOrder = Field(
+        "front",
+        description='where grown contratações are listed: "front" (first, newest first), "end" (last), '
+        '"shuffle" (the day\'s listing order is re-drawn at every growth)',
+    )
 
 
 def _now_utc() -> str:
@@ -135,12 +161,13 @@ def _int_param(q: Any, name: str, java: str, path: str, *, required: bool, defau
 class SimState:
     """Everything the running server knows: data, faults, caches and counters."""
 
-    def __init__(self, sim: SimulatedPncp, faults: Faults | None = None) -> None:
+    def __init__(self, sim: SimulatedPncp, faults: Faults | None = None, page_cap: int | None = None) -> None:
         self.sim = sim
-        self.faults = Faults()
+        self.page_cap = page_cap
+        self.faults = Faults.model_validate({})
         self.rng = random.Random(0)
         self.burst: dict[str, int] = {}
-        self.set_faults(faults or Faults())
+        self.set_faults(faults or Faults.model_validate({}))
         self.reset_stats()
         self._cache: dict[tuple[Any, ...], bytes] = {}
         self._cache_bytes = 0
@@ -153,6 +180,9 @@ class SimState:
         self.faults = faults
         self.rng = random.Random(faults.seed)
         self.burst = {"consulta": 0, "detail": 0}
+        self.day_requests: Counter[dt.date] = Counter()  # /publicacao page requests per day, for grow_every
+        self.grown: Counter[dt.date] = Counter()
+        self._repeat_share: dict[str, bool] = {}
 
     def reset_stats(self) -> None:
         self.requests: Counter[str] = Counter({k: 0 for k in KINDS})
@@ -211,9 +241,12 @@ class SimState:
         if spurious:
             self.fault_counts["spurious_422"] += 1
             raise _unprocessable(MSG_WINDOW, path)
+        kind = "atualizacao" if path.endswith("/atualizacao") else "publicacao"
+        if kind == "publicacao" and d0 == d1 and self.faults.grow_every:
+            self._grow_while_listing(d0, mod)
 
         def make() -> bytes:
-            compras = self._cached_window(d0, d1, mod)
+            compras = self._cached_window(kind, d0, d1, mod)
             total = len(compras)
             pages = math.ceil(total / size)
             if total == 0 or pagina > pages:
@@ -228,16 +261,29 @@ class SimState:
             }
             return b'{"data":[' + b",".join(c.frag for c in chunk) + b"]," + dumps(tail)[1:]
 
-        body = self._cached(("consulta", d0, d1, mod, pagina, size), make)
+        body = self._cached(("consulta", kind, d0, d1, mod, pagina, size), make)
         return (200, body) if body else (204, b"")
 
-    def _cached_window(self, d0: dt.date, d1: dt.date, mod: int) -> list[Any]:
-        key = (d0, d1, mod)
+    def _grow_while_listing(self, d: dt.date, mod: int) -> None:
+        f = self.faults
+        self.day_requests[d] += 1
+        room = f.grow_max - self.grown[d]
+        if self.day_requests[d] % f.grow_every or room <= 0:
+            return
+        n = min(f.grow_by, room)
+        self.sim.grow(d, n, order=f.grow_order, modalidade=mod)
+        self.grown[d] += n
+        self.fault_counts["grow"] += n
+        self.clear_listing_cache()
+
+    def _cached_window(self, kind: str, d0: dt.date, d1: dt.date, mod: int) -> list[Any]:
+        key = (kind, d0, d1, mod)
         win = self._windows.get(key)
         if win is None:
             if len(self._windows) > 5000:
                 self._windows.clear()
-            win = self._windows[key] = self.sim.window(d0, d1, mod)
+            window = self.sim.atualizacao_window if kind == "atualizacao" else self.sim.window
+            win = self._windows[key] = window(d0, d1, mod)
         return win
 
     @staticmethod
@@ -273,12 +319,28 @@ class SimState:
             raise _bad_request("must be greater than or equal to 1", path)
         if what == "arquivos" and c.n_arquivos == 0:
             return 204, b""
+        if self.page_cap is not None:
+            size = min(size, self.page_cap)  # silently, as a server with a hidden maximum would
+        if what == "itens" and pagina > 1 and self._repeats(c.id):
+            self.fault_counts["repeat_page"] += 1
+            pagina = 1
 
         def make() -> bytes:
             frags = self.sim.item_frags(c) if what == "itens" else self.sim.arquivo_frags(c)
             return b"[" + b",".join(frags[(pagina - 1) * size : pagina * size]) + b"]"
 
-        return 200, self._cached(("detail", c.id, what, pagina, size), make)
+        return 200, self._cached(("detail", c.id, c.rev, what, pagina, size), make)
+
+    def _repeats(self, cid: str) -> bool:
+        f = self.faults
+        if cid in f.repeat_ids:
+            return True
+        if not f.repeat_share:
+            return False
+        hit = self._repeat_share.get(cid)
+        if hit is None:
+            hit = self._repeat_share[cid] = random.Random(f"{f.seed}|repeat|{cid}").random() < f.repeat_share
+        return hit
 
     def quantidade(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
         c = self._compra(request)
@@ -369,7 +431,27 @@ class SimState:
 
     async def ctl_truth(self, request: web.Request) -> web.Response:
         d = _ctl_date(request)
-        return web.Response(body=self.sim.truth_bytes(d), content_type=_JSON)
+        details, versions = _flag(request, "details"), _flag(request, "versions")
+        return web.Response(body=self.sim.truth_bytes(d, details=details, versions=versions), content_type=_JSON)
+
+    async def ctl_truth_atualizacao(self, request: web.Request) -> web.Response:
+        d = _ctl_date(request)
+        details, versions = _flag(request, "details"), _flag(request, "versions")
+        body = self.sim.truth_atualizacao_bytes(d, details=details, versions=versions)
+        return web.Response(body=body, content_type=_JSON)
+
+    async def ctl_update(self, request: web.Request) -> web.Response:
+        d = _ctl_date(request)
+        q = request.query
+        try:
+            first = q["first"]
+            changed = self.sim.update(d, first, q.get("last"), float(q.get("share", "0.3")))
+        except KeyError:
+            raise _ctl_error(400, "query parameter first=YYYY-MM-DD (first publication day) is required") from None
+        except ValueError as exc:
+            raise _ctl_error(400, str(exc)) from None
+        self.clear_listing_cache()
+        return web.json_response({"updated": changed})
 
     async def ctl_grow(self, request: web.Request) -> web.Response:
         d = _ctl_date(request)
@@ -410,7 +492,16 @@ class SimState:
 
     async def ctl_health(self, request: web.Request) -> web.Response:
         s = self.sim
-        return web.json_response({"ok": True, "seed": s.seed, "per_day": s.per_day, "big_items": s.big_items})
+        return web.json_response(
+            {
+                "ok": True,
+                "seed": s.seed,
+                "per_day": s.per_day,
+                "big_items": s.big_items,
+                "exotic": s.exotic,
+                "page_cap": self.page_cap,
+            }
+        )
 
 
 def _ctl_error(status: int, message: str) -> _Reply:
@@ -427,6 +518,10 @@ def _ctl(fn: Callable[[web.Request], Awaitable[web.Response]]) -> Callable[[web.
     return handler
 
 
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
 def _ctl_date(request: web.Request) -> dt.date:
     try:
         return as_date(request.query["date"])
@@ -434,9 +529,12 @@ def _ctl_date(request: web.Request) -> dt.date:
         raise _ctl_error(400, "query parameter date=YYYY-MM-DD is required") from None
 
 
-def make_app(sim: SimulatedPncp, faults: Faults | None = None) -> web.Application:
-    """The aiohttp application serving ``sim`` under ``/api`` plus the ``/_sim`` control routes."""
-    st = SimState(sim, faults)
+def make_app(sim: SimulatedPncp, faults: Faults | None = None, page_cap: int | None = None) -> web.Application:
+    """The aiohttp application serving ``sim`` under ``/api`` plus the ``/_sim`` control routes.
+
+    ``page_cap``: ``/itens`` and ``/arquivos`` silently serve at most that many records per page.
+    """
+    st = SimState(sim, faults, page_cap)
     app = web.Application()
     app["sim_state"] = st
     r = app.router
@@ -448,6 +546,8 @@ def make_app(sim: SimulatedPncp, faults: Faults | None = None) -> web.Applicatio
     r.add_get(compra, _by_what(st.route("itens", "detail", st.detail), st.route("arquivos", "detail", st.detail)))
     r.add_get(compra + "/quantidade", st.route("other", "detail", st.quantidade))
     r.add_get("/_sim/truth", _ctl(st.ctl_truth))
+    r.add_get("/_sim/truth/atualizacao", _ctl(st.ctl_truth_atualizacao))
+    r.add_post("/_sim/update", _ctl(st.ctl_update))
     r.add_post("/_sim/grow", _ctl(st.ctl_grow))
     r.add_post("/_sim/remove", _ctl(st.ctl_remove))
     r.add_get("/_sim/faults", _ctl(st.ctl_get_faults))
@@ -513,6 +613,8 @@ async def serve(
     seed: int = 42,
     per_day: int = 200,
     big_items: bool = True,
+    exotic: float = 0.0,
+    page_cap: int | None = None,
     faults: Faults | dict[str, Any] | None = None,
     on_ready: Callable[[str], None] | None = None,
     stop_event: asyncio.Event | None = None,
@@ -525,7 +627,7 @@ async def serve(
     """
     if isinstance(faults, dict):
         faults = Faults.model_validate(faults)
-    app = make_app(SimulatedPncp(seed, per_day=per_day, big_items=big_items), faults)
+    app = make_app(SimulatedPncp(seed, per_day=per_day, big_items=big_items, exotic=exotic), faults, page_cap)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     sock = socket.create_server((host, port), backlog=2048)
@@ -537,7 +639,7 @@ async def serve(
 
     stop = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)

@@ -25,20 +25,81 @@ import json
 import random
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["MODALIDADES", "SimulatedPncp", "as_date", "dumps"]
+__all__ = ["EXOTIC_VALUES", "MODALIDADES", "Raw", "SimulatedPncp", "as_date", "dumps", "dumps_exact", "loads_exact"]
 
 POOL_SIZE = 300
 SEQ_BLOCK = 100  # room for index // 300 < 100, i.e. 30,000 contratações per day
 PREV_YEAR_OFFSET = 40_000
 MAX_PER_DAY = POOL_SIZE * SEQ_BLOCK
 BIG_ITEM_COUNTS = (0, 10, 11, 500, 501, 1203)
+MAX_GLOBAL_LAG_DAYS = 120  # a generated dataAtualizacaoGlobal is at most this many days after publication
+
+# JSON texts served by the ``exotic`` option: each breaks a float64 or decimal(38,6) reading.
+EXACT_PROBE = "1234567890123.4567"  # 17 significant digits: through a float it reads back as ...4568
+EXOTIC_VALUES = (
+    EXACT_PROBE,
+    "0.12345678901234567891",  # 20 decimals
+    "98765.4321098765",  # 10 decimals
+    "123456789012345678901234567890123.45",  # >= 1e32
+    "1.5E+33",  # exponent form, >= 1e32
+    "99999999999999999999999",  # an integer beyond int64
+    "-9223372036854775809",  # one below int64's minimum
+    '"1234.56"',  # a number sent as a string
+    '"12.500,75"',  # a Brazilian-formatted number sent as a string
+)
 
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON, as the real API sends it."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Raw(str):
+    """The exact JSON text of a number, written verbatim by ``dumps_exact`` (never through a float)."""
+
+    __slots__ = ()
+
+
+def loads_exact(text: bytes | str) -> Any:
+    """Decode JSON keeping every non-integer number as its exact text (``Raw``)."""
+    return json.loads(text, parse_float=Raw)
+
+
+def dumps_exact(obj: Any) -> bytes:
+    """Like ``dumps``, but ``Raw`` values are written as the number text they hold."""
+    out: list[str] = []
+
+    def write(o: Any) -> None:
+        if isinstance(o, Raw):
+            out.append(str.__str__(o))
+        elif isinstance(o, dict):
+            out.append("{")
+            for i, (k, v) in enumerate(o.items()):
+                if i:
+                    out.append(",")
+                out.append(json.dumps(k, ensure_ascii=False))
+                out.append(":")
+                write(v)
+            out.append("}")
+        elif isinstance(o, list):
+            out.append("[")
+            for i, v in enumerate(o):
+                if i:
+                    out.append(",")
+                write(v)
+            out.append("]")
+        else:
+            out.append(json.dumps(o, ensure_ascii=False))
+
+    write(obj)
+    return "".join(out).encode()
+
+
+def _exotic_value(text: str) -> Any:
+    """The value to put in a record so that ``dumps_exact`` serves exactly ``text``."""
+    return json.loads(text) if text.startswith('"') else Raw(text)
 
 
 def as_date(value: dt.date | str) -> dt.date:
@@ -512,7 +573,7 @@ def _build_pool(seed: int) -> list[_Orgao]:
 def _money(r: random.Random, lo: float, hi: float) -> float:
     """Log-uniform amount with 0, 2 or 4 decimals (PNCP keeps up to 4)."""
     x = lo * (hi / lo) ** r.random()
-    return round(x, r.choice((0, 2, 2, 2, 4)))
+    return float(round(x, r.choice((0, 2, 2, 2, 4))))
 
 
 # --------------------------------------------------------------------------- the data set
@@ -525,28 +586,61 @@ class _Compra:
     ano: int
     seq: int
     index: int
-    frag: bytes  # the record serialised
+    frag: bytes  # the record as served now
     pub: str  # dataPublicacaoPncp
     modalidade: int
     n_itens: int
     n_arquivos: int
     inclusao: str
-    atualizacao: str
+    atualizacao: str  # dataAtualizacao now
+    glob: str = ""  # dataAtualizacaoGlobal now
+    rev: int = 0  # bumped by every update round that changes it (keys the server's caches)
+    versions: list[bytes] = field(default_factory=list)  # every frag served, oldest first (filled on update)
+    itens_over: list[bytes] | None = None  # the itens once an update changed them
+    arquivos_over: list[bytes] | None = None
+    added_at: str | None = None  # server time (UTC) it was published, when added after the day was generated
+    exotic: dict[str, str] = field(default_factory=dict)  # field -> exact JSON text served
 
 
 @dataclass(slots=True)
 class _Day:
     date: dt.date
     compras: list[_Compra] = field(default_factory=list)  # sorted by (pub, id)
-    by_mod: dict[int, list[_Compra]] = field(default_factory=dict)
+    by_mod: dict[int, list[_Compra]] = field(default_factory=dict)  # in listing order
     generated: int = 0  # next index to generate
+    lead: list[_Compra] = field(default_factory=list)  # grown with order "front": listed first, newest first
+    shuffle_round: int = 0  # > 0: the listing order is a permutation, re-drawn at every growth
 
-    def reindex(self) -> None:
+    def reindex(self, seed: int = 0) -> None:
         self.compras.sort(key=lambda c: (c.pub, c.id))
+        lead = {c.id for c in self.lead}
+        order = list(reversed(self.lead)) + [c for c in self.compras if c.id not in lead]
+        if self.shuffle_round:
+            random.Random(f"{seed}|{self.date.isoformat()}|shuffle|{self.shuffle_round}").shuffle(order)
         by_mod: dict[int, list[_Compra]] = {}
-        for c in self.compras:
+        for c in order:
             by_mod.setdefault(c.modalidade, []).append(c)
         self.by_mod = by_mod
+
+
+GrowOrder = Literal["end", "front", "shuffle"]
+
+
+@dataclass(slots=True)
+class _Head:
+    r: random.Random  # positioned after the draws below
+    d: dt.date
+    index: int
+    org: _Orgao
+    mod: int
+    seq: int
+    ano: int
+    cid: str
+    t: int
+    pub: str
+    upd_t: int
+    atualizacao: str
+    glob: str
 
 
 class SimulatedPncp:
@@ -554,27 +648,38 @@ class SimulatedPncp:
 
     ``contratacoes(date)`` / ``itens(id)`` / ``arquivos(id)`` / ``truth(date)`` return fresh
     JSON-decoded copies of exactly what the HTTP endpoints serve.
+
+    ``exotic`` (0..1) is the share of contratações (and, separately, of itens) carrying values
+    from ``EXOTIC_VALUES``; with ``exotic > 0`` each day's first generated contratação has
+    ``valorTotalEstimado = 1234567890123.4567``. ``update()`` changes records over time.
     """
 
-    def __init__(self, seed: int, per_day: int = 200, big_items: bool = True) -> None:
+    def __init__(self, seed: int, per_day: int = 200, big_items: bool = True, exotic: float = 0.0) -> None:
         if not 0 <= per_day <= MAX_PER_DAY:
             raise ValueError(f"per_day must be in 0..{MAX_PER_DAY}")
+        if not 0.0 <= exotic <= 1.0:
+            raise ValueError("exotic must be in 0..1")
         self.seed = int(seed)
         self.per_day = int(per_day)
         self.big_items = bool(big_items)
+        self.exotic = float(exotic)
         self._pool = _build_pool(self.seed)
         self._days: dict[dt.date, _Day] = {}
         self._by_id: dict[str, _Compra] = {}
         self._gone: set[str] = set()
         self._itens_cache: dict[str, list[bytes]] = {}
         self._arquivos_cache: dict[str, list[bytes]] = {}
+        self._item_exotic: dict[str, dict[int, dict[str, str]]] = {}
         self._perms: dict[dt.date, list[int]] = {}
-        self.version = 0  # bumped by grow(): listings may change
+        self._moved: dict[str, set[str]] = {}  # ISO date of the current dataAtualizacaoGlobal -> updated ids
+        self._rounds: dict[dt.date, int] = {}  # update rounds applied per update day
+        self._late: dict[dt.date, list[tuple[str, int]]] = {}  # see _late_heads
+        self.version = 0  # bumped by grow() and update(): listings may change
 
     # ------------------------------------------------------------------ public Python API
 
     def contratacoes(self, date: dt.date | str) -> list[dict[str, Any]]:
-        """All contratações published on ``date``, in listing order (dataPublicacaoPncp, id)."""
+        """All contratações published on ``date``, sorted by (dataPublicacaoPncp, id)."""
         return [json.loads(c.frag) for c in self.day(as_date(date)).compras]
 
     def itens(self, id: str) -> list[dict[str, Any]]:
@@ -585,33 +690,79 @@ class SimulatedPncp:
         """Every arquivo of compra ``id`` (ignores ``remove``)."""
         return [json.loads(f) for f in self.arquivo_frags(self._need(id))]
 
-    def truth(self, date: dt.date | str) -> dict[str, Any]:
-        return json.loads(self.truth_bytes(as_date(date)))
+    def truth(self, date: dt.date | str, *, details: bool = False, versions: bool = False) -> dict[str, Any]:
+        truth: dict[str, Any] = json.loads(self.truth_bytes(as_date(date), details=details, versions=versions))
+        return truth
 
-    def truth_bytes(self, date: dt.date) -> bytes:
-        day = self.day(date)
-        head = b'{"contratacoes":[' + b",".join(c.frag for c in day.compras) + b"],"
-        rest = {
-            "itens": {c.id: c.n_itens for c in day.compras},
-            "arquivos": {c.id: c.n_arquivos for c in day.compras},
-            "gone": sorted(c.id for c in day.compras if c.id in self._gone),
+    def truth_bytes(self, date: dt.date, *, details: bool = False, versions: bool = False) -> bytes:
+        """The current state of the contratações published on ``date`` (see the README's simulator section)."""
+        return self._truth_of(self.day(date).compras, details=details, versions=versions)
+
+    def truth_atualizacao_bytes(self, date: dt.date, *, details: bool = False, versions: bool = False) -> bytes:
+        """Like ``truth_bytes``, for the contratações whose current dataAtualizacaoGlobal is on ``date``."""
+        compras = [c for mod in range(1, 20) for c in self.atualizacao_window(date, date, mod)]
+        return self._truth_of(compras, details=details, versions=versions)
+
+    def _truth_of(self, compras: list[_Compra], *, details: bool, versions: bool) -> bytes:
+        parts = [b'{"contratacoes":[', b",".join(c.frag for c in compras), b"]"]
+        if details:
+            parts.append(b',"details":{')
+            parts.append(
+                b",".join(
+                    dumps(c.id)
+                    + b':{"itens":['
+                    + b",".join(self.item_frags(c))
+                    + b'],"arquivos":['
+                    + b",".join(self.arquivo_frags(c))
+                    + b"]}"
+                    for c in compras
+                )
+            )
+            parts.append(b"}")
+        if versions:
+            parts.append(b',"versions":{')
+            parts.append(b",".join(dumps(c.id) + b":[" + b",".join(c.versions or [c.frag]) + b"]" for c in compras))
+            parts.append(b"}")
+        rest: dict[str, Any] = {
+            "itens": {c.id: c.n_itens for c in compras},
+            "arquivos": {c.id: c.n_arquivos for c in compras},
+            "gone": sorted(c.id for c in compras if c.id in self._gone),
+            "added": {c.id: c.added_at for c in compras if c.added_at is not None},
         }
-        return head + dumps(rest)[1:]
+        if self.exotic:
+            rest["exotic"] = {
+                "contratacoes": {c.id: c.exotic for c in compras if c.exotic},
+                "itens": {c.id: ex for c in compras if (ex := self.item_exotic(c))},
+            }
+        return b"".join(parts) + b"," + dumps(rest)[1:]
 
-    def grow(self, date: dt.date | str, n: int) -> list[str]:
-        """Publish ``n`` more contratações on ``date`` (later times); returns their ids."""
+    def grow(
+        self, date: dt.date | str, n: int, *, order: GrowOrder = "end", modalidade: int | None = None
+    ) -> list[str]:
+        """Publish ``n`` more contratações on ``date`` (later times); returns their ids.
+
+        ``order`` says where they are listed: "end" (by publication time, after every other),
+        "front" (before every other, newest first) or "shuffle" (the day's whole listing order is
+        re-drawn). ``modalidade`` forces theirs.
+        """
         d = as_date(date)
         if n < 0:
             raise ValueError("n must be >= 0")
         day = self.day(d)
         if day.generated + n > MAX_PER_DAY:
             raise ValueError(f"at most {MAX_PER_DAY} contratações per day")
-        new = [self._make(d, i) for i in range(day.generated, day.generated + n)]
+        new = [self._make(d, i, modalidade) for i in range(day.generated, day.generated + n)]
         day.generated += n
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
         for c in new:
+            c.added_at = now
             self._by_id[c.id] = c
         day.compras.extend(new)
-        day.reindex()
+        if order == "front":
+            day.lead.extend(new)
+        elif order == "shuffle":
+            day.shuffle_round += 1
+        day.reindex(self.seed)
         self.version += 1
         return [c.id for c in new]
 
@@ -628,11 +779,14 @@ class SimulatedPncp:
         day = self._days.get(d)
         if day is None:
             day = _Day(d)
-            day.compras = [self._make(d, i) for i in range(self.per_day)]
+            # an /atualizacao scan may have built some of the day's records already: keep those objects
+            day.compras = [
+                self._by_id.get(h.cid) or self._finish(h) for h in (self._head(d, i) for i in range(self.per_day))
+            ]
             day.generated = self.per_day
             for c in day.compras:
                 self._by_id[c.id] = c
-            day.reindex()
+            day.reindex(self.seed)
             self._days[d] = day
         return day
 
@@ -673,6 +827,7 @@ class SimulatedPncp:
             return None
 
     def window(self, d0: dt.date, d1: dt.date, modalidade: int) -> list[_Compra]:
+        """``/publicacao``: the contratações published in [d0, d1], in listing order."""
         out: list[_Compra] = []
         d = d0
         one = dt.timedelta(days=1)
@@ -681,7 +836,56 @@ class SimulatedPncp:
             d += one
         return out
 
+    def atualizacao_window(self, d0: dt.date, d1: dt.date, modalidade: int) -> list[_Compra]:
+        """``/atualizacao``: the contratações whose *current* dataAtualizacaoGlobal is in [d0, d1].
+
+        Sorted by (dataAtualizacaoGlobal, id). Generates the publication days that can hold a
+        never-updated record with such a date (up to ``MAX_GLOBAL_LAG_DAYS`` before ``d0``).
+        """
+        lo, hi = d0.isoformat(), d1.isoformat()
+        seen: set[str] = set()
+        out: list[_Compra] = []
+        d = d0 - dt.timedelta(days=MAX_GLOBAL_LAG_DAYS)
+        one = dt.timedelta(days=1)
+        while d <= d1:
+            if d >= d0 or d in self._days:
+                candidates: list[_Compra] = list(self.day(d).by_mod.get(modalidade, ()))
+            else:  # a day before the window, never generated: build only its records that land in the window
+                candidates = [self._stray(d, i) for glob, i in self._late_heads(d) if lo <= glob[:10] <= hi]
+            for c in candidates:
+                if c.modalidade == modalidade and not c.rev and lo <= c.glob[:10] <= hi:
+                    out.append(c)
+                    seen.add(c.id)
+            d += one
+        for iso, ids in self._moved.items():
+            if lo <= iso <= hi:
+                for cid in ids:
+                    c = self._by_id[cid]
+                    if c.modalidade == modalidade and cid not in seen:
+                        out.append(c)
+        out.sort(key=lambda c: (c.glob, c.id))
+        return out
+
+    def _late_heads(self, d: dt.date) -> list[tuple[str, int]]:
+        """(dataAtualizacaoGlobal, index) of the base records of ``d`` updated on a later day."""
+        late = self._late.get(d)
+        if late is None:
+            iso = d.isoformat()
+            heads = (self._head(d, i) for i in range(self.per_day))
+            late = self._late[d] = [(h.glob, h.index) for h in heads if h.glob[:10] > iso]
+        return late
+
+    def _stray(self, d: dt.date, index: int) -> _Compra:
+        """One base record of a day not generated yet, registered so that the day reuses it."""
+        h = self._head(d, index)
+        c = self._by_id.get(h.cid)
+        if c is None:
+            c = self._by_id[h.cid] = self._finish(h)
+        return c
+
     def item_frags(self, c: _Compra) -> list[bytes]:
+        if c.itens_over is not None:
+            return c.itens_over
         frags = self._itens_cache.get(c.id)
         if frags is None:
             frags = self._make_itens(c)
@@ -689,11 +893,107 @@ class SimulatedPncp:
         return frags
 
     def arquivo_frags(self, c: _Compra) -> list[bytes]:
+        if c.arquivos_over is not None:
+            return c.arquivos_over
         frags = self._arquivos_cache.get(c.id)
         if frags is None:
             frags = self._make_arquivos(c)
             self._arquivos_cache[c.id] = frags
         return frags
+
+    def item_exotic(self, c: _Compra) -> dict[int, dict[str, str]]:
+        """numeroItem -> {field: exact JSON text} for the exotic values among the compra's itens."""
+        if not self.exotic:
+            return {}
+        self.item_frags(c)
+        return self._item_exotic.get(c.id, {})
+
+    # ------------------------------------------------------------------ records that change
+
+    def update(
+        self, date: dt.date | str, first: dt.date | str, last: dt.date | str | None = None, share: float = 0.3
+    ) -> list[dict[str, Any]]:
+        """Apply one round of updates on update day ``date`` to ``share`` of the contratações
+        published in [first, last] (``last`` defaults to ``first``); returns what changed.
+
+        Each chosen record gets one to three of: a new situação (``situacaoCompraId``/``Nome``),
+        a new ``valorTotalHomologado`` (both move ``dataAtualizacao``), an item whose
+        ``situacaoCompraItem`` changes, an added arquivo, an added item; ``dataAtualizacaoGlobal``
+        moves to a time on ``date`` later than its current value. A record whose
+        ``dataAtualizacaoGlobal`` is already past ``date``, or that was removed, is left alone.
+        """
+        u = as_date(date)
+        d0 = as_date(first)
+        d1 = as_date(last) if last is not None else d0
+        if d0 > d1 or d1 > u:
+            raise ValueError("need first <= last <= date: records change after they are published")
+        if not 0.0 <= share <= 1.0:
+            raise ValueError("share must be in 0..1")
+        self._rounds[u] = rnd = self._rounds.get(u, 0) + 1
+        out: list[dict[str, Any]] = []
+        d = d0
+        while d <= d1:
+            for c in list(self.day(d).compras):
+                r = random.Random(f"{self.seed}|update|{u.isoformat()}|{rnd}|{c.id}")
+                if r.random() < share and c.id not in self._gone:
+                    change = self._update_one(c, u, r)
+                    if change is not None:
+                        out.append(change)
+            d += dt.timedelta(days=1)
+        self.version += 1
+        return out
+
+    def _update_one(self, c: _Compra, u: dt.date, r: random.Random) -> dict[str, Any] | None:
+        start = max(dt.datetime(u.year, u.month, u.day), dt.datetime.fromisoformat(c.glob) + dt.timedelta(seconds=1))
+        end = dt.datetime(u.year, u.month, u.day, 23, 59, 59)
+        if start > end:
+            return None
+        # an early slot keeps room for later rounds on the same day
+        ts = (start + dt.timedelta(seconds=r.randrange(0, (end - start).seconds // 8 + 1))).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        )
+        kinds = ["situacao", "homologado", "item_situacao", "arquivo", "item"]
+        if c.n_itens == 0:
+            kinds.remove("item_situacao")
+        changes = sorted(r.sample(kinds, r.choice((1, 1, 2, 3))), key=kinds.index)
+        rec = loads_exact(c.frag)
+        if not c.versions:
+            c.versions.append(c.frag)
+        for kind in changes:
+            if kind == "situacao":
+                sit = r.choice([k for k in _SITUACAO if k != rec["situacaoCompraId"]])
+                rec["situacaoCompraId"], rec["situacaoCompraNome"] = sit, _SITUACAO[sit]
+            elif kind == "homologado":
+                rec["valorTotalHomologado"] = Raw(f"{_money(r, 500.0, 5_000_000.0):.2f}")
+                c.exotic.pop("valorTotalHomologado", None)
+            elif kind == "item_situacao":
+                itens = c.itens_over = list(self.item_frags(c))
+                k = r.randrange(len(itens))
+                item = loads_exact(itens[k])
+                sit = r.choice([s for s in _ITEM_SITUACAO if s != item["situacaoCompraItem"]])
+                item["situacaoCompraItem"], item["situacaoCompraItemNome"] = sit, _ITEM_SITUACAO[sit]
+                item["temResultado"], item["dataAtualizacao"] = sit == 2, ts
+                itens[k] = dumps_exact(item)
+            elif kind == "arquivo":
+                arquivos = c.arquivos_over = list(self.arquivo_frags(c))
+                arquivos.append(dumps(self._arquivo(r, c, len(arquivos) + 1, ts)))
+                c.n_arquivos = len(arquivos)
+            else:
+                itens = c.itens_over = list(self.item_frags(c))
+                item = self._item(r, c, len(itens) + 1, r.random())
+                item["dataInclusao"] = item["dataAtualizacao"] = ts
+                itens.append(dumps(item))
+                c.n_itens = len(itens)
+        if {"situacao", "homologado"} & set(changes):
+            rec["dataAtualizacao"] = c.atualizacao = ts
+        old = c.glob[:10]
+        rec["dataAtualizacaoGlobal"] = c.glob = ts
+        c.frag = dumps_exact(rec)
+        c.versions.append(c.frag)
+        c.rev += 1
+        self._moved.get(old, set()).discard(c.id)
+        self._moved.setdefault(ts[:10], set()).add(c.id)
+        return {"id": c.id, "changes": changes, "dataAtualizacaoGlobal": ts}
 
     # ------------------------------------------------------------------ generation
 
@@ -708,12 +1008,18 @@ class SimulatedPncp:
         random.Random(f"{self.seed}|{d.isoformat()}|perm").shuffle(perm)
         return perm
 
-    def _make(self, d: dt.date, index: int) -> _Compra:
+    def _make(self, d: dt.date, index: int, modalidade: int | None = None) -> _Compra:
+        return self._finish(self._head(d, index, modalidade))
+
+    def _head(self, d: dt.date, index: int, modalidade: int | None = None) -> _Head:
+        """The first draws of a record: enough to know its id and dates, at a fraction of its cost."""
         r = random.Random(f"{self.seed}|{d.isoformat()}|{index}")
         perm = self._perm_cache(d)
         org = self._pool[perm[index % POOL_SIZE]]
         u = r.random() * _MOD_CUM[-1]
         mod = _MOD_IDS[next(i for i, c in enumerate(_MOD_CUM) if u < c)]
+        if modalidade in _MOD_WEIGHTS:
+            mod = modalidade
         doy = d.timetuple().tm_yday
         seq = 1 + doy * SEQ_BLOCK + index // POOL_SIZE
         ano = d.year
@@ -735,10 +1041,14 @@ class SimulatedPncp:
             else (
                 _ts(d, upd_t + r.randrange(5, 120))
                 if r.random() < 0.7
-                else _ts(d + dt.timedelta(days=r.randrange(1, 120)), r.randrange(28800, 64800))
+                else _ts(d + dt.timedelta(days=r.randrange(1, MAX_GLOBAL_LAG_DAYS)), r.randrange(28800, 64800))
             )
         )
+        return _Head(r, d, index, org, mod, seq, ano, cid, t, pub, upd_t, atualizacao, glob)
 
+    def _finish(self, h: _Head) -> _Compra:
+        r, d, index, org, mod, seq, ano, cid = h.r, h.d, h.index, h.org, h.mod, h.seq, h.ano, h.cid
+        pub, atualizacao, glob = h.pub, h.atualizacao, h.glob
         unidade = dict(r.choice(org.unidades))
         if r.random() < 0.15:
             unidade["codigoIbge"] = int(unidade["codigoIbge"])  # documented drift: number
@@ -870,7 +1180,27 @@ class SimulatedPncp:
         else:
             n_itens = int(r.triangular(1, 31, 2))
         n_arquivos = r.choices((0, 1, 2, 3, 4, 5), (15, 35, 25, 12, 8, 5))[0]
-        return _Compra(cid, org.cnpj, ano, seq, index, dumps(rec), pub, mod, n_itens, n_arquivos, pub, atualizacao)
+        exotic = self._exotic_fields(rec, f"{d.isoformat()}|{index}", ("valorTotalEstimado", "valorTotalHomologado"))
+        if index == 0 and self.exotic:
+            rec["valorTotalEstimado"] = Raw(EXACT_PROBE)
+            exotic["valorTotalEstimado"] = EXACT_PROBE
+        frag = dumps_exact(rec) if exotic else dumps(rec)
+        c = _Compra(cid, org.cnpj, ano, seq, index, frag, pub, mod, n_itens, n_arquivos, pub, atualizacao, glob)
+        c.exotic = exotic
+        return c
+
+    def _exotic_fields(self, rec: dict[str, Any], key: str, fields: tuple[str, ...]) -> dict[str, str]:
+        """With probability ``exotic``, put EXOTIC_VALUES in one or two of ``fields``; returns field -> text."""
+        if not self.exotic:
+            return {}
+        r = random.Random(f"{self.seed}|exotic|{key}")
+        if r.random() >= self.exotic:
+            return {}
+        out: dict[str, str] = {}
+        for name in r.sample(fields, min(len(fields), r.choice((1, 2)))):
+            out[name] = text = r.choice(EXOTIC_VALUES)
+            rec[name] = _exotic_value(text)
+        return out
 
     def _perm_cache(self, d: dt.date) -> list[int]:
         p = self._perms.get(d)
@@ -882,109 +1212,121 @@ class SimulatedPncp:
         r = random.Random(f"{self.seed}|itens|{c.id}")
         out = []
         servico_bias = r.random()
+        exotic: dict[int, dict[str, str]] = {}
         for k in range(1, c.n_itens + 1):
-            is_serv = r.random() < servico_bias * 0.5
-            qtd = (
-                float(r.choice((1, 2, 5, 10, 12, 20, 50, 100, 250, 1000, 4638000)))
-                if r.random() < 0.8
-                else round(r.uniform(1, 5000), 2)
-            )
-            unit = round(r.uniform(0.01, 5000.0) if r.random() < 0.9 else r.uniform(0.0001, 1), r.choice((2, 2, 4)))
-            sigiloso = r.random() < 0.03
-            if sigiloso:
-                unit = 0.0
-            sit = r.choices((1, 2, 3, 4, 5), (45, 40, 5, 5, 5))[0]
-            crit = r.choices((1, 2, 4, 5, 7), (80, 10, 3, 2, 5))[0]
-            benef = r.choices((1, 2, 3, 4, 5), (35, 2, 5, 50, 8))[0]
-            cat = r.choices((1, 2, 3), (2, 18, 80))[0]
-            catalogo = None
-            categoria = None
-            if r.random() < 0.4:
-                catalogo = {
-                    "id": 2,
-                    "nome": "Outros",
-                    "descricao": "Outros catálogos",
-                    "dataInclusao": "2023-09-28T00:00:00",
-                    "dataAtualizacao": "2023-09-28T00:00:00",
-                    "statusAtivo": True,
-                    "url": "",
-                }
-                categoria = {
-                    "id": 1 if not is_serv else 2,
-                    "nome": "Material" if not is_serv else "Serviço",
-                    "descricao": None,
-                    "dataInclusao": "2023-09-28T00:00:00",
-                    "dataAtualizacao": "2023-09-28T00:00:00",
-                    "statusAtivo": True,
-                }
-            margem = r.random() < 0.03
-            item = {
-                "numeroItem": k,
-                "descricao": r.choice(_ITEM_DESCR) + ("" if r.random() < 0.7 else f" - ITEM {k}"),
-                "materialOuServico": "S" if is_serv else "M",
-                "materialOuServicoNome": "Serviço" if is_serv else "Material",
-                "valorUnitarioEstimado": unit,
-                "valorTotal": round(unit * qtd, 4),
-                "quantidade": qtd,
-                "unidadeMedida": "Serviço" if is_serv and r.random() < 0.5 else r.choice(_UNIDADES_MEDIDA),
-                "orcamentoSigiloso": sigiloso,
-                "itemCategoriaId": cat,
-                "itemCategoriaNome": _ITEM_CATEGORIA[cat],
-                "patrimonio": None,
-                "codigoRegistroImobiliario": None,
-                "criterioJulgamentoId": crit,
-                "criterioJulgamentoNome": _CRITERIO[crit],
-                "situacaoCompraItem": sit,  # drift: int on the wire
-                "situacaoCompraItemNome": _ITEM_SITUACAO[sit],
-                "tipoBeneficio": benef,  # drift: int on the wire
-                "tipoBeneficioNome": _TIPO_BENEFICIO[benef],
-                "incentivoProdutivoBasico": False,
-                "dataInclusao": c.inclusao,
-                "dataAtualizacao": c.atualizacao,
-                "temResultado": sit == 2,
-                "imagem": 0 if r.random() < 0.95 else r.randrange(1, 4),
-                "aplicabilidadeMargemPreferenciaNormal": margem,
-                "aplicabilidadeMargemPreferenciaAdicional": False,
-                "percentualMargemPreferenciaNormal": 10.0 if margem else None,
-                "percentualMargemPreferenciaAdicional": None,
-                "ncmNbsCodigo": None if r.random() < 0.8 else f"{r.randrange(10**7, 10**8)}",
-                "ncmNbsDescricao": None,
-                "catalogo": catalogo,
-                "categoriaItemCatalogo": categoria,
-                "catalogoCodigoItem": None if catalogo is None else str(r.randrange(100000, 999999)),
-                "informacaoComplementar": None if r.random() < 0.8 else "Conforme termo de referência.",
-                "tipoMargemPreferencia": {"codigo": 1, "nome": "Normal"} if margem else None,
-                "exigenciaConteudoNacional": False,
-            }
-            out.append(dumps(item))
+            item = self._item(r, c, k, servico_bias)
+            fields = ("quantidade", "valorUnitarioEstimado", "valorTotal")
+            ex = self._exotic_fields(item, f"{c.id}|item|{k}", fields)
+            if k == 1 and c.exotic and not ex:  # an exotic compra always has an exotic item too
+                ex = {"quantidade": EXOTIC_VALUES[(len(c.id) + c.seq) % len(EXOTIC_VALUES)]}
+                item["quantidade"] = _exotic_value(ex["quantidade"])
+            if ex:
+                exotic[k] = ex
+            out.append(dumps_exact(item) if ex else dumps(item))
+        if exotic:
+            self._item_exotic[c.id] = exotic
         return out
+
+    def _item(self, r: random.Random, c: _Compra, k: int, servico_bias: float) -> dict[str, Any]:
+        """Item ``k`` of ``c``, drawing from ``r``."""
+        is_serv = r.random() < servico_bias * 0.5
+        qtd = (
+            float(r.choice((1, 2, 5, 10, 12, 20, 50, 100, 250, 1000, 4638000)))
+            if r.random() < 0.8
+            else round(r.uniform(1, 5000), 2)
+        )
+        unit = round(r.uniform(0.01, 5000.0) if r.random() < 0.9 else r.uniform(0.0001, 1), r.choice((2, 2, 4)))
+        sigiloso = r.random() < 0.03
+        if sigiloso:
+            unit = 0.0
+        sit = r.choices((1, 2, 3, 4, 5), (45, 40, 5, 5, 5))[0]
+        crit = r.choices((1, 2, 4, 5, 7), (80, 10, 3, 2, 5))[0]
+        benef = r.choices((1, 2, 3, 4, 5), (35, 2, 5, 50, 8))[0]
+        cat = r.choices((1, 2, 3), (2, 18, 80))[0]
+        catalogo = None
+        categoria = None
+        if r.random() < 0.4:
+            catalogo = {
+                "id": 2,
+                "nome": "Outros",
+                "descricao": "Outros catálogos",
+                "dataInclusao": "2023-09-28T00:00:00",
+                "dataAtualizacao": "2023-09-28T00:00:00",
+                "statusAtivo": True,
+                "url": "",
+            }
+            categoria = {
+                "id": 1 if not is_serv else 2,
+                "nome": "Material" if not is_serv else "Serviço",
+                "descricao": None,
+                "dataInclusao": "2023-09-28T00:00:00",
+                "dataAtualizacao": "2023-09-28T00:00:00",
+                "statusAtivo": True,
+            }
+        margem = r.random() < 0.03
+        item = {
+            "numeroItem": k,
+            "descricao": r.choice(_ITEM_DESCR) + ("" if r.random() < 0.7 else f" - ITEM {k}"),
+            "materialOuServico": "S" if is_serv else "M",
+            "materialOuServicoNome": "Serviço" if is_serv else "Material",
+            "valorUnitarioEstimado": unit,
+            "valorTotal": round(unit * qtd, 4),
+            "quantidade": qtd,
+            "unidadeMedida": "Serviço" if is_serv and r.random() < 0.5 else r.choice(_UNIDADES_MEDIDA),
+            "orcamentoSigiloso": sigiloso,
+            "itemCategoriaId": cat,
+            "itemCategoriaNome": _ITEM_CATEGORIA[cat],
+            "patrimonio": None,
+            "codigoRegistroImobiliario": None,
+            "criterioJulgamentoId": crit,
+            "criterioJulgamentoNome": _CRITERIO[crit],
+            "situacaoCompraItem": sit,  # drift: int on the wire
+            "situacaoCompraItemNome": _ITEM_SITUACAO[sit],
+            "tipoBeneficio": benef,  # drift: int on the wire
+            "tipoBeneficioNome": _TIPO_BENEFICIO[benef],
+            "incentivoProdutivoBasico": False,
+            "dataInclusao": c.inclusao,
+            "dataAtualizacao": c.atualizacao,
+            "temResultado": sit == 2,
+            "imagem": 0 if r.random() < 0.95 else r.randrange(1, 4),
+            "aplicabilidadeMargemPreferenciaNormal": margem,
+            "aplicabilidadeMargemPreferenciaAdicional": False,
+            "percentualMargemPreferenciaNormal": 10.0 if margem else None,
+            "percentualMargemPreferenciaAdicional": None,
+            "ncmNbsCodigo": None if r.random() < 0.8 else f"{r.randrange(10**7, 10**8)}",
+            "ncmNbsDescricao": None,
+            "catalogo": catalogo,
+            "categoriaItemCatalogo": categoria,
+            "catalogoCodigoItem": None if catalogo is None else str(r.randrange(100000, 999999)),
+            "informacaoComplementar": None if r.random() < 0.8 else "Conforme termo de referência.",
+            "tipoMargemPreferencia": {"codigo": 1, "nome": "Normal"} if margem else None,
+            "exigenciaConteudoNacional": False,
+        }
+        return item
 
     def _make_arquivos(self, c: _Compra) -> list[bytes]:
         r = random.Random(f"{self.seed}|arquivos|{c.id}")
-        out = []
+        return [dumps(self._arquivo(r, c, k)) for k in range(1, c.n_arquivos + 1)]
+
+    def _arquivo(self, r: random.Random, c: _Compra, k: int, published: str | None = None) -> dict[str, Any]:
+        """Arquivo ``k`` of ``c``, drawing from ``r``; ``published`` overrides its dataPublicacaoPncp."""
+        tipo = (1 if c.modalidade == 8 else 2) if k == 1 else r.choice((3, 4, 7, 16, 16))
+        url = f"https://pncp.gov.br/pncp-api/v1/orgaos/{c.cnpj}/compras/{c.ano}/{c.seq}/arquivos/{k}"
+        titulo = _DOC_TITULOS[tipo] if r.random() < 0.7 else f"{r.randrange(10**19, 10**20)}"
+        ativo = r.random() >= 0.1
         base_t = dt.datetime.fromisoformat(c.inclusao)
-        for k in range(1, c.n_arquivos + 1):
-            tipo = (1 if c.modalidade == 8 else 2) if k == 1 else r.choice((3, 4, 7, 16, 16))
-            url = f"https://pncp.gov.br/pncp-api/v1/orgaos/{c.cnpj}/compras/{c.ano}/{c.seq}/arquivos/{k}"
-            titulo = _DOC_TITULOS[tipo] if r.random() < 0.7 else f"{r.randrange(10**19, 10**20)}"
-            out.append(
-                dumps(
-                    {
-                        "uri": url,
-                        "url": url,
-                        "statusAtivo": r.random() >= 0.1,
-                        "cnpj": c.cnpj,
-                        "anoCompra": c.ano,
-                        "sequencialCompra": c.seq,
-                        "dataPublicacaoPncp": (base_t + dt.timedelta(seconds=k * r.randrange(1, 90))).strftime(
-                            "%Y-%m-%dT%H:%M:%S"
-                        ),
-                        "sequencialDocumento": k,
-                        "titulo": titulo,
-                        "tipoDocumentoNome": _TIPO_DOC[tipo],
-                        "tipoDocumentoId": tipo,
-                        "tipoDocumentoDescricao": _TIPO_DOC[tipo],
-                    }
-                )
-            )
-        return out
+        when = (base_t + dt.timedelta(seconds=k * r.randrange(1, 90))).strftime("%Y-%m-%dT%H:%M:%S")
+        return {
+            "uri": url,
+            "url": url,
+            "statusAtivo": ativo,
+            "cnpj": c.cnpj,
+            "anoCompra": c.ano,
+            "sequencialCompra": c.seq,
+            "dataPublicacaoPncp": published or when,
+            "sequencialDocumento": k,
+            "titulo": titulo,
+            "tipoDocumentoNome": _TIPO_DOC[tipo],
+            "tipoDocumentoId": tipo,
+            "tipoDocumentoDescricao": _TIPO_DOC[tipo],
+        }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import select
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 import weakref
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,8 @@ class SimulatorProcess:
         faults: Faults | dict[str, Any] | None = None,
         latency_ms: float = 0,
         *,
+        page_cap: int | None = None,
+        exotic: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
         startup_timeout: float = 10.0,
@@ -62,6 +66,7 @@ class SimulatorProcess:
         self.seed, self.per_day, self.big_items = seed, per_day, big_items
         self.initial_faults = Faults.model_validate(faults) if isinstance(faults, dict) else faults
         self.latency_ms = latency_ms
+        self.page_cap, self.exotic = page_cap, exotic
         self.host, self.port = host, port
         self.startup_timeout = startup_timeout
         self.base_url = ""
@@ -69,7 +74,7 @@ class SimulatorProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self._client: httpx.Client | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -95,6 +100,10 @@ class SimulatorProcess:
             cmd += ["--faults", self.initial_faults.model_dump_json()]
         if self.latency_ms:
             cmd += ["--latency-ms", str(self.latency_ms)]
+        if self.page_cap is not None:
+            cmd += ["--page-cap", str(self.page_cap)]
+        if self.exotic:
+            cmd += ["--exotic", repr(self.exotic)]
         return cmd
 
     def start(self) -> SimulatorProcess:
@@ -151,7 +160,7 @@ class SimulatorProcess:
             return ""
         try:
             self._stderr.seek(0)
-            return self._stderr.read().decode(errors="replace")[-8000:]
+            return str(self._stderr.read().decode(errors="replace")[-8000:])
         except (OSError, ValueError):
             return ""
 
@@ -207,13 +216,61 @@ class SimulatorProcess:
             raise RuntimeError(f"{method} {path} -> {r.status_code}: {r.text}")
         return r.json()
 
-    def truth(self, date: dt.date | str) -> dict[str, Any]:
-        """``{"contratacoes": [...], "itens": {id: n}, "arquivos": {id: n}, "gone": [ids]}``."""
-        return self._call("GET", "/_sim/truth", params={"date": as_date(date).isoformat()})
+    def truth(
+        self, date: dt.date | str, *, details: bool = False, versions: bool = False, exact: bool = False
+    ) -> dict[str, Any]:
+        """The current state of the contratações published on ``date``.
+
+        ``{"contratacoes": [...], "itens": {id: n}, "arquivos": {id: n}, "gone": [ids],
+        "added": {id: UTC time it was published}}`` (``added`` only lists contratações grown
+        after the day was generated), plus ``"details": {id: {"itens": [...],
+        "arquivos": [...]}}`` with ``details``, ``"versions": {id: [every version, oldest
+        first]}`` with ``versions``, and ``"exotic"`` when the simulator serves exotic values.
+        ``exact`` decodes non-integer numbers as ``Decimal`` (exactly the text served).
+        """
+        return self._truth("/_sim/truth", date, details, versions, exact)
+
+    def truth_atualizacao(
+        self, date: dt.date | str, *, details: bool = False, versions: bool = False, exact: bool = False
+    ) -> dict[str, Any]:
+        """Like ``truth``, for the contratações ``/atualizacao`` lists on ``date`` (current dataAtualizacaoGlobal)."""
+        return self._truth("/_sim/truth/atualizacao", date, details, versions, exact)
+
+    def _truth(self, path: str, date: dt.date | str, details: bool, versions: bool, exact: bool) -> dict[str, Any]:
+        params: dict[str, str | int] = {
+            "date": as_date(date).isoformat(),
+            "details": int(details),
+            "versions": int(versions),
+        }
+        if self._client is None:
+            raise RuntimeError("simulator is not running")
+        r = self._client.get(path, params=params)
+        if r.status_code >= 400:
+            raise RuntimeError(f"GET {path} -> {r.status_code}: {r.text}")
+        truth: dict[str, Any] = json.loads(r.content, parse_float=Decimal) if exact else r.json()
+        return truth
+
+    def update(
+        self, date: dt.date | str, first: dt.date | str, last: dt.date | str | None = None, share: float = 0.3
+    ) -> list[dict[str, Any]]:
+        """One round of updates on update day ``date`` to ``share`` of the contratações published in
+        [first, last]; returns ``[{"id", "changes", "dataAtualizacaoGlobal"}]`` (see ``SimulatedPncp.update``)."""
+        params: dict[str, Any] = {"date": as_date(date).isoformat(), "first": as_date(first).isoformat()}
+        if last is not None:
+            params["last"] = as_date(last).isoformat()
+        params["share"] = share
+        updated: list[dict[str, Any]] = self._call("POST", "/_sim/update", params=params)["updated"]
+        return updated
 
     def grow(self, date: dt.date | str, n: int) -> list[str]:
-        """Publish ``n`` more contratações on ``date``; returns the new ids."""
-        return self._call("POST", "/_sim/grow", params={"date": as_date(date).isoformat(), "n": n})["added"]
+        """Publish ``n`` more contratações on ``date`` (listed last); returns the new ids."""
+        added: list[str] = self._call("POST", "/_sim/grow", params={"date": as_date(date).isoformat(), "n": n})["added"]
+        return added
+
+    def health(self) -> dict[str, Any]:
+        """The options the simulator runs with: seed, per_day, big_items, exotic, page_cap."""
+        health: dict[str, Any] = self._call("GET", "/_sim/health")
+        return health
 
     def remove(self, id: str) -> None:
         """Make that compra's itens/arquivos answer 404 (it stays listed)."""
@@ -237,7 +294,8 @@ class SimulatorProcess:
 
     def stats(self) -> dict[str, Any]:
         """``{"requests": {kind: n}, "statuses": {"200": n, ...}, "faults": {kind: n}}``."""
-        return self._call("GET", "/_sim/stats")
+        stats: dict[str, Any] = self._call("GET", "/_sim/stats")
+        return stats
 
     def reset_stats(self) -> None:
         self._call("POST", "/_sim/stats/reset")
