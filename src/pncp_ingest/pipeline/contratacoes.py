@@ -21,10 +21,12 @@ from anyio.abc import ObjectSendStream
 from ..config import Settings
 from ..dates import utcnow
 from ..errors import ApiError, UsageError
-from ..pncp import Contratacao, PncpClient, bronze_row
+from ..pncp import PncpClient
+from ..records import Contratacao, bronze_row
+from ..records.schema import CONTRATACOES
 from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
-from ..writer import CONTRATACOES, write_part
+from ..writer import write_part
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day, recover
 
 

@@ -30,9 +30,11 @@ from ..config import Settings
 from ..dates import utcnow
 from ..errors import ApiError, NotFoundError
 from ..pncp import PncpClient
+from ..records import DETAIL_KINDS
+from ..records.schema import CONTRATACOES, DETAILS
 from ..state import DayState, Lease, hold
 from ..storage import ObjectStore
-from ..writer import CONTRATACOES, DETAIL_KINDS, DETAILS, write_part
+from ..writer import write_part
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, cancel_on, each_day, recover
 
 Kind = Literal["itens", "arquivos"]
