@@ -20,7 +20,7 @@ import time
 import anyio
 import httpx
 
-from pncp_ingest.config import Settings
+from pncp_ingest.config import load_settings
 from pncp_ingest.pncp import PncpClient
 
 BODY = json.dumps([{"sequencialDocumento": 1, "titulo": "Edital"}]).encode()
@@ -41,12 +41,12 @@ class InstantGetter:
 
 
 def make_client(getter: InstantGetter, concurrency: int) -> PncpClient:
-    settings = Settings(_env_file=None, base_url="http://bench.invalid/api", concurrency=concurrency, rate=0)
-    try:
-        from pncp_ingest.pncp import client_config  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # before the client took a ClientConfig
-        return PncpClient(settings, http=getter)  # type: ignore[arg-type,unused-ignore]
-    return PncpClient(client_config(settings), http=getter)  # type: ignore[arg-type,unused-ignore]
+    settings = load_settings(None, base_url="http://bench.invalid/api", concurrency=concurrency, rate=0)
+    from pncp_ingest import pncp
+
+    if not hasattr(pncp, "client_config"):  # the client before it took a ClientConfig (to compare commits)
+        return pncp.PncpClient(settings, http=getter)  # type: ignore[arg-type,unused-ignore]
+    return pncp.PncpClient(pncp.client_config(settings), http=getter)
 
 
 async def run(calls: int, concurrency: int) -> float:

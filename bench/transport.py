@@ -83,12 +83,10 @@ async def _child(variant: str, base: str, paths: list[str], inflight: int) -> di
 
         close = client.aclose
     elif variant == "pncp-client":
-        from pncp_ingest.config import Settings
-        from pncp_ingest.pncp import PncpClient
+        from pncp_ingest.config import load_settings
+        from pncp_ingest.pncp import PncpClient, client_config
 
-        pncp = PncpClient(
-            Settings(_env_file=None, base_url=base, concurrency=inflight, rate=0)  # type: ignore[call-arg]
-        )
+        pncp = PncpClient(client_config(load_settings(None, base_url=base, concurrency=inflight, rate=0)))
 
         async def get(url: str) -> int:
             path, _, query = url.removeprefix(base).partition("?")
@@ -98,12 +96,12 @@ async def _child(variant: str, base: str, paths: list[str], inflight: int) -> di
 
         close = pncp.__aexit__
     else:
-        from pncp_ingest.config import Settings
+        from pncp_ingest.config import load_settings
+        from pncp_ingest.pncp import client_config
         from pncp_ingest.pncp._transport import create_http_client
 
-        getter = create_http_client(
-            Settings(_env_file=None, concurrency=inflight, http_transport=variant.removeprefix("ours-"))
-        )  # type: ignore[call-arg]
+        settings = load_settings(None, concurrency=inflight, http_transport=variant.removeprefix("ours-"))
+        getter = create_http_client(client_config(settings))
 
         async def get(url: str) -> int:
             r = await getter.get(url)

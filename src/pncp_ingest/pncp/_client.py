@@ -89,8 +89,11 @@ class PncpClient:
         self.stats.families = {name: limiter.stats for name, limiter in self._families.items()}
         policy = config.retry
         self._backoff = wait_random_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max)
-        # Copied for every request (as tenacity's own decorator does): an AsyncRetrying keeps the
-        # state of the call it runs, so concurrent requests cannot share one.
+        # One instance serves every concurrent request: calling it keeps each call's state in its
+        # own RetryCallState, and its shared per-attempt scratch state is only touched inside
+        # tenacity's iter(), which never yields to the event loop while every callback is a plain
+        # function (they are: see RetryCallback). A copy per request, as tenacity's decorator
+        # makes, would add ~15 µs per request to its ~35 µs (bench/client_overhead.py).
         self._retrying = AsyncRetrying(
             sleep=anyio.sleep,
             stop=stop_after_attempt(policy.attempts),
@@ -176,7 +179,7 @@ class PncpClient:
         Retries what may pass on another attempt, as :class:`RetryPolicy` says."""
         url = f"{self.config.base_url}{path}?{urlencode(params)}"
         try:
-            return await self._retrying.copy()(self._attempt, family, url, params, decode)
+            return await self._retrying(self._attempt, family, url, params, decode)
         except _Retryable as exc:
             attempts = self.config.retry.attempts
             if exc.transport and self.stats.ok == 0:
