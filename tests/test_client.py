@@ -292,7 +292,7 @@ def test_every_retry_is_reported_with_its_url_wait_and_reason(sim_factory):
     reasons = {n.reason.split(" ")[0] for n in notices}
     assert {"HTTP", "the"} <= reasons  # "HTTP 503", "the response was not valid JSON (truncated?)"
     assert all(n.wait_s == 0 and n.attempts == 21 and 1 <= n.failed_attempt <= 20 for n in notices)
-    assert str(notices[0]).startswith(f"retrying {notices[0].url} in 0.0 s because ")
+    assert str(notices[0]).startswith(f"retrying {notices[0].url} in 0.00 s because ")
 
 
 def test_waits_are_full_jitter_exponential_and_stop_after_the_attempts():

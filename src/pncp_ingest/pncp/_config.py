@@ -62,8 +62,9 @@ class RetryNotice:
     reason: str
 
     def __str__(self) -> str:
+        wait = f"{self.wait_s:.1f}" if self.wait_s >= 1 else f"{self.wait_s:.2f}"
         return (
-            f"retrying {self.url} in {self.wait_s:.1f} s because {self.reason} "
+            f"retrying {self.url} in {wait} s because {self.reason} "
             f"(attempt {self.failed_attempt} of {self.attempts} failed)"
         )
 
