@@ -40,13 +40,14 @@ def _paths(truth: dict, n: int) -> list[str]:
     return (paths * (n // max(len(paths), 1) + 1))[:n]
 
 
-VARIANTS = ("client-httpx", "client-httpx-aiohttp", "ours-httpx", "ours-aiohttp", "bare-aiohttp")
+VARIANTS = ("client-httpx", "client-httpx-aiohttp", "ours-httpx", "ours-aiohttp", "bare-aiohttp", "pncp-client")
 DESCRIPTIONS = {
     "client-httpx": "httpx.AsyncClient, httpx's own transport (before)",
     "client-httpx-aiohttp": "httpx.AsyncClient over httpx_aiohttp.AiohttpTransport, as packaged",
     "ours-httpx": "HttpGetter, httpx's own transport (PNCP_HTTP_TRANSPORT=httpx)",
     "ours-aiohttp": "HttpGetter, aiohttp transport (PNCP_HTTP_TRANSPORT=aiohttp, default)",
     "bare-aiohttp": "aiohttp.ClientSession alone (the floor)",
+    "pncp-client": "PncpClient (limiter, retries, JSON decode) over the aiohttp transport",
 }
 
 
@@ -81,13 +82,26 @@ async def _child(variant: str, base: str, paths: list[str], inflight: int) -> di
             return r.status_code
 
         close = client.aclose
+    elif variant == "pncp-client":
+        from pncp_ingest.config import load_settings
+        from pncp_ingest.pncp import PncpClient, client_config
+
+        pncp = PncpClient(client_config(load_settings(None, base_url=base, concurrency=inflight, rate=0)))
+
+        async def get(url: str) -> int:
+            path, _, query = url.removeprefix(base).partition("?")
+            params = dict(p.split("=") for p in query.split("&"))
+            await pncp._get_json("detail", path, params)
+            return 200
+
+        close = pncp.__aexit__
     else:
-        from pncp_ingest.config import Settings
+        from pncp_ingest.config import load_settings
+        from pncp_ingest.pncp import client_config
         from pncp_ingest.pncp._transport import create_http_client
 
-        getter = create_http_client(
-            Settings(_env_file=None, concurrency=inflight, http_transport=variant.removeprefix("ours-"))
-        )  # type: ignore[call-arg]
+        settings = load_settings(None, concurrency=inflight, http_transport=variant.removeprefix("ours-"))
+        getter = create_http_client(client_config(settings))
 
         async def get(url: str) -> int:
             r = await getter.get(url)

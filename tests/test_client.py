@@ -1,6 +1,7 @@
 """The PNCP client over real HTTP to the simulator, on both transports: the API's rules and traps,
-retries, and the adaptive per-family limit (never above its ceiling, down on 429/5xx/timeouts,
-back up when the faults stop). In-flight is counted on the client side, around every request."""
+retries and what they report, and the adaptive per-family limit (never above its ceiling, down on
+429/5xx/timeouts, back up when the faults stop). In-flight is counted on the client side, around every
+request."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from datetime import date
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
-from pncp_ingest.config import Settings
-from pncp_ingest.errors import ApiUnreachableError, NotFoundError
-from pncp_ingest.pncp import PncpClient
+from pncp_ingest.config import load_settings
+from pncp_ingest.errors import ApiError, ApiUnreachableError, NotFoundError
+from pncp_ingest.pncp import ClientConfig, FamilyLimits, PncpClient, RetryNotice, RetryPolicy, client_config
 from pncp_ingest.pncp._limits import FamilyLimiter, Ticket
-from pncp_ingest.pncp._records import Item, bronze_row
 from pncp_ingest.pncp._transport import HttpGetter, create_http_client
+from pncp_ingest.records import Item, bronze_row
+from pncp_ingest.testing import MODALIDADES
 
 DAY = date(2025, 10, 22)
 TRANSPORTS = ["aiohttp", "httpx"]
@@ -34,7 +37,7 @@ class Counting:
         self.limits_seen: list[int] = []
         self.urls: list[str] = []
 
-    async def get(self, url: str) -> Any:
+    async def get(self, url: str) -> httpx.Response:
         detail = "/pncp/v1/orgaos/" in url
         if detail:
             self.in_flight += 1
@@ -52,7 +55,8 @@ class Counting:
         await self.inner.aclose()
 
 
-def settings(sim: Any, transport: str, **kw: Any) -> Settings:
+def config(sim: Any, transport: str, **kw: Any) -> ClientConfig:
+    """The client's configuration as a run builds it: settings (here without .env) → client_config."""
     base = dict(
         base_url=sim.base_url,
         http_transport=transport,
@@ -66,13 +70,14 @@ def settings(sim: Any, transport: str, **kw: Any) -> Settings:
         max_retries=8,
         timeout=10,
     )
-    return Settings(_env_file=None, **{**base, **kw})  # type: ignore[call-arg]
+    on_retry = kw.pop("on_retry", None)
+    return client_config(load_settings(None, **{**base, **kw}), on_retry=on_retry)
 
 
-def with_client(s: Settings, body: Callable[[PncpClient, Counting], Awaitable[Any]]) -> Any:
+def with_client(c: ClientConfig, body: Callable[[PncpClient, Counting], Awaitable[Any]]) -> Any:
     async def main() -> Any:
-        counting = Counting(create_http_client(s))
-        async with PncpClient(s, http=counting) as client:  # type: ignore[arg-type]
+        counting = Counting(create_http_client(c))
+        async with PncpClient(c, http=counting) as client:
             counting.limiter = client._families["detail"]
             return await body(client, counting)
 
@@ -113,7 +118,7 @@ def test_every_item_comes_paged_never_the_10_item_default(sim_factory, transport
     async def body(client: PncpClient, counting: Counting) -> dict[str, tuple[int, int]]:
         return await fetch_all(client, todo)
 
-    got = with_client(settings(sim, transport), body)
+    got = with_client(config(sim, transport), body)
     assert got == {cid: (truth["itens"][cid], truth["arquivos"][cid]) for cid, *_ in todo}
     assert {0, 10, 11, 500, 501, 1203} <= {n for n, _ in got.values()}
     assert any(a == 0 for _, a in got.values())  # 204 is an empty list
@@ -132,7 +137,7 @@ def test_rows_are_the_same_as_bronze_row_of_the_raw_records(sim_factory, transpo
     async def body(client: PncpClient, counting: Counting) -> tuple[list[dict], list[dict]]:
         return await client.itens(cnpj, ano, seq), await client.itens_rows(cnpj, ano, seq)
 
-    raw, rows = with_client(settings(sim, transport), body)
+    raw, rows = with_client(config(sim, transport), body)
     assert len(rows) == 11
     assert rows == [bronze_row(Item, r) for r in raw]
     assert all(r["_extra"] is None for r in rows)
@@ -153,7 +158,7 @@ def test_consulta_pages_within_the_api_size_rules(sim_factory, transport):
         assert (await client.contratacoes_page(DAY, 6, 99)).records == []
         return records
 
-    records = with_client(settings(sim, transport), body)
+    records = with_client(config(sim, transport), body)
     assert sorted(r["numeroControlePNCP"] for r in records) == sorted(c[0] for c in compras(sim))
     assert sim.stats()["statuses"].get("400", 0) == 0  # tamanhoPagina within 10..50
 
@@ -169,7 +174,7 @@ def test_404_is_not_found_and_not_retried(sim_factory, transport):
             await client.itens(cnpj, ano, seq)
         assert client.stats.retries == 0
 
-    with_client(settings(sim, transport), body)
+    with_client(config(sim, transport), body)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -187,7 +192,7 @@ def test_truncated_json_and_dropped_connections_are_retried(sim_factory, transpo
         assert client.stats.statuses["timeout"] == 0
         return got
 
-    got = with_client(settings(sim, transport, max_retries=20), body)
+    got = with_client(config(sim, transport, max_retries=20), body)
     assert got == {cid: (truth["itens"][cid], truth["arquivos"][cid]) for cid, *_ in todo}
     faults = sim.stats()["faults"]
     assert faults.get("truncate", 0) > 0 and faults.get("drop", 0) > 0
@@ -219,7 +224,7 @@ def test_429_bursts_cut_the_limit_which_never_exceeds_the_ceiling_and_recovers(s
         assert counting.max_in_flight <= ceiling and max(counting.limits_seen) <= ceiling
         json.dumps(client.stats.limits())  # what --json shows
 
-    with_client(settings(sim, transport, concurrency=ceiling), body)
+    with_client(config(sim, transport, concurrency=ceiling), body)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -237,7 +242,7 @@ def test_5xx_and_timeouts_cut_the_limit_and_in_flight_stays_under_it(sim_factory
         assert stats.paused_s == 0  # only a 429 (or a Retry-After) pauses the family
         assert counting.max_in_flight <= ceiling
 
-    with_client(settings(sim, transport, concurrency=ceiling, timeout=0.5, max_retries=20), body)
+    with_client(config(sim, transport, concurrency=ceiling, timeout=0.5, max_retries=20), body)
 
 
 def test_fixed_limit_when_not_adaptive(sim_factory):
@@ -252,7 +257,7 @@ def test_fixed_limit_when_not_adaptive(sim_factory):
         assert stats.limit == stats.min_limit == 8 and stats.decreases == 0
         assert counting.max_in_flight <= 8
 
-    with_client(settings(sim, "aiohttp", adaptive=False), body)
+    with_client(config(sim, "aiohttp", adaptive=False), body)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -265,7 +270,112 @@ def test_an_unreachable_api_is_reported_as_such(transport):
             await client.modalidades()
         assert client.stats.statuses["connection"] == 2 and client.stats.statuses["timeout"] == 0
 
-    with_client(settings(Nowhere, transport, max_retries=1), body)
+    with_client(config(Nowhere, transport, max_retries=1), body)
+
+
+# -- the retry policy and what it reports ------------------------------------------------------
+
+
+def test_every_retry_is_reported_with_its_url_wait_and_reason(sim_factory):
+    sim = sim_factory(seed=11, per_day=40)
+    todo = compras(sim)
+    sim.set_faults(rate_5xx=0.15, rate_truncate=0.1, families=["detail"], seed=4)
+    notices: list[RetryNotice] = []
+
+    async def body(client: PncpClient, counting: Counting) -> None:
+        await fetch_all(client, todo, rows=True)
+        assert client.stats.retries == len(notices) > 0
+
+    with_client(config(sim, "aiohttp", max_retries=20, on_retry=notices.append), body)
+    assert {n.family for n in notices} == {"detail"}
+    assert all("/pncp/v1/orgaos/" in n.url and "tamanhoPagina=500" in n.url for n in notices)
+    reasons = {n.reason.split(" ")[0] for n in notices}
+    assert {"HTTP", "the"} <= reasons  # "HTTP 503", "the response was not valid JSON (truncated?)"
+    assert all(n.wait_s == 0 and n.attempts == 21 and 1 <= n.failed_attempt <= 20 for n in notices)
+    assert str(notices[0]).startswith(f"retrying {notices[0].url} in 0.00 s because ")
+
+
+def test_waits_are_full_jitter_exponential_and_stop_after_the_attempts():
+    class Nowhere:
+        base_url = "http://127.0.0.1:9/api"
+
+    notices: list[RetryNotice] = []
+
+    async def body(client: PncpClient, counting: Counting) -> None:
+        with pytest.raises(ApiUnreachableError):
+            await client.modalidades()
+        assert client.stats.requests == 5 and client.stats.retries == 4
+
+    policy = dict(max_retries=4, backoff_initial=0.004, backoff_max=0.01)
+    with_client(config(Nowhere, "aiohttp", **policy, on_retry=notices.append), body)
+    assert [n.failed_attempt for n in notices] == [1, 2, 3, 4]
+    for n in notices:  # uniform in [0, min(max, initial * 2^(attempt-1))]
+        assert 0 <= n.wait_s <= min(0.01, 0.004 * 2 ** (n.failed_attempt - 1))
+        assert n.reason.startswith("connection failed") and n.url.endswith("/api/pncp/v1/modalidades?statusAtivo=true")
+
+
+def test_a_429_waits_out_the_family_pause_and_is_counted_as_throttled(sim_factory):
+    sim = sim_factory(seed=11, per_day=60)
+    sim.set_faults(rate_429=0.2, burst_429=2, families=["consulta"], seed=6)
+    notices: list[RetryNotice] = []
+
+    async def body(client: PncpClient, counting: Counting) -> int:
+        records = 0
+        for modalidade in await client.modalidades():
+            page = await client.contratacoes_page(DAY, modalidade, 1)
+            records += len(page.records)
+            for pagina in range(2, page.total_paginas + 1):
+                records += len((await client.contratacoes_page(DAY, modalidade, pagina)).records)
+        assert client.stats.throttled == client.stats.statuses["429"] == len(notices) > 0
+        assert client.stats.families["consulta"].pauses > 0
+        return records
+
+    records = with_client(config(sim, "aiohttp", throttle_pause=0.05, on_retry=notices.append), body)
+    assert records == len(compras(sim))
+    assert all(n.family == "consulta" and n.reason == "429 Too Many Requests" for n in notices)
+    assert all(0 < n.wait_s <= 0.05 for n in notices)  # no Retry-After: the family pause, not a backoff
+
+
+def test_the_spurious_365_day_422_is_retried_and_other_422s_are_not(sim_factory):
+    sim = sim_factory(seed=7, per_day=60)
+    sim.set_faults(rate_spurious_422=0.3, families=["consulta"], seed=9)
+    notices: list[RetryNotice] = []
+
+    async def body(client: PncpClient, counting: Counting) -> None:
+        got = 0
+        for modalidade in await client.modalidades():
+            page = await client.contratacoes_page(DAY, modalidade, 1)
+            got += len(page.records)
+            for pagina in range(2, page.total_paginas + 1):
+                got += len((await client.contratacoes_page(DAY, modalidade, pagina)).records)
+        assert got == len(compras(sim))
+        retries = client.stats.retries
+        assert retries == len(notices) > 0
+        with pytest.raises(ApiError, match="HTTP 422 Código da modalidade") as caught:
+            await client.contratacoes_page(DAY, 99, 1)  # a code PNCP does not serve: no retry can fix it
+        assert not caught.value.retryable and client.stats.retries == retries
+
+    with_client(config(sim, "aiohttp", max_retries=20, on_retry=notices.append), body)
+    assert notices and all(n.reason.startswith("spurious 422") for n in notices)
+    assert sim.stats()["faults"]["spurious_422"] == len(notices)
+
+
+def test_the_client_needs_no_application_settings(sim_factory):
+    sim = sim_factory(seed=7, per_day=5)
+    c = ClientConfig(
+        base_url=sim.base_url,
+        detail=FamilyLimits(concurrency=2, rate=0),
+        consulta=FamilyLimits(concurrency=1, rate=0),
+        timeout=5,
+        retry=RetryPolicy(max_retries=0, backoff_initial=0, backoff_max=0, throttle_pause=0),
+    )
+
+    async def main() -> list[int]:
+        async with PncpClient(c) as client:
+            return await client.modalidades()
+
+    assert anyio.run(main) == sorted(m["id"] for m in MODALIDADES if m.get("statusAtivo", True))
+    assert client_config(load_settings(None, concurrency=3, max_retries=2)).retry.attempts == 3
 
 
 # -- the limiter's rules, without HTTP ---------------------------------------------------------
@@ -385,10 +495,10 @@ def test_gzip_bodies_and_redirects_on_both_transports(transport):
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         try:
-            s = Settings(_env_file=None, base_url=f"http://127.0.0.1:{port}/old", http_transport=transport)  # type: ignore[call-arg]
-            async with PncpClient(s) as client:
+            c = client_config(load_settings(None, base_url=f"http://127.0.0.1:{port}/old", http_transport=transport))
+            async with PncpClient(c) as client:
                 assert [r["numeroItem"] for r in await client.itens_rows("00000000000191", 2025, 1)] == [1, 2]
                 assert client.stats.requests == 1 and client.stats.retries == 0
         finally:

@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 from pncp_ingest.errors import ApiUnreachableError, LeaseHeldError, PncpIngestError, collapse
 from pncp_ingest.pipeline.details import Compra, plan
+from pncp_ingest.records.schema import CONTRATACOES, DETAILS, Dataset, combine_details
 from pncp_ingest.state import DayState, accumulate
 from pncp_ingest.storage import LocalStore, ObjectStore
-from pncp_ingest.writer import CONTRATACOES, DETAILS, Dataset, _conform, combine_details, merge, write_part
+from pncp_ingest.writer import _conform, merge, write_part
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEYS = st.sampled_from([f"k{i}" for i in range(8)])

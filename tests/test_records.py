@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pncp_ingest.pncp import Arquivo, Contratacao, Item, bronze_row
-from pncp_ingest.writer import CONTRATACOES_SCHEMA
+from pncp_ingest.records import DETAIL_KINDS, DETAIL_MODELS, Arquivo, Contratacao, Item, bronze_row
+from pncp_ingest.records.schema import CONTRATACOES_SCHEMA, DETAILS, DETAILS_SCHEMA, model_fields
 
 DATA = Path(__file__).parent / "data"
 
@@ -81,3 +81,35 @@ def test_item_and_arquivo_samples():
     assert row["_extra"] is None
     arquivo = json.loads((DATA / "pncp_arquivos_compra.json").read_text())[0]
     assert bronze_row(Arquivo, arquivo)["_extra"] is None
+
+
+def test_details_columns_follow_the_detail_kinds_and_their_models():
+    assert DETAIL_KINDS == ("itens", "arquivos")
+    assert {"itens": Item, "arquivos": Arquivo} == DETAIL_MODELS
+    assert DETAILS_SCHEMA.names == [
+        "numeroControlePNCP",
+        "cnpj",
+        "anoCompra",
+        "sequencialCompra",
+        "itens",
+        "arquivos",
+        "metadata",
+        "_ingested_at",
+        "_run_id",
+    ]
+    for kind, model in DETAIL_MODELS.items():
+        element = DETAILS_SCHEMA.field(kind).type.value_type
+        assert [f.name for f in element] == [*model.model_fields, "_extra"]
+        assert list(element)[:-1] == model_fields(model)
+    metadata = DETAILS_SCHEMA.field("metadata").type
+    assert [f.name for f in metadata] == ["total_itens", "total_arquivos", "fetch_timestamp"]
+    assert DETAILS.schema is DETAILS_SCHEMA and DETAILS.key == "numeroControlePNCP"
+
+
+def test_a_row_fetched_with_only_one_kind_keeps_the_other_from_the_row_it_replaces():
+    older = {"itens": [{"numeroItem": 1}], "arquivos": [], "metadata": {"total_itens": 1, "total_arquivos": 0}}
+    newer = {"itens": None, "arquivos": [{"titulo": "Edital"}], "metadata": {"total_itens": None, "total_arquivos": 1}}
+    assert DETAILS.combine is not None
+    row = DETAILS.combine(older, newer)
+    assert row["itens"] == [{"numeroItem": 1}] and row["arquivos"] == [{"titulo": "Edital"}]
+    assert row["metadata"] == {"total_itens": 1, "total_arquivos": 1}

@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pncp_ingest.errors import LeaseHeldError, LeaseLostError
+from pncp_ingest.records.schema import CONTRATACOES
 from pncp_ingest.state import DayState, Lease
-from pncp_ingest.writer import CONTRATACOES, write_part
+from pncp_ingest.writer import write_part
 
 DAY = date(2025, 10, 22)
 

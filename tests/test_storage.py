@@ -16,7 +16,7 @@ import pytest
 
 from pncp_ingest.errors import ConfigError, StorageError, StorageUnreachableError
 from pncp_ingest.storage import LocalStore, ObjectStore, S3Store, open_store
-from pncp_ingest.storage._local import is_temp_name, temp_name
+from pncp_ingest.storage._keys import is_temp_name, temp_name
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
@@ -22,9 +22,10 @@ from . import __version__
 from .config import Settings, load_settings
 from .dates import day_range, parse_day
 from .errors import PncpIngestError, UsageError, collapse
-from .pipeline import RunSummary, run_backfill, run_contratacoes, run_details
-from .report import Reporter, make_reporter, print_json, print_status
-from .status import read_dest_status
+
+if TYPE_CHECKING:  # the engine (pyarrow, aioboto3) is imported by the command that runs, not by --help
+    from .pipeline import RunSummary
+    from .report import Reporter
 
 EXIT_CODES = """Exit codes: 0 all done; 1 finished with failures recorded (run again to retry them);
 2 usage or configuration error; 3 the day is held by another run; 4 the API or the storage is unreachable."""
@@ -82,7 +83,7 @@ def main_options(
     """Land Brazil's PNCP procurement data as Hive-partitioned Parquet."""
 
 
-Work = Callable[[Settings, Reporter, anyio.Event], Awaitable[RunSummary]]
+Work = Callable[[Settings, "Reporter", anyio.Event], Awaitable["RunSummary"]]
 
 
 async def _run_until_signalled(work: Work, settings: Settings, reporter: Reporter) -> RunSummary:
@@ -122,6 +123,8 @@ async def _with_signals(work: Work, settings: Settings, reporter: Reporter) -> R
 
 def _execute(command: str, common: dict[str, Any], overrides: dict[str, Any], work: Work) -> None:
     """Shared by every command: settings, reporting, signals, JSON, and errors → exit codes."""
+    from .report import make_reporter, print_json
+
     reporter = make_reporter(quiet=common["quiet"], verbose=common["verbose"])
     try:
         settings = load_settings(common["env_file"], **overrides)
@@ -205,6 +208,8 @@ def contratacoes(
     common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from .pipeline import run_contratacoes
+
         days = _days(date, to)
         _check_modalidades(modalidade)
         reporter.start("contratacoes", [d.isoformat() for d in days], settings.dest, settings)
@@ -254,6 +259,8 @@ def details(
     common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from .pipeline import run_details
+
         days = _days(date, to)
         reporter.start(
             "details",
@@ -308,6 +315,8 @@ def backfill(
     common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from .pipeline import run_backfill
+
         days = _days(from_, to, first="--from")
         _check_modalidades(modalidade)
         reporter.start(
@@ -333,6 +342,9 @@ def status(
 
     Example: pncp-ingest status --date 2025-10-01 --to 2025-10-31 --json
     """
+    from .report import make_reporter, print_status
+    from .status import read_dest_status
+
     reporter = make_reporter(quiet=False, verbose=False)
     try:
         settings = load_settings(env_file, dest=dest)

@@ -85,7 +85,7 @@ def collapse(exc: BaseException) -> BaseException:
         return exc
     leaves: list[BaseException] = []
 
-    def walk(group: BaseExceptionGroup) -> None:  # type: ignore[type-arg]
+    def walk(group: BaseExceptionGroup[BaseException]) -> None:
         for inner in group.exceptions:
             walk(inner) if isinstance(inner, BaseExceptionGroup) else leaves.append(inner)
 

@@ -33,8 +33,9 @@ import pyarrow as pa
 
 from .dates import utcnow
 from .errors import LeaseHeldError, LeaseLostError
+from .records.schema import Dataset
 from .storage import ObjectStore
-from .writer import Dataset, merge
+from .writer import merge
 
 STATE_ROOT = "_state"
 

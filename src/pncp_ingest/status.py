@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 
 from .config import Settings
+from .records.schema import CONTRATACOES, DETAILS
 from .state import DayState, Lease
 from .storage import ObjectStore, open_store
-from .writer import CONTRATACOES, DETAILS
 
 
 @dataclass

@@ -22,7 +22,7 @@ import anyio
 
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
-from ..pncp import PncpClient
+from ..pncp import PncpClient, client_config
 from ..storage import ObjectStore, open_store
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, ignore, new_run_id
 from .backfill import ingest_backfill
@@ -54,7 +54,7 @@ async def _run(
     try:
         async with store:
             await store.check()
-            async with PncpClient(settings) as client:
+            async with PncpClient(client_config(settings)) as client:
                 summary.client_stats = client.stats
                 on_event(Event("run_start", command, days[0], "", {"client": client}))
                 try:

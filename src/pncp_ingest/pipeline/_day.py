@@ -25,9 +25,10 @@ import anyio
 
 from ..config import Settings
 from ..dates import utcnow
+from ..records.schema import Dataset
 from ..state import DayState, Lease, accumulate, hold
 from ..storage import ObjectStore
-from ..writer import Dataset, write_part
+from ..writer import write_part
 from ._run import DaySummary, Event, EventKind, EventSink, Failure, RunSummary, cancel_on, recover
 
 T = TypeVar("T")

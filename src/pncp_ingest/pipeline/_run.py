@@ -18,9 +18,9 @@ import anyio
 
 from ..dates import utcnow
 from ..errors import LeaseHeldError
+from ..records.schema import Dataset
 from ..state import DayState
 from ..storage import ObjectStore
-from ..writer import Dataset
 
 
 def new_run_id() -> str:

@@ -13,9 +13,9 @@ import anyio
 
 from ..config import Settings
 from ..pncp import PncpClient
+from ..records.schema import CONTRATACOES
 from ..status import day_status
 from ..storage import ObjectStore
-from ..writer import CONTRATACOES
 from ._run import DaySummary, Event, EventSink, RunSummary
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details

@@ -17,9 +17,10 @@ import anyio
 
 from ..config import Settings
 from ..errors import ApiError, UsageError
-from ..pncp import Contratacao, PncpClient, bronze_row
+from ..pncp import PncpClient
+from ..records import Contratacao, bronze_row
+from ..records.schema import CONTRATACOES
 from ..storage import ObjectStore
-from ..writer import CONTRATACOES
 from ._day import Day, DayJob, RunContext, run_day
 from ._run import DaySummary, EventSink, RunSummary, each_day
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import pyarrow.parquet as pq
@@ -27,13 +27,13 @@ from ..config import Settings
 from ..dates import utcnow
 from ..errors import ApiError, NotFoundError
 from ..pncp import PncpClient
+from ..records import DETAIL_KINDS, DetailKind
+from ..records.schema import CONTRATACOES, DETAILS
 from ..state import DayState
 from ..storage import ObjectStore
-from ..writer import CONTRATACOES, DETAIL_KINDS, DETAILS
 from ._day import Day, DayJob, RunContext, run_day
 from ._run import DaySummary, EventSink, RunSummary, each_day
 
-Kind = Literal["itens", "arquivos"]
 _ID = re.compile(r"^([0-9A-Z]{14})-1-(\d{1,6})/(\d{4})$")
 
 
@@ -87,8 +87,8 @@ async def committed_compras(store: ObjectStore, day: date) -> list[Compra] | Non
 
 
 def plan(
-    compras: list[Compra], done: dict[str, Any], kinds: tuple[Kind, ...], resume: bool
-) -> list[tuple[Compra, tuple[Kind, ...]]]:
+    compras: list[Compra], done: dict[str, Any], kinds: tuple[DetailKind, ...], resume: bool
+) -> list[tuple[Compra, tuple[DetailKind, ...]]]:
     """Which kinds each contratação still needs. Gone compras are not retried unless --no-resume."""
     if not resume:
         return [(c, kinds) for c in compras]
@@ -104,16 +104,15 @@ def plan(
     return todo
 
 
-async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[Kind, ...]) -> Fetched:
+async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[DetailKind, ...]) -> Fetched:
     fetched = Fetched(compra)
     # One kind after the other: the client's limiter, not this function, decides how many requests
     # fly (the caller runs enough of these at once), no task group per compra on the hot path, and
     # a compra found gone costs one request, not two.
     for kind in kinds:
         # Bronze rows straight from the response bytes: parsed and validated in one pass.
-        fetch = client.itens_rows if kind == "itens" else client.arquivos_rows
         try:
-            fetched.records[kind] = await fetch(compra.cnpj, compra.ano, compra.sequencial)
+            fetched.records[kind] = await client.detail_rows(kind, compra.cnpj, compra.ano, compra.sequencial)
         except NotFoundError as exc:
             fetched.gone = str(exc)
             fetched.records.clear()
@@ -146,14 +145,14 @@ class DetailsDay(DayJob[Fetched]):
 
     dataset = DETAILS
 
-    def __init__(self, client: PncpClient, kinds: tuple[Kind, ...], resume: bool, budget: int | None) -> None:
+    def __init__(self, client: PncpClient, kinds: tuple[DetailKind, ...], resume: bool, budget: int | None) -> None:
         self.client = client
         self.kinds = kinds
         self.resume = resume
         # --no-resume replaces the day in one publish at the end: no mixed intermediate states.
         self.publish_while_running = resume
         self.budget = budget
-        self.todo: list[tuple[Compra, tuple[Kind, ...]]] = []
+        self.todo: list[tuple[Compra, tuple[DetailKind, ...]]] = []
         self.handled = 0
         self.missing = False  # the day has no published contratações, and no clean listing says why
 
@@ -187,7 +186,7 @@ class DetailsDay(DayJob[Fetched]):
         return f"{len(self.todo)} of {len(compras)} contratações to fetch ({', '.join(self.kinds)}{no_resume})"
 
     async def fetch(self, send: Callable[[Fetched], Awaitable[None]]) -> None:
-        work: Iterator[tuple[Compra, tuple[Kind, ...]]] = iter(self.todo)
+        work: Iterator[tuple[Compra, tuple[DetailKind, ...]]] = iter(self.todo)
 
         async def worker() -> None:
             for compra, needed in work:  # one shared iterator: each contratação goes to one worker
@@ -244,11 +243,11 @@ async def ingest_details(
     *,
     resume: bool = True,
     batch_size: int | None = None,
-    only: Kind | None = None,
+    only: DetailKind | None = None,
     on_event: EventSink,
     stop: anyio.Event | None = None,
 ) -> RunSummary:
-    kinds: tuple[Kind, ...] = (only,) if only else ("itens", "arquivos")
+    kinds: tuple[DetailKind, ...] = (only,) if only else ("itens", "arquivos")
     ctx = RunContext(settings, store, summary, on_event, stop)
     budget = batch_size
 

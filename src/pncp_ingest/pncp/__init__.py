@@ -1,6 +1,20 @@
-"""The PNCP client and record models."""
+"""The PNCP HTTP client: both API families, their limits, retries and the API's traps.
+
+The record models it decodes into live in :mod:`pncp_ingest.records`.
+"""
 
 from ._client import ClientStats, ConsultaPage, PncpClient
-from ._records import Arquivo, Contratacao, Item, Record, bronze_row
+from ._config import ClientConfig, Family, FamilyLimits, RetryCallback, RetryNotice, RetryPolicy, client_config
 
-__all__ = ["Arquivo", "ClientStats", "ConsultaPage", "Contratacao", "Item", "PncpClient", "Record", "bronze_row"]
+__all__ = [
+    "ClientConfig",
+    "ClientStats",
+    "ConsultaPage",
+    "Family",
+    "FamilyLimits",
+    "PncpClient",
+    "RetryCallback",
+    "RetryNotice",
+    "RetryPolicy",
+    "client_config",
+]

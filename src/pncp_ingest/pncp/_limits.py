@@ -115,6 +115,11 @@ class FamilyLimiter:
     def paused(self) -> bool:
         return self._paused_until > _now()
 
+    @property
+    def pause_remaining(self) -> float:
+        """Seconds until the family's pause ends (0 when not paused)."""
+        return max(0.0, self._paused_until - _now())
+
     # -- feedback ---------------------------------------------------------------------------------
 
     def pause(self, seconds: float) -> None:

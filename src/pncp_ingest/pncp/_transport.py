@@ -20,16 +20,25 @@ of it we want, are handled here and by ``httpx.Response``.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin
 
 import httpx
 
-from ..config import USER_AGENT, Settings
+from ..config import USER_AGENT
+from ._config import ClientConfig
 
 TRANSPORTS = ("aiohttp", "httpx")
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class HttpClient(Protocol):
+    """What the client needs from HTTP: a GET whose response body is read, and closing."""
+
+    async def get(self, url: str) -> httpx.Response: ...
+
+    async def aclose(self) -> None: ...
 
 
 class HttpGetter:
@@ -59,13 +68,13 @@ class HttpGetter:
         await self.transport.aclose()
 
 
-def create_http_client(settings: Settings) -> HttpGetter:
+def create_http_client(config: ClientConfig) -> HttpGetter:
     """One pooled transport per run, sized for both API families' ceilings."""
-    pool = settings.concurrency + settings.consulta_concurrency
+    pool = config.detail.concurrency + config.consulta.concurrency
     limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-    timeout = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
+    timeout = httpx.Timeout(config.timeout, connect=min(10.0, config.timeout))
     headers = {"accept": "*/*", "accept-encoding": "gzip, deflate", "user-agent": USER_AGENT}
-    return HttpGetter(create_transport(settings.http_transport, limits), timeout, headers)
+    return HttpGetter(create_transport(config.transport, limits), timeout, headers)
 
 
 def create_transport(name: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
@@ -81,7 +90,7 @@ def _aiohttp_transport_class() -> type[httpx.AsyncBaseTransport]:
     from httpx_aiohttp import AiohttpTransport
     from httpx_aiohttp.transport import map_aiohttp_exceptions
 
-    class AiohttpTransportEager(AiohttpTransport):  # type: ignore[misc]
+    class AiohttpTransportEager(AiohttpTransport):
         """httpx-aiohttp's transport (its session, connector and error mapping), reading each body
         at once and with aiohttp's errors told apart correctly.
 

@@ -10,13 +10,26 @@ first to fail fast on a missing bucket, wrong credentials or an unwritable folde
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ._base import ObjectStore
 from ._local import LocalStore
-from ._s3 import S3Store, parse_s3_url
+
+if TYPE_CHECKING:
+    from ._s3 import S3Store
 
 __all__ = ["LocalStore", "ObjectStore", "S3Store", "open_store"]
+
+
+def __getattr__(name: str) -> object:
+    # aioboto3 and botocore take ~0.4 s to import: only an S3 destination pays for them.
+    if name == "S3Store":
+        from ._s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
@@ -37,6 +50,8 @@ def open_store(dest: str, *, s3_endpoint: str | None = None) -> ObjectStore:
             raise ConfigError(
                 f"destination {dest!r} uses an unsupported scheme {m.group(1)!r}: use s3://bucket[/prefix] or a local folder"
             )
+        from ._s3 import S3Store, parse_s3_url
+
         bucket, prefix = parse_s3_url(dest)
         return S3Store(bucket, prefix, endpoint_url=s3_endpoint)
     return LocalStore(dest)

@@ -8,6 +8,7 @@ pipeline needs from storage is here, so local folders and S3 behave the same to 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -53,7 +54,7 @@ class ObjectStore(abc.ABC):
         """All keys that start with ``prefix`` (a plain string prefix, not a delimiter listing), sorted."""
 
     @abc.abstractmethod
-    async def delete(self, keys: list[str]) -> None:
+    async def delete(self, keys: Sequence[str]) -> None:
         """Delete these keys; missing keys are not an error."""
 
     async def remove_debris(self, prefix: str) -> int:

@@ -13,49 +13,17 @@ from __future__ import annotations
 
 import errno
 import os
-import re
-import secrets
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio.to_thread
 
 from ..errors import ConfigError, StorageError
 from ._base import ObjectStore
+from ._keys import check_key, is_temp_name, temp_name
 
-__all__ = ["LocalStore", "check_key", "is_temp_name", "temp_name"]
-
-_TEMP_RE = re.compile(r"^\..*\.tmp-[0-9a-f]{16}$", re.DOTALL)
-_COPY_CHUNK = 1 << 20
-
-
-def temp_name(name: str) -> str:
-    """A fresh temporary file name for writing ``name``: hidden and never ending in ``.parquet``."""
-    # Keep the whole name within NAME_MAX (255 bytes) even for long keys.
-    return f".{name[:200]}.tmp-{secrets.token_hex(8)}"
-
-
-def is_temp_name(name: str) -> bool:
-    """True for names made by :func:`temp_name` (in-flight or left behind by a crash)."""
-    return _TEMP_RE.match(name) is not None
-
-
-def check_key(key: str) -> str:
-    """Validate a store key (shared by every backend); returns it unchanged.
-
-    A key is a relative ``/``-separated path with no empty, ``.`` or ``..`` segment and no
-    leading or trailing ``/``. A bad key is a bug in the caller, hence ValueError.
-    """
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"invalid store key {key!r}: must be a non-empty string")
-    parts = key.split("/")
-    if any(p in ("", ".", "..") for p in parts) or "\\" in key or "\x00" in key:
-        raise ValueError(
-            f"invalid store key {key!r}: must be a relative a/b/c path without empty, '.' or '..' segments"
-        )
-    if is_temp_name(parts[-1]):
-        raise ValueError(f"invalid store key {key!r}: the name looks like a temporary file")
-    return key
+__all__ = ["LocalStore"]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -77,6 +45,9 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+_COPY_CHUNK = 1 << 20
 
 
 def _write_new(path: Path, source: bytes | Path) -> None:
@@ -283,7 +254,7 @@ class LocalStore(ObjectStore):
 
         return await anyio.to_thread.run_sync(sweep)
 
-    async def delete(self, keys: list[str]) -> None:
+    async def delete(self, keys: Sequence[str]) -> None:
         paths = [(k, self._path(k)) for k in keys]
 
         def remove() -> None:

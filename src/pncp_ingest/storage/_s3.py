@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -41,7 +41,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ..errors import ConfigError, StorageError, StorageUnreachableError
 from ._base import ObjectStore
-from ._local import check_key, temp_name
+from ._keys import check_key, temp_name
 
 __all__ = ["S3Store", "parse_s3_url", "validate_bucket_name"]
 
@@ -293,7 +293,8 @@ class S3Store(ObjectStore):
 
     @staticmethod
     def _status(exc: ClientError) -> int | None:
-        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return int(status) if status is not None else None
 
     def _full(self, key: str) -> str:
         check_key(key)
@@ -437,7 +438,7 @@ class S3Store(ObjectStore):
                 aborted += 1
         return aborted
 
-    async def delete(self, keys: list[str]) -> None:
+    async def delete(self, keys: Sequence[str]) -> None:
         fulls = [self._full(k) for k in keys]
         for i in range(0, len(fulls), DELETE_BATCH):
             batch = fulls[i : i + DELETE_BATCH]

@@ -8,7 +8,8 @@ that grows while listed), exact exotic numbers, records that change over time (`
 grow, update, remove, faults, stats, health). Run it in its own process::
 
     with SimulatorProcess(seed=7, per_day=50) as sim:
-        client = PncpClient(base_url=sim.base_url)      # http://127.0.0.1:PORT/api
+        settings = load_settings(None, base_url=sim.base_url)   # http://127.0.0.1:PORT/api
+        client = PncpClient(client_config(settings))            # inside a coroutine: async with client: ...
         truth = sim.truth("2025-10-22")
 
 or from a shell: ``python -m pncp_ingest.testing serve --port 0 --seed 42``.

@@ -1,9 +1,9 @@
 """Pydantic models of the PNCP records, tolerant of the API's type drift.
 
-The models are the single definition of each record's columns: the Arrow schema of the
-bronze layer is derived from them (see ``writer.py``), so a field is named and typed once.
+The models are the single definition of each record's columns: the Arrow schemas of the
+bronze layer are derived from them (``records.schema``), so a field is named and typed once.
 
-Tolerance, because the wire differs from the spec (reference §6.7):
+Tolerance, because what the API sends differs from its published OpenAPI spec:
 - numbers where the spec says strings (``codigoIbge``) are coerced to text;
 - string enums that arrive as ints (``situacaoCompraId``) are plain ints;
 - date-times come without offset in Brasília local time and are kept as naive timestamps;
@@ -20,12 +20,11 @@ import types
 import typing
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar, Union
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any, Final, Literal, TypeVar, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError, create_model
 
-BRASILIA = ZoneInfo("America/Sao_Paulo")
+from ..dates import BRASILIA
 
 
 def _local_datetime(value: Any) -> Any:
@@ -196,6 +195,12 @@ class Arquivo(Record):
     statusAtivo: bool | None = None
 
 
+DetailKind = Literal["itens", "arquivos"]
+"""What the detail API lists per compra; each kind is fetched, committed and retried on its own."""
+
+DETAIL_KINDS: Final[tuple[DetailKind, ...]] = ("itens", "arquivos")
+DETAIL_MODELS: Final[dict[DetailKind, type[Record]]] = {"itens": Item, "arquivos": Arquivo}
+
 R = TypeVar("R", bound=Record)
 
 _MAX_REPAIRS = 50
@@ -318,7 +323,7 @@ def bronze_rows_json(model: type[R], body: bytes) -> list[dict[str, Any]]:
     """
     adapter = _exact_list(model)
     try:
-        rows = adapter.dump_python(adapter.validate_json(body))
+        rows: list[dict[str, Any]] = adapter.dump_python(adapter.validate_json(body))
     except ValidationError:
         raws = json.loads(body)
         if not isinstance(raws, list):
@@ -352,7 +357,7 @@ def _exact(model: type[BaseModel]) -> type[BaseModel]:
             inner, *metadata = typing.get_args(annotation)
             return Annotated[(exact(inner), *metadata)]
         if origin is list:
-            return list[exact(typing.get_args(annotation)[0])]  # type: ignore[misc]
+            return _list_of(exact(typing.get_args(annotation)[0]))
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             return _exact(annotation)
         return annotation
@@ -367,4 +372,9 @@ def _exact(model: type[BaseModel]) -> type[BaseModel]:
 
 @functools.cache
 def _exact_list(model: type[BaseModel]) -> TypeAdapter[Any]:
-    return TypeAdapter(list[_exact(model)])  # type: ignore[misc]
+    return TypeAdapter(_list_of(_exact(model)))
+
+
+def _list_of(item: Any) -> Any:
+    """``list[item]`` for an item type made at run time, which a static ``list[...]`` cannot name."""
+    return types.GenericAlias(list, (item,))

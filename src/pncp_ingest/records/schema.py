@@ -1,0 +1,124 @@
+"""The bronze datasets: their Arrow schemas (derived from the record models), folders and keys.
+
+Importing this module imports pyarrow; the models alone (``pncp_ingest.records``) do not.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Union
+
+import pyarrow as pa
+from pydantic import BaseModel
+
+from .models import DETAIL_KINDS, DETAIL_MODELS, Contratacao
+
+MONEY = pa.decimal128(38, 6)
+LINEAGE = [
+    pa.field("_extra", pa.string()),
+    pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
+    pa.field("_run_id", pa.string()),
+]
+
+
+def _arrow_type(annotation: Any) -> pa.DataType:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _arrow_type(inner)
+    if origin is typing.Annotated:
+        return _arrow_type(typing.get_args(annotation)[0])
+    if origin is list:
+        return pa.list_(_arrow_type(typing.get_args(annotation)[0]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct(model_fields(annotation))
+    simple: dict[Any, pa.DataType] = {
+        str: pa.string(),
+        int: pa.int64(),
+        bool: pa.bool_(),
+        float: pa.float64(),
+        Decimal: MONEY,
+        datetime: pa.timestamp("us"),  # Brasília local wall time, as the API sends it
+        date: pa.date32(),
+    }
+    return simple[annotation]
+
+
+def model_fields(model: type[BaseModel]) -> list[pa.Field]:
+    """One Arrow field per model field, same names, nested models as structs."""
+    return [pa.field(name, _arrow_type(info.annotation)) for name, info in model.model_fields.items()]
+
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A bronze dataset: its folder name under the destination, schema and row key.
+
+    ``combine(older, newer)`` merges two rows of one key when a newer row may carry only part
+    of the record (details fetched with ``--only``); without it the newer row simply wins.
+    """
+
+    name: str
+    schema: pa.Schema
+    key: str = "numeroControlePNCP"
+    combine: Callable[[Row, Row], Row] | None = None
+
+    def partition(self, day: date) -> str:
+        return f"{self.name}/year={day.year:04d}/month={day.month:02d}/day={day.day:02d}"
+
+    def published_key(self, day: date) -> str:
+        # One fixed name per partition: a publish replaces it atomically.
+        return f"{self.partition(day)}/part-0.parquet"
+
+
+CONTRATACOES_SCHEMA = pa.schema(model_fields(Contratacao) + LINEAGE)
+CONTRATACOES = Dataset("pncp", CONTRATACOES_SCHEMA)
+
+
+def _with_extra(model: type[BaseModel]) -> pa.StructType:
+    return pa.struct(model_fields(model) + [pa.field("_extra", pa.string())])
+
+
+DETAILS_SCHEMA = pa.schema(
+    [
+        pa.field("numeroControlePNCP", pa.string()),
+        pa.field("cnpj", pa.string()),
+        pa.field("anoCompra", pa.int64()),
+        pa.field("sequencialCompra", pa.int64()),
+        # null = not fetched (yet); [] = fetched, and the compra has none.
+        *(pa.field(kind, pa.list_(_with_extra(DETAIL_MODELS[kind]))) for kind in DETAIL_KINDS),
+        pa.field(
+            "metadata",
+            pa.struct(
+                [
+                    *(pa.field(f"total_{kind}", pa.int64()) for kind in DETAIL_KINDS),
+                    pa.field("fetch_timestamp", pa.timestamp("us", tz="UTC")),
+                ]
+            ),
+        ),
+        *LINEAGE[1:],
+    ]
+)
+
+
+def combine_details(older: Row, newer: Row) -> Row:
+    """A details row fetched with ``--only`` keeps the other kind from the row it replaces."""
+    row = dict(newer)
+    metadata = dict(newer.get("metadata") or {})
+    previous = older.get("metadata") or {}
+    for kind in DETAIL_KINDS:
+        if row.get(kind) is None and older.get(kind) is not None:
+            row[kind] = older[kind]
+            metadata[f"total_{kind}"] = previous.get(f"total_{kind}")
+    row["metadata"] = metadata
+    return row
+
+
+DETAILS = Dataset("pncp_details", DETAILS_SCHEMA, combine=combine_details)
