@@ -14,9 +14,7 @@ DAY = "2025-10-22"
 
 
 def listing(sim, dest, *extra, env=None):
-    return run_cli(
-        "contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json", *extra, env=env
-    )
+    return run_cli("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json", *extra, env=env)
 
 
 def truth_ids(sim) -> set[str]:
