@@ -285,6 +285,8 @@ def test_every_retry_is_reported_with_its_url_wait_and_reason(sim_factory):
     async def body(client: PncpClient, counting: Counting) -> None:
         await fetch_all(client, todo, rows=True)
         assert client.stats.retries == len(notices) > 0
+        # Every failed attempt of these concurrent requests was retried, and each request ended well.
+        assert client.stats.requests == client.stats.ok + client.stats.retries
 
     with_client(config(sim, "aiohttp", max_retries=20, on_retry=notices.append), body)
     assert {n.family for n in notices} == {"detail"}

@@ -5,7 +5,8 @@
 - detail (``{base}/pncp/v1``): bare arrays, ``/itens`` silently returns 10 items unless asked
   for pages, 404 = compra gone.
 
-Every failure leaves as an :class:`~pncp_ingest.errors.ApiError`; no httpx error escapes.
+What is retried, and how, is the :class:`RetryPolicy` of the client's :class:`ClientConfig`, run by
+tenacity. Every failure leaves as an :class:`~pncp_ingest.errors.ApiError`; no httpx error escapes.
 """
 
 from __future__ import annotations
