@@ -53,6 +53,7 @@ class Fetched:
 
     compra: Compra
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    reported: dict[str, int] = field(default_factory=dict)  # PNCP's /quantidade, where it was asked
     failed: dict[str, str] = field(default_factory=dict)
     gone: str | None = None
 
@@ -112,7 +113,10 @@ async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[DetailK
     for kind in kinds:
         # Bronze rows straight from the response bytes: parsed and validated in one pass.
         try:
-            fetched.records[kind] = await client.detail_rows(kind, compra.cnpj, compra.ano, compra.sequencial)
+            detail = await client.detail(kind, compra.cnpj, compra.ano, compra.sequencial)
+            fetched.records[kind] = detail.rows
+            if detail.reported is not None:
+                fetched.reported[kind] = detail.reported
         except NotFoundError as exc:
             fetched.gone = str(exc)
             fetched.records.clear()
@@ -135,7 +139,8 @@ def details_row(fetched: Fetched) -> dict[str, Any]:
     for kind in DETAIL_KINDS:
         rows = fetched.records.get(kind)  # already bronze rows (the client's *_rows methods)
         row[kind] = rows
-        metadata[f"total_{kind}"] = None if rows is None else len(rows)
+        # What PNCP said (its /quantidade) when it had to be asked; otherwise what the pages held.
+        metadata[f"total_{kind}"] = fetched.reported.get(kind, None if rows is None else len(rows))
     row["metadata"] = metadata
     return row
 

@@ -3,13 +3,14 @@
 The record models it decodes into live in :mod:`pncp_ingest.records`.
 """
 
-from ._client import ClientStats, ConsultaPage, PncpClient
+from ._client import ClientStats, ConsultaPage, Detail, PncpClient
 from ._config import ClientConfig, Family, FamilyLimits, RetryCallback, RetryNotice, RetryPolicy, client_config
 
 __all__ = [
     "ClientConfig",
     "ClientStats",
     "ConsultaPage",
+    "Detail",
     "Family",
     "FamilyLimits",
     "PncpClient",

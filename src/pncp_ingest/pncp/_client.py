@@ -142,15 +142,19 @@ class PncpClient:
 
     async def itens(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
         """Every item of a compra, as the API sends them. Always pages explicitly: without paging the API returns only 10."""
-        return await self._detail_pages(_detail_path("itens", cnpj, ano, sequencial), json.loads)
+        return (await self._detail_pages(_detail_path("itens", cnpj, ano, sequencial), json.loads)).rows
 
     async def arquivos(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
         """Every document of a compra, as the API sends them (204 → [])."""
-        return await self._detail_pages(_detail_path("arquivos", cnpj, ano, sequencial), json.loads)
+        return (await self._detail_pages(_detail_path("arquivos", cnpj, ano, sequencial), json.loads)).rows
 
     async def detail_rows(self, kind: DetailKind, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
         """Every record of one kind of a compra as bronze rows (``bronze_row(Item | Arquivo, ...)``),
         decoded and validated in one pass."""
+        return (await self.detail(kind, cnpj, ano, sequencial)).rows
+
+    async def detail(self, kind: DetailKind, cnpj: str, ano: int, sequencial: int) -> Detail:
+        """:meth:`detail_rows`, with the count PNCP reported when it had to be asked (see :meth:`_detail_pages`)."""
         return await self._detail_pages(_detail_path(kind, cnpj, ano, sequencial), _ROWS[kind])
 
     async def itens_rows(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
@@ -161,16 +165,51 @@ class PncpClient:
         """:meth:`arquivos` as bronze rows: ``detail_rows("arquivos", ...)``."""
         return await self.detail_rows("arquivos", cnpj, ano, sequencial)
 
-    async def _detail_pages(self, path: str, decode: Decode) -> list[dict[str, Any]]:
+    async def quantidade(self, path: str) -> int:
+        """How many records PNCP counts at ``{path}/quantidade`` (a bare JSON integer)."""
+        body = await self._get_json("detail", f"{path}/quantidade", {})
+        if isinstance(body, bool) or not isinstance(body, int):
+            raise ApiError(f"GET {path}/quantidade answered {str(body)[:60]!r}, not a count")
+        return int(body)
+
+    async def _detail_pages(self, path: str, decode: Decode) -> Detail:
+        """Every page of a detail list, never cut short by a server's silent page cap.
+
+        A page shorter than asked ends the list only when it is obviously the end: shorter than
+        a size the server already served in full, or not a round size a server could cap at.
+        Otherwise ``/quantidade`` says how many there are, and paging goes on at the size the
+        server actually used. A page that repeats an earlier one, or a count never reached, is
+        an :class:`ApiError` (the compra is recorded as failed), never a loop or a truncation.
+        """
         records: list[dict[str, Any]] = []
-        pagina = 1
+        size, pagina = DETAIL_PAGE_SIZE, 1
+        reported: int | None = None
+        seen: set[tuple[int, str, str]] = set()
         while True:
-            body = await self._get_json("detail", path, {"pagina": pagina, "tamanhoPagina": DETAIL_PAGE_SIZE}, decode)
+            body = await self._get_json("detail", path, {"pagina": pagina, "tamanhoPagina": size}, decode)
             page = list(body or [])
+            if page:
+                mark = (len(page), repr(page[0]), repr(page[-1]))
+                if mark in seen:
+                    raise ApiError(f"GET {path}: page {pagina} repeats an earlier page; PNCP ignores `pagina` here")
+                seen.add(mark)
             records.extend(page)
-            if len(page) < DETAIL_PAGE_SIZE:
-                return records
+            if reported is not None and len(records) >= reported:
+                break
+            if len(page) < size:
+                if reported is not None or not _could_be_a_cap(len(page), pagina):
+                    break
+                reported = await self.quantidade(path)
+                if len(records) >= reported:
+                    break
+                size = len(page)  # the server's real page size: page N at this size is unambiguous
+                pagina = len(records) // size
             pagina += 1
+            if reported is not None and pagina > reported // size + 2:
+                break
+        if reported is not None and len(records) != reported:
+            raise ApiError(f"GET {path}: got {len(records)} records but PNCP counts {reported} at /quantidade")
+        return Detail(records, reported)
 
     # -- one request, with retries -------------------------------------------------------------
 
@@ -271,6 +310,23 @@ def _failure(state: RetryCallState) -> _Retryable:
     exc = state.outcome.exception() if state.outcome is not None else None
     assert isinstance(exc, _Retryable)
     return exc
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One compra's records of one kind, and PNCP's own count when it was asked (``/quantidade``)."""
+
+    rows: list[dict[str, Any]]
+    reported: int | None = None
+
+
+# Sizes a server plausibly caps a page at (10 is what /itens serves without paging parameters).
+_ROUND_SIZES = frozenset({10, 20, 25, 30, 40, 50, 100, 150, 200, 250, 300, 400})
+
+
+def _could_be_a_cap(length: int, pagina: int) -> bool:
+    """A short first page of a round size may be a silent cap rather than the whole list."""
+    return pagina == 1 and length in _ROUND_SIZES
 
 
 def _detail_path(kind: DetailKind, cnpj: str, ano: int, sequencial: int) -> str:
