@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bronze import cli_env, ids, run_cli
+from bronze import cli_env, ids, read_bronze, run_cli
 
 DAY = "2025-10-22"
 
@@ -64,3 +64,71 @@ def test_a_stable_day_is_listed_once(sim, tmp_path):
     pages = sum(d["pages"] for d in result.json["days"])
     requests = sim.stats()["requests"]
     assert requests["contratacoes"] == pages  # no second pass when the totals agree
+
+
+# -- itens and arquivos never cut by a page cap -----------------------------------------------------
+
+
+def details(sim, dest, *extra):
+    return run_cli("details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json", *extra)
+
+
+def details_rows(dest) -> dict[str, dict]:
+    rows = read_bronze(dest, "pncp_details").to_pylist()
+    by_id = {r["numeroControlePNCP"]: r for r in rows}
+    assert len(by_id) == len(rows), "a contratação has two details rows"
+    return by_id
+
+
+def test_a_silent_page_cap_cuts_no_itens(sim_factory, tmp_path):
+    # The server serves at most 100 per page whatever tamanhoPagina asks: the 150-, 500- and
+    # 1,203-item compras must still land whole, confirmed by /quantidade.
+    sim = sim_factory(seed=7, per_day=40, big_items=True, page_cap=100)
+    dest = str(tmp_path / "bronze")
+    assert listing(sim, dest).code == 0
+    result = details(sim, dest)
+    assert result.code == 0, result.stderr
+    truth = sim.truth(DAY)
+    rows = details_rows(dest)
+    assert set(rows) == {r["numeroControlePNCP"] for r in truth["contratacoes"]}
+    for cid, row in rows.items():
+        assert [i["numeroItem"] for i in row["itens"]] == list(range(1, truth["itens"][cid] + 1)), cid
+        assert len(row["arquivos"]) == truth["arquivos"][cid], cid
+        assert row["metadata"]["total_itens"] == truth["itens"][cid]
+    assert max(truth["itens"].values()) == 1203
+    requests = sim.stats()["requests"]
+    assert requests.get("other", 0) > 0  # /quantidade was asked where a page could have been capped
+
+
+def test_a_page_that_repeats_forever_fails_the_compra_not_the_run(sim_factory, tmp_path):
+    sim = sim_factory(seed=7, per_day=20, big_items=True)
+    dest = str(tmp_path / "bronze")
+    assert listing(sim, dest).code == 0
+    truth = sim.truth(DAY)
+    big = next(cid for cid, n in truth["itens"].items() if n == 1203)
+    sim.set_faults(repeat_ids=[big])
+    result = details(sim, dest)
+    assert result.code == 1, result.stderr
+    assert [f["what"] for f in result.json["failures"]] == [f"{big} itens"]
+    assert "repeats an earlier page" in result.json["failures"][0]["reason"]
+    rows = details_rows(dest)
+    # Every other compra landed whole; the looping one is not marked done (its arquivos landed).
+    assert set(rows) == {r["numeroControlePNCP"] for r in truth["contratacoes"]}
+    assert rows[big]["itens"] is None
+    assert all(len(r["itens"]) == truth["itens"][c] for c, r in rows.items() if c != big)
+    # PNCP mends: the next run fetches only what failed, and completes.
+    sim.set_faults()
+    again = details(sim, dest)
+    assert again.code == 0, again.stderr
+    assert len(details_rows(dest)[big]["itens"]) == 1203
+
+
+def test_a_retired_modalidade_is_still_listed(sim_factory, tmp_path):
+    # Dispensa (8), the largest modalidade, retired by PNCP: an older day still has its contratações.
+    sim = sim_factory(seed=7, per_day=120, faults={"retired": [8]})
+    dest = str(tmp_path / "bronze")
+    result = listing(sim, dest)
+    assert result.code == 0, result.stderr
+    truth = sim.truth(DAY)["contratacoes"]
+    assert any(r["modalidadeId"] == 8 for r in truth)
+    assert set(ids(dest)) == {r["numeroControlePNCP"] for r in truth}

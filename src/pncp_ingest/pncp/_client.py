@@ -117,10 +117,12 @@ class PncpClient:
     # -- endpoints ---------------------------------------------------------------------------
 
     async def modalidades(self) -> list[int]:
-        """Active modalidade codes, as PNCP serves them (new codes appear over time)."""
-        body = await self._get_json("detail", "/pncp/v1/modalidades", {"statusAtivo": "true"})
-        codes = [int(m["id"]) for m in body or [] if m.get("statusAtivo", True)]
-        return sorted(codes)
+        """Every modalidade code PNCP serves, active or retired (new codes appear over time).
+
+        Retired ones too: a backfill of an older day must list the contratações of a modalidade
+        PNCP has since retired (a day without any costs one 204)."""
+        body = await self._get_json("detail", "/pncp/v1/modalidades", {})
+        return sorted(int(m["id"]) for m in body or [])
 
     async def contratacoes_page(self, day: date, modalidade: int, pagina: int) -> ConsultaPage:
         """One page of the contratações published on ``day`` for one modalidade."""

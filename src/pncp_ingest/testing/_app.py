@@ -92,6 +92,11 @@ class Faults(BaseModel):
         description='where grown contratações are listed: "front" (first, newest first), "end" (last), '
         '"shuffle" (the day\'s listing order is re-drawn at every growth)',
     )
+    retired: list[int] = Field(
+        default_factory=list,
+        description="modalidade codes PNCP has retired: /modalidades serves them with statusAtivo=false "
+        "(and leaves them out when asked for statusAtivo=true); their contratações are still listed",
+    )
 
 
 def _now_utc() -> str:
@@ -211,7 +216,13 @@ class SimState:
     # ------------------------------------------------------------------ the PNCP endpoints
 
     def modalidades(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
-        return 200, self._modalidades
+        retired = set(self.faults.retired)
+        if not retired:
+            return 200, self._modalidades
+        served = [{**m, "statusAtivo": m["id"] not in retired} for m in MODALIDADES]
+        if request.query.get("statusAtivo") == "true":
+            served = [m for m in served if m["statusAtivo"]]
+        return 200, dumps(served)
 
     def consulta(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
         q, path = request.query, request.path
