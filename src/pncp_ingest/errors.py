@@ -69,6 +69,17 @@ class NotFoundError(ApiError):
         super().__init__(message, status=404, url=url, retryable=False)
 
 
+class StoppedAtOnce(PncpIngestError):
+    """A second SIGINT/SIGTERM: the run stopped without winding down (exit 130 or 143).
+
+    Committed work is kept; what was in flight since the last checkpoint is redone next run."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"stopped at once by a second {signal_name}: committed work is kept")
+        self.signal_name = signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
 class LeaseLostError(PncpIngestError):
     """Our lease was taken over (we stalled past its expiry); stop before writing more (exit 3)."""
 

@@ -22,9 +22,19 @@ import anyio
 
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
-from ..pncp import PncpClient
+from ..pncp import PncpClient, RetryNotice
 from ..storage import ObjectStore, open_store
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, ignore, new_run_id
+from ._run import (
+    DaySummary,
+    Event,
+    EventSink,
+    Failure,
+    FamilySnapshot,
+    RunSummary,
+    StatsSnapshot,
+    ignore,
+    new_run_id,
+)
 from .backfill import ingest_backfill
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details
@@ -34,13 +44,44 @@ __all__ = [
     "Event",
     "EventSink",
     "Failure",
+    "FamilySnapshot",
     "RunSummary",
+    "StatsSnapshot",
     "run_backfill",
     "run_contratacoes",
     "run_details",
 ]
 
 Body = Callable[[Settings, ObjectStore, PncpClient, list[date], RunSummary], Awaitable[RunSummary]]
+
+STATS_EVERY = 0.25  # seconds between two ``stats`` events (a live display refreshes at about this pace)
+
+
+def snapshot(client: PncpClient) -> StatsSnapshot:
+    stats = client.stats
+    return StatsSnapshot(
+        requests=stats.requests,
+        retries=stats.retries,
+        throttled=stats.throttled,
+        families={
+            name: FamilySnapshot(client.in_flight(name), family.limit, family.ceiling, client.paused_for(name))
+            for name, family in stats.families.items()
+        },
+    )
+
+
+def _retry_event(command: str, day: date, notice: RetryNotice) -> Event:
+    message = (
+        f"PNCP {notice.family} API, {notice.path}: {notice.reason}; "
+        f"retry {notice.attempt} of {notice.attempts - 1} in {notice.wait_s:.1f}s"
+    )
+    return Event("retry", command, day, message, {"retry": notice})
+
+
+async def _report_stats(client: PncpClient, command: str, day: date, on_event: EventSink) -> None:
+    while True:
+        on_event(Event("stats", command, day, "", {"stats": snapshot(client)}))
+        await anyio.sleep(STATS_EVERY)
 
 
 async def _run(
@@ -56,10 +97,17 @@ async def _run(
             await store.check()
             async with PncpClient(settings) as client:
                 summary.client_stats = client.stats
-                on_event(Event("run_start", command, days[0], "", {"client": client}))
+                client.on_retry = lambda notice: on_event(_retry_event(command, days[0], notice))
+                on_event(Event("run_start", command, days[0], ""))
                 try:
-                    await body(settings, store, client, days, summary)
+                    async with anyio.create_task_group() as tg:
+                        if on_event is not ignore:
+                            tg.start_soon(_report_stats, client, command, days[0], on_event)
+                        await body(settings, store, client, days, summary)
+                        tg.cancel_scope.cancel()
                 finally:
+                    if on_event is not ignore:
+                        on_event(Event("stats", command, days[0], "", {"stats": snapshot(client)}))
                     summary.requests = client.stats.requests
                     summary.retries = client.stats.retries
                     summary.throttled = client.stats.throttled
@@ -67,6 +115,7 @@ async def _run(
         exc = collapse(raised)
         if isinstance(exc, PncpIngestError):
             summary.error = str(exc)
+            summary.error_exit_code = exc.exit_code
             exc.summary = summary  # type: ignore[attr-defined]
         if exc is raised:
             raise

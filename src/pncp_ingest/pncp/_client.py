@@ -63,6 +63,18 @@ class ClientStats:
 
 
 @dataclass(frozen=True)
+class RetryNotice:
+    """One failed attempt that will be retried: what, why, and how long until the next attempt."""
+
+    family: str
+    path: str
+    reason: str
+    attempt: int  # the attempt that failed, from 1
+    attempts: int  # how many attempts a request gets in all
+    wait_s: float  # until the next attempt (a 429's family pause included)
+
+
+@dataclass(frozen=True)
 class ConsultaPage:
     records: list[dict[str, Any]]
     total_paginas: int
@@ -84,6 +96,8 @@ class PncpClient:
             "detail": FamilyLimiter("detail", settings.concurrency, settings.rate, adaptive=adaptive),
         }
         self.stats.families = {name: limiter.stats for name, limiter in self._families.items()}
+        # Told of every retry before its wait, so a run against a dead API is not silent.
+        self.on_retry: Callable[[RetryNotice], None] | None = None
 
     async def __aenter__(self) -> PncpClient:
         return self
@@ -93,6 +107,10 @@ class PncpClient:
 
     def in_flight(self, family: str) -> int:
         return self._families[family].in_flight
+
+    def paused_for(self, family: str) -> float:
+        """Seconds until the family's 429 pause ends (0 when it is not paused)."""
+        return self._families[family].paused_for
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -164,15 +182,19 @@ class PncpClient:
                 if attempt == attempts:
                     if exc.transport and self.stats.ok == 0:
                         raise ApiUnreachableError(
-                            f"the PNCP API at {self.settings.base_url} is unreachable ({exc}): "
-                            "check --base-url / PNCP_BASE_URL and the network"
+                            f"the PNCP API at {self.settings.base_url} is unreachable after {attempts} attempts, "
+                            f"{exc}: check --base-url / PNCP_BASE_URL and the network"
                         ) from None
                     raise ApiError(
                         f"GET {path} failed after {attempts} attempts: {exc}", status=exc.status, url=url
                     ) from None
                 self.stats.retries += 1
-                if not exc.throttled:  # a 429's family pause already holds this worker and every other
-                    await anyio.sleep(self._backoff(attempt))
+                # A 429's family pause already holds this worker and every other.
+                wait = self.paused_for(family) if exc.throttled else self._backoff(attempt)
+                if self.on_retry is not None:
+                    self.on_retry(RetryNotice(family, path, str(exc), attempt, attempts, wait))
+                if not exc.throttled:
+                    await anyio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt: int) -> float:
@@ -194,7 +216,7 @@ class PncpClient:
             except httpx.TransportError as exc:
                 self.stats.statuses["connection"] += 1
                 limiter.feedback(ticket, "overloaded")
-                raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})", transport=True) from None
+                raise _Retryable(f"connection failed ({type(exc).__name__})", transport=True) from None
         status = response.status_code
         self.stats.statuses[str(status)] += 1
         limiter.feedback(ticket, _signal(status))

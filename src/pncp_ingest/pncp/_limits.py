@@ -115,6 +115,10 @@ class FamilyLimiter:
     def paused(self) -> bool:
         return self._paused_until > _now()
 
+    @property
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - _now())
+
     # -- feedback ---------------------------------------------------------------------------------
 
     def pause(self, seconds: float) -> None:
