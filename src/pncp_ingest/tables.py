@@ -46,7 +46,9 @@ def fit_table(
     dropped: list[str] = []
     while True:
         table = _table(title, shown, columns, rows, row_styles, dropped)
-        if Measurement.get(console, console.options, table).maximum <= console.width or not order:
+        # Measured without the console's width as a cap: the width the table would like.
+        natural = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+        if natural <= console.width or not order:
             return table
         name = order.pop(0)
         shown = [c for c in shown if c.name != name]
@@ -177,7 +179,7 @@ def status_row(st: DayStatus) -> list[str]:
     ]
     return [
         st.day,
-        "yes" if st.complete else "no",
+        "yes" if st.complete else "never run" if st.never_run else "no",
         *("-" if st.never_run else str(n) for n in counts),
         last_run(st),
         "; ".join(st.held_by.values()) or "-",
