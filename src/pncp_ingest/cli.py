@@ -145,14 +145,21 @@ def _stop_now(signum: int, frame: FrameType | None) -> None:
 def _signals_stop_at_once() -> Iterator[None]:
     """Outside the event loop (start-up, the summary), a signal stops at once too, with the same
     line and exit code. The event loop's own handlers replace these while it runs and put the
-    defaults back when it ends, hence :func:`_reinstall`."""
+    defaults back when it ends, hence :func:`_reinstall`.
+
+    Leaving, a process run from the command line ignores further signals: its work is done and
+    it exits within moments, so a late second Ctrl-C must not turn exit 130 into a traceback or
+    a death by signal. Called in-process (tests), the caller's handlers are put back."""
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
     _reinstall()
     try:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if _exiting_process else handler)
+
+
+_exiting_process = False  # set by main(): this interpreter ends when the command does
 
 
 def _reinstall() -> None:
@@ -477,6 +484,8 @@ def status(
 
 
 def main() -> None:
+    global _exiting_process
+    _exiting_process = True
     try:
         app()
     except SystemExit:
