@@ -221,7 +221,7 @@ def _json_after_error(
     started, else one that carries the error and the exit code."""
     if not common["json"]:
         return
-    summary: RunSummary | None = getattr(exc, "summary", None)
+    summary: RunSummary | None = exc.summary
     if summary is None:
         summary = RunSummary(command, "", [], settings.dest if settings else "")
     summary.error = str(exc)

@@ -6,11 +6,15 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PncpIngestError(Exception):
     """Base class: a failure the operator can act on. ``str(err)`` is the one line shown."""
 
     exit_code: int = 1
+    # The partial RunSummary when a run had started (the pipeline attaches it), for --json.
+    summary: Any = None
 
 
 class UsageError(PncpIngestError):
@@ -96,7 +100,7 @@ def collapse(exc: BaseException) -> BaseException:
         return exc
     leaves: list[BaseException] = []
 
-    def walk(group: BaseExceptionGroup) -> None:  # type: ignore[type-arg]
+    def walk(group: BaseExceptionGroup[BaseException]) -> None:
         for inner in group.exceptions:
             walk(inner) if isinstance(inner, BaseExceptionGroup) else leaves.append(inner)
 

@@ -116,7 +116,7 @@ async def _run(
         if isinstance(exc, PncpIngestError):
             summary.error = str(exc)
             summary.error_exit_code = exc.exit_code
-            exc.summary = summary  # type: ignore[attr-defined]
+            exc.summary = summary
         if exc is raised:
             raise
         raise exc from None
