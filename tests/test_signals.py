@@ -10,7 +10,8 @@ import threading
 import time
 
 import pytest
-from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
+from bronze import cli_command, cli_env, list_keys, read_bronze, wait_for
+from inprocess import invoke
 
 DAY = "2025-10-22"
 
@@ -40,7 +41,7 @@ class Lines:
 def test_a_second_signal_stops_at_once_with_one_line(sim_factory, tmp_path, sig, gap):
     sim = sim_factory(seed=21, per_day=120, latency_ms=20)
     dest = str(tmp_path / "bronze")
-    assert run_cli("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
+    assert invoke("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
     args = ("details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--checkpoint-every", "5")
     proc = subprocess.Popen(
         cli_command(*args, "--json"), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -76,7 +77,7 @@ def test_a_second_signal_stops_at_once_with_one_line(sim_factory, tmp_path, sig,
     doc = json.loads(out)  # --json: one object, whatever happened, with the real exit code
     assert doc["exit_code"] == expected and doc["status"] == "interrupted" and doc["interrupted"] == sig.name
     # The next run completes the day: every contratação's details exactly once.
-    again = run_cli(*args, "--json")
+    again = invoke(*args, "--json")
     assert again.code == 0, again.stderr
     rows = read_bronze(dest, "pncp_details").column("numeroControlePNCP").to_pylist()
     assert sorted(rows) == sorted(c["numeroControlePNCP"] for c in sim.truth(DAY)["contratacoes"])
