@@ -96,3 +96,44 @@ def test_the_pipeline_reports_its_figures_as_plain_snapshots(sim, tmp_path):
     assert snapshots and all(isinstance(s, StatsSnapshot) for s in snapshots)
     assert snapshots[-1].requests == summary.requests > 0
     assert set(snapshots[-1].families) == {"consulta", "detail"}
+
+
+def test_the_run_summary_at_100_columns_keeps_day_and_dataset_whole():
+    from pncp_ingest.pipeline import DaySummary, RunSummary
+    from pncp_ingest.tables import summary_table
+
+    summary = RunSummary("backfill", "r", ["2025-10-21", "2025-10-22"], "./b")
+    for day in ("2025-10-21", "2025-10-22"):
+        summary.days.append(DaySummary(day, "pncp", contratacoes=3120, requests=260, duration_s=61.2))
+        summary.days.append(
+            DaySummary(
+                day,
+                "pncp_details",
+                contratacoes=3120,
+                itens=184_233,
+                arquivos=9_876,
+                failed=2,
+                requests=6_244,
+                retries=17,
+                duration_s=1234.5,
+            )
+        )
+    console = Console(width=100, file=io.StringIO(), color_system=None)
+    with console.capture() as capture:
+        console.print(summary_table(console, summary))
+    lines = capture.get().splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    rows = [[cell.strip() for cell in line.split("│")[1:3]] for line in lines if line.startswith("│")]
+    assert rows == [[d, ds] for d in ("2025-10-21", "2025-10-22") for ds in ("pncp", "pncp_details")]
+    assert "…" not in "\n".join(lines)
+
+
+def test_the_start_line_says_resume_once(sim, tmp_path):
+    from inprocess import invoke
+
+    dest = str(tmp_path / "b")
+    invoke("contratacoes", "--date", "2025-10-22", "--dest", dest, "--base-url", sim.base_url)
+    for flag, said in (("--resume", "resume yes"), ("--no-resume", "resume no (refetch and replace)")):
+        result = invoke("details", "--date", "2025-10-22", flag, "--dest", dest, "--base-url", sim.base_url)
+        start = result.stderr.splitlines()[0]
+        assert said in start and "resume resume" not in start, start
