@@ -320,8 +320,9 @@ def odd_api():
 @pytest.mark.parametrize("verbose", [False, True])
 def test_an_unexpected_exception_is_one_line_and_a_traceback_only_with_verbose(odd_api, tmp_path, verbose):
     args = ["contratacoes", "--date", "2025-10-22", "--dest", str(tmp_path / "b"), "--base-url", odd_api]
-    result = invoke(*args, *(["--verbose"] if verbose else []))
+    result = invoke(*args, "--json", *(["--verbose"] if verbose else []))
     assert result.code == 1
+    assert json.loads(result.stdout)["exit_code"] == 1
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith("error: unexpected ValueError: ") and "rerun with --verbose" in error
     assert ("Traceback" in result.stderr) is verbose

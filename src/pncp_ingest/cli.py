@@ -2,7 +2,7 @@
 
 Exit codes: 0 all done; 1 finished with failures recorded (a rerun retries them);
 2 usage or configuration error; 3 the day is held by another run; 4 the API or the
-storage is unreachable.
+storage is unreachable; 130 / 143 stopped by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from .report import PlainReporter, Reporter, print_json, print_status_lines
 from .status import read_dest_status
 
 EXIT_CODES = """Exit codes: 0 all done; 1 finished with failures recorded (run again to retry them);
-2 usage or configuration error; 3 the day is held by another run; 4 the API or the storage is unreachable."""
+2 usage or configuration error; 3 the day is held by another run; 4 the API or the storage is unreachable;
+130 / 143 stopped by Ctrl-C (SIGINT) / SIGTERM (committed work is kept: run the same command again)."""
 
 app = typer.Typer(
     help=f"Land Brazil's PNCP procurement data as Hive-partitioned Parquet (local folder or S3).\n\n{EXIT_CODES}",
@@ -138,7 +139,7 @@ async def _run_until_signalled(work: Work, settings: Settings, reporter: Reporte
 
 
 def _stop_now(signum: int, frame: FrameType | None) -> None:
-    raise StoppedAtOnce(signal.Signals(signum).name)
+    raise StoppedAtOnce(signal.Signals(signum).name, second=False)
 
 
 @contextmanager
@@ -206,6 +207,7 @@ def _execute(command: str, common: dict[str, Any], overrides: dict[str, Any], wo
             reporter.error(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)")
             if common["verbose"]:
                 traceback.print_exc()
+            _json_after_error(command, common, settings, exc)
             raise typer.Exit(1) from None
     raise typer.Exit(summary.exit_code)
 
@@ -214,18 +216,21 @@ def _json_after_error(
     command: str,
     common: dict[str, Any],
     settings: Settings | None,
-    exc: PncpIngestError,
+    exc: Exception,
     interrupted: str | None = None,
 ) -> None:
     """With --json, one object per run whatever happened: the partial summary if the run had
-    started, else one that carries the error and the exit code."""
+    started, else one that carries the error and the exit code (1 for a bug)."""
     if not common["json"]:
         return
-    summary: RunSummary | None = exc.summary
+    summary: RunSummary | None = None
+    if isinstance(exc, PncpIngestError):
+        summary, error, code = exc.summary, str(exc), exc.exit_code
+    else:
+        error, code = f"unexpected {type(exc).__name__}: {exc}", 1
     if summary is None:
         summary = RunSummary(command, "", [], settings.dest if settings else "")
-    summary.error = str(exc)
-    summary.error_exit_code = exc.exit_code
+    summary.error, summary.error_exit_code = error, code
     summary.interrupted = interrupted or summary.interrupted
     print_json(summary)
 

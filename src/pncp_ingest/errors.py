@@ -78,8 +78,9 @@ class StoppedAtOnce(PncpIngestError):
 
     Committed work is kept; what was in flight since the last checkpoint is redone next run."""
 
-    def __init__(self, signal_name: str) -> None:
-        super().__init__(f"stopped at once by a second {signal_name}: committed work is kept")
+    def __init__(self, signal_name: str, *, second: bool = True) -> None:
+        which = f"a second {signal_name}" if second else signal_name
+        super().__init__(f"stopped at once by {which}: committed work is kept")
         self.signal_name = signal_name
         self.exit_code = 143 if signal_name == "SIGTERM" else 130
 
