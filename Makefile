@@ -24,6 +24,13 @@ test: $(STAMP)
 ## make demo: start the simulator, ingest a sample day into ./data/demo, show what landed.
 demo: $(STAMP)
 	@$(BIN)/python examples/demo.py --date $(DEMO_DATE) --dest ./data/demo
+	@echo
+	@echo "Next steps:"
+	@echo "  what landed, with DuckDB:  $(BIN)/python examples/read_duckdb.py ./data/demo   (examples/read_polars.py: the same with Polars)"
+	@echo "  the simulator by hand:     $(BIN)/python -m pncp_ingest.testing serve --port 8080"
+	@echo "  and, in another terminal:  $(BIN)/pncp-ingest contratacoes --date $(DEMO_DATE) --dest ./data/sim --base-url http://127.0.0.1:8080/api"
+	@echo "                             $(BIN)/pncp-ingest details --date $(DEMO_DATE) --dest ./data/sim --base-url http://127.0.0.1:8080/api"
+	@echo "                             $(BIN)/pncp-ingest status --date $(DEMO_DATE) --dest ./data/sim"
 
 ## make run DATE=2025-10-22: contratações then details for one day (today, Brasília, by default),
 ## with the settings of .env / the environment (PNCP_DEST, PNCP_BASE_URL, ...).

@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# A real S3 server on loopback for tests and local development: SeaweedFS `weed mini`.
-# See docs in /work/shared/reference/s3-local.md (MinIO stand-in).
+# A real S3 server on loopback for tests and local development: SeaweedFS `weed mini` (a single
+# process with a master, a volume server, a filer and the S3 gateway; it stands in for MinIO).
 #
 #   bash scripts/s3-local.sh start    # idempotent: reuses a healthy server
 #   bash scripts/s3-local.sh stop     # idempotent: SIGTERM, then SIGKILL after 10 s
 #   bash scripts/s3-local.sh status   # exit 0 if healthy, 1 otherwise
+#   bash scripts/s3-local.sh command  # print the weed command line `start` would run
 #
 # Run from the repo root. Environment:
 #   WEED           the weed binary (default .venv/bin/weed)
-#   S3_LOCAL_PORT  the S3 port on 127.0.0.1 (default 8333)
+#   S3_LOCAL_PORT  the S3 port on 127.0.0.1 (default 8333). SeaweedFS's other servers listen too:
+#                  unset, on weed's defaults (master 9333, filer 8888, ...); set, on the
+#                  next three ports (master PORT+1, volume PORT+2, filer PORT+3), so that two
+#                  servers on two S3 ports do not collide. Their gRPC ports are those + 10000.
 # Credentials: minioadmin / minioadmin (set only in the server's own environment).
 set -euo pipefail
 
 WEED="${WEED:-.venv/bin/weed}"
 PORT="${S3_LOCAL_PORT:-8333}"
-STATE_DIR=".cache/s3-local"
+OTHER_PORTS=()
+if [ -n "${S3_LOCAL_PORT:-}" ]; then
+    OTHER_PORTS=(-master.port=$((PORT + 1)) -volume.port=$((PORT + 2)) -filer.port=$((PORT + 3)))
+fi
+STATE_DIR=".cache/s3-local${S3_LOCAL_PORT:+-$PORT}"  # one per port: two servers keep apart
 DATA_DIR="$STATE_DIR/data"
 PID_FILE="$STATE_DIR/weed.pid"
 LOG_FILE="$STATE_DIR/weed.log"
 HEALTH_URL="http://127.0.0.1:$PORT/healthz"
+WEED_ARGS=(
+    "$WEED" mini -dir="$DATA_DIR" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$PORT"
+    "${OTHER_PORTS[@]}"
+    -master.telemetry=false -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0
+    -s3.allowDeleteBucketNotEmpty=false -s3.autoCreateBucket=false
+)
 START_DEADLINE=30
 STOP_DEADLINE=10
 
@@ -84,10 +98,7 @@ cmd_start() {
     local launcher=()
     command -v setsid >/dev/null 2>&1 && launcher=(setsid)
     AWS_ACCESS_KEY_ID=minioadmin AWS_SECRET_ACCESS_KEY=minioadmin \
-        nohup "${launcher[@]}" "$WEED" mini -dir="$DATA_DIR" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$PORT" \
-        -master.telemetry=false -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
-        -s3.allowDeleteBucketNotEmpty=false -s3.autoCreateBucket=false \
-        >>"$LOG_FILE" 2>&1 </dev/null &
+        nohup "${launcher[@]}" "${WEED_ARGS[@]}" >>"$LOG_FILE" 2>&1 </dev/null &
     local pid=$!
     echo "$pid" >"$PID_FILE"
     local deadline=$((SECONDS + START_DEADLINE))
@@ -150,8 +161,9 @@ case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
+    command) echo "${WEED_ARGS[*]}" ;;
     *)
-        echo "usage: bash scripts/s3-local.sh start|stop|status" >&2
+        echo "usage: bash scripts/s3-local.sh start|stop|status|command" >&2
         exit 2
         ;;
 esac

@@ -134,15 +134,23 @@ def values(entries: list[tuple[str, str, str]], section: str, key: str) -> list[
 
 
 def exec_invocations(path: Path) -> list[list[str]]:
-    """The pncp-ingest arguments of each ExecStart= of a service, in order."""
+    """The pncp-ingest arguments of each ExecStart= of a service, in order.
+
+    ExecStart= runs pncp-ingest itself, or `/bin/sh -c 'exec pncp-ingest ... >>"$$LOGS_DIRECTORY/..."'`
+    when its stdout is appended to a log file (see test_no_unit_opens_a_log_file_before_its_directory)."""
     found = []
     for value in values(unit(path), "Service", "ExecStart"):
         command = value.lstrip("-@:+!")
-        assert "%" not in command and "$" not in command, (
+        assert "%" not in command and "$" not in command.replace("$$LOGS_DIRECTORY", ""), (
             f"{path.name}: ExecStart= would expand specifiers/variables: {value}"
         )
         argv = shlex.split(command)
         assert argv[0].startswith("/"), f"{path.name}: give ExecStart= an absolute path: {value}"
+        if argv[:2] == ["/bin/sh", "-c"]:
+            inner = argv[2].replace("$$", "$")
+            assert inner.startswith("exec "), f"{path.name}: `exec` pncp-ingest so it gets SIGTERM itself: {value}"
+            [argv] = [["pncp-ingest", *args] for args in pncp_invocations(inner.removeprefix("exec "))]
+            assert shlex.split(command)[2].split()[1].startswith("/"), f"{path.name}: absolute path: {value}"
         assert os.path.basename(argv[0]) == "pncp-ingest", f"{path.name}: ExecStart= is not pncp-ingest: {value}"
         found.append(argv[1:])
     return found
@@ -181,6 +189,8 @@ def run_example(args: list[str], sim, dest: str, source: str):
     help_text = command_help(args[0])
     assert help_text is not None, f"{source}: `pncp-ingest {args[0]}` is not a command of the CLI"
     extra = ["--dest", dest]
+    if args[0] == "status":  # status on a destination that does not exist is an error (exit 2)
+        Path(dest).mkdir(parents=True, exist_ok=True)
     if "--base-url" in help_text:
         extra += ["--base-url", sim.base_url]
     result = run_cli(*args, *extra, timeout=300)
@@ -623,3 +633,131 @@ def test_the_json_the_nightly_jobs_append_is_one_line_per_run(sim, tmp_path):
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["dates"] == [DAYS[0]]
+
+
+# --------------------------------------------------------------------------- (d) logs and alerts
+
+
+def test_no_unit_opens_a_log_file_before_its_directory():
+    """StandardOutput=append:/var/log/x/... with LogsDirectory=x fails the first start with
+    status=209/STDOUT: systemd opens the file before it creates the directory (systemd#27591)."""
+    for path in SERVICES:
+        entries = unit(path)
+        for key in ("StandardOutput", "StandardError"):
+            for value in values(entries, "Service", key):
+                assert not value.startswith(("append:", "file:", "truncate:")), f"{path.name}: {key}={value}"
+        if any("LOGS_DIRECTORY" in v for v in values(entries, "Service", "ExecStart")):
+            assert values(entries, "Service", "LogsDirectory") == ["pncp-ingest"], path.name
+
+
+def fake_pncp_ingest(tmp_path: Path, exit_code: int) -> dict[str, str]:
+    """A `pncp-ingest` on PATH that exits with ``exit_code``: the crontab's shell logic under test."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "pncp-ingest"
+    fake.write_text(f'#!/bin/sh\necho "progress line" >&2\nexit {exit_code}\n')
+    fake.chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("exit_code, mailed", [(0, False), (1, False), (3, False), (2, True), (4, True)])
+def test_the_hourly_cron_job_prints_a_line_only_for_exit_2_and_4(tmp_path, exit_code, mailed):
+    """Cron mails what a job prints: the hourly job speaks up when the setup is broken (2) or
+    PNCP or the storage is unreachable (4), and stays silent for what the next hour retries."""
+    _, jobs = crontab()
+    [hourly] = [command for _, command, _ in jobs if "--date today" in command]
+    env_file = tmp_path / "pncp-ingest.env"
+    env_file.write_text("PNCP_DEST=/nowhere\n")
+    command = hourly.replace("/etc/pncp-ingest/pncp-ingest.env", str(env_file)).replace(
+        "/var/log/pncp-ingest", str(tmp_path)
+    )
+    result = subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, env=fake_pncp_ingest(tmp_path, exit_code)
+    )
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    if mailed:
+        assert len(lines) == 2 and all(f"exited {exit_code}" in line and "hourly.log" in line for line in lines)
+    else:
+        assert lines == []
+    assert (tmp_path / "hourly.log").read_text().count("progress line") == 2  # the log keeps the rest
+
+
+def log_files() -> set[str]:
+    """Every /var/log/pncp-ingest/... file the crontab and the units write."""
+    text = CRONTAB.read_text() + "".join(p.read_text() for p in SERVICES)
+    found = set(re.findall(r"/var/log/pncp-ingest/([\w.-]+)", text))
+    found |= set(re.findall(r"\$\$LOGS_DIRECTORY/([\w.-]+)", text))
+    return {name for name in found if "*" not in name}
+
+
+def test_logrotate_covers_every_log_the_examples_write(tmp_path):
+    config = (EXAMPLES / "logrotate" / "pncp-ingest").read_text()
+    rules = "\n".join(line for line in config.splitlines() if not line.lstrip().startswith("#"))
+    patterns = re.findall(r"(/var/log/pncp-ingest/[^\s{]+)", rules)
+    names = log_files()
+    assert names >= {"hourly.log", "nightly.log", "nightly.jsonl"}, names
+    for name in names:
+        assert any(Path(f"/var/log/pncp-ingest/{name}").match(p) for p in patterns), name
+    logrotate = shutil.which("logrotate")
+    if logrotate is None:
+        pytest.skip("logrotate is not installed: the configuration's syntax is not checked")
+    local = (
+        config.replace("/var/log/pncp-ingest", str(tmp_path))
+        .replace("su pncp pncp", "")
+        .replace("create 0640 pncp pncp", "create")
+    )
+    (tmp_path / "hourly.log").write_text("x\n")
+    (tmp_path / "rotate.conf").write_text(local)
+    check = subprocess.run(
+        [logrotate, "--debug", "--state", str(tmp_path / "state"), str(tmp_path / "rotate.conf")],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0 and "error" not in check.stderr.lower(), check.stderr
+
+
+def test_minio_env_says_what_env_file_does_with_aws_lines():
+    text = (EXAMPLES / "minio.env").read_text()
+    assert "reads only the PNCP_* settings" not in text
+    assert "AWS_* lines" in text
+
+
+# --------------------------------------------------------------------------- (e) scripts and make
+
+
+ROOT = EXAMPLES.parent
+
+
+def test_s3_local_script_cites_nothing_outside_the_repository_and_moves_every_port():
+    script = (ROOT / "scripts" / "s3-local.sh").read_text()
+    assert "/work/" not in script and ".md" not in script
+    default = subprocess.run(
+        ["bash", "scripts/s3-local.sh", "command"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
+    env = {k: v for k, v in os.environ.items() if k != "S3_LOCAL_PORT"}
+    moved = subprocess.run(
+        ["bash", "scripts/s3-local.sh", "command"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**env, "S3_LOCAL_PORT": "18333"},
+        check=True,
+    ).stdout
+    assert "-s3.port=8333" in default and "-master.port" not in default  # weed's defaults, as before
+    for flag in ("-s3.port=18333", "-master.port=18334", "-volume.port=18335", "-filer.port=18336"):
+        assert flag in moved, moved
+    assert "s3-local-18333" in moved  # its own data folder
+
+
+def test_make_demo_ends_with_the_next_steps():
+    """The hint `make demo` prints last names commands that exist: the DuckDB reader and the
+    simulator's own command line."""
+    dry = subprocess.run(["make", "-n", "demo"], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    hint = dry[dry.index("examples/demo.py") :]
+    assert "examples/read_duckdb.py" in hint and "python -m pncp_ingest.testing" in hint
+    assert (ROOT / "examples" / "read_duckdb.py").is_file()
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pncp_ingest.testing", "serve", "--help"], capture_output=True, text=True
+    )
+    assert help_text.returncode == 0 and "--port" in help_text.stdout

@@ -6,6 +6,7 @@ pydantic-settings applies the environment and the ``.env`` file beneath them.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -85,6 +86,28 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         raise ConfigError(
             f"{source}={value!r} is invalid: {err['msg']}; fix it in the flags, the environment or .env"
         ) from None
+
+
+def unknown_settings(env_file: str | Path | None = ".env") -> list[str]:
+    """One warning per ``PNCP_*`` name in the environment or the env file that is not a setting.
+
+    pydantic-settings ignores such names, so a misspelling (``PNCP_CONCURENCY``) would silently
+    leave the default in force; the warning names the closest real setting."""
+    known = [f"PNCP_{name.upper()}" for name in Settings.model_fields]
+    found: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        found.update(
+            {name.upper(): str(env_file) for name in dotenv_values(env_file) if name.upper().startswith("PNCP_")}
+        )
+    found.update({name.upper(): "the environment" for name in os.environ if name.upper().startswith("PNCP_")})
+    warnings = []
+    for name, where in sorted(found.items()):
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "see .env.example for the settings"
+        warnings.append(f"{name} (in {where}) is not a pncp-ingest setting and is ignored: {hint}")
+    return warnings
 
 
 def _export_aws_settings(env_file: str | Path | None) -> None:

@@ -6,11 +6,15 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PncpIngestError(Exception):
     """Base class: a failure the operator can act on. ``str(err)`` is the one line shown."""
 
     exit_code: int = 1
+    # The partial RunSummary when a run had started (the pipeline attaches it), for --json.
+    summary: Any = None
 
 
 class UsageError(PncpIngestError):
@@ -67,6 +71,18 @@ class NotFoundError(ApiError):
 
     def __init__(self, message: str, *, url: str = "") -> None:
         super().__init__(message, status=404, url=url, retryable=False)
+
+
+class StoppedAtOnce(PncpIngestError):
+    """A second SIGINT/SIGTERM: the run stopped without winding down (exit 130 or 143).
+
+    Committed work is kept; what was in flight since the last checkpoint is redone next run."""
+
+    def __init__(self, signal_name: str, *, second: bool = True) -> None:
+        which = f"a second {signal_name}" if second else signal_name
+        super().__init__(f"stopped at once by {which}: committed work is kept")
+        self.signal_name = signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
 
 
 class LeaseLostError(PncpIngestError):

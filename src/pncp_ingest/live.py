@@ -1,5 +1,6 @@
-"""The terminal experience: a start panel, live progress per phase, a line per checkpoint above
-the live display, and a closing summary table. Used only when stderr is a terminal."""
+"""The terminal experience: a start panel, live progress per phase with the client's figures and
+the checkpoints, lines only for what needs attention, and a closing summary table. Used only
+when stderr is a terminal; everything shown comes from the run's events."""
 
 from __future__ import annotations
 
@@ -21,41 +22,61 @@ from rich.table import Table
 from rich.text import Text
 
 from .config import Settings
-from .pipeline import Event, RunSummary
-from .report import redact_url
+from .pipeline import Event, RunSummary, StatsSnapshot
+from .report import RetryLines, redact_url
+from .tables import summary_table
 
 
-class _Stats:
-    """Renders the client's live counters each time the display refreshes."""
+class LiveStats:
+    """The lines under the progress bars: the latest stats snapshot, checkpoints and failures."""
 
     def __init__(self) -> None:
-        self.client: Any = None
+        self.snapshot: StatsSnapshot | None = None
         self.failures = 0
+        self.checkpoints = 0
+        self.last_checkpoint = ""
+        self.last_retry = ""
 
     def __rich__(self) -> RenderableType:
-        if self.client is None:
-            return Text("")
-        stats = self.client.stats
-        flight = self.client.in_flight("consulta") + self.client.in_flight("detail")
-        limits = "  ".join(f"{name} limit {f.limit}/{f.ceiling}" for name, f in stats.families.items())
-        text = Text.assemble(
-            ("requests ", "dim"),
-            (f"{stats.requests}", "bold"),
-            ("  in flight ", "dim"),
-            (f"{flight}", "bold"),
-            (f"  {limits}", "dim"),
-            ("  retries ", "dim"),
-            (f"{stats.retries}", "yellow" if stats.retries else "bold"),
-            ("  429s ", "dim"),
-            (f"{stats.throttled}", "yellow" if stats.throttled else "bold"),
-            ("  failed ", "dim"),
-            (f"{self.failures}", "red" if self.failures else "bold"),
-        )
-        return text
+        lines: list[Text] = []
+        if self.snapshot is not None:
+            stats = self.snapshot
+            flight = sum(f.in_flight for f in stats.families.values())
+            limits = "  ".join(
+                f"{name} paused {f.paused_for:.0f}s (429)"
+                if f.paused_for > 0
+                else f"{name} limit {f.limit}/{f.ceiling}"
+                for name, f in stats.families.items()
+            )
+            paused = any(f.paused_for > 0 for f in stats.families.values())
+            lines.append(
+                Text.assemble(
+                    ("requests ", "dim"),
+                    (f"{stats.requests}", "bold"),
+                    ("  in flight ", "dim"),
+                    (f"{flight}", "bold"),
+                    (f"  {limits}", "yellow" if paused else "dim"),
+                    ("  retries ", "dim"),
+                    (f"{stats.retries}", "yellow" if stats.retries else "bold"),
+                    ("  429s ", "dim"),
+                    (f"{stats.throttled}", "yellow" if stats.throttled else "bold"),
+                    ("  failed ", "dim"),
+                    (f"{self.failures}", "red" if self.failures else "bold"),
+                )
+            )
+        if self.checkpoints:
+            lines.append(
+                Text.assemble(
+                    ("checkpoints ", "dim"), (f"{self.checkpoints}", "bold"), f"  last: {self.last_checkpoint}"
+                )
+            )
+        if self.last_retry:
+            lines.append(Text.assemble(("last retry ", "dim"), (self.last_retry, "yellow")))
+        return Group(*lines)
 
 
 class RichReporter:
-    """Same interface as PlainReporter, drawn with rich on a terminal."""
+    """Same interface as ``report.PlainReporter``, drawn with rich on a terminal."""
 
     def __init__(
         self, *, quiet: bool = False, verbose: bool = False, console: Console | None = None, live: bool = True
@@ -72,7 +93,8 @@ class RichReporter:
             TimeRemainingColumn(),
             console=self.console,
         )
-        self.stats = _Stats()
+        self.stats = LiveStats()
+        self.retries = RetryLines(verbose)
         self.live = Live(Group(self.progress, self.stats), console=self.console, refresh_per_second=8, transient=True)
         self.tasks: dict[str, TaskID] = {}
         self.show_live = live  # off when recording a transcript: only the lasting lines
@@ -93,6 +115,9 @@ class RichReporter:
         if self.quiet and not always:
             return
         self.console.print(text, highlight=False)
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
     def start(self, command: str, dates: list[str], dest: str, settings: Settings, **extra: Any) -> None:
         span = dates[0] if len(dates) == 1 else f"{dates[0]} → {dates[-1]} ({len(dates)} days)"
@@ -116,15 +141,23 @@ class RichReporter:
 
     def event(self, event: Event) -> None:
         data = event.data
-        if event.kind == "run_start":
-            self.stats.client = data.get("client")
+        if event.kind == "stats":
+            self.stats.snapshot = data["stats"]
         elif event.kind == "progress":
             if "pages_planned" in data or "pages_done" in data:
                 self._advance("listing pages", data.get("pages_planned", 0), data.get("pages_done", 0))
             else:
                 self._advance("contratações", data.get("compras_planned", 0), data.get("compras_done", 0))
         elif event.kind == "checkpoint":
-            self.line(f"[green]✓[/] {event.dataset} {event.day}: {event.message}")
+            # Dozens a day: counted on the live display, printed only with --verbose.
+            self.stats.checkpoints += 1
+            self.stats.last_checkpoint = f"{event.dataset} {event.day}: {event.message}"
+            if self.verbose:
+                self.line(f"[green]✓[/] {event.dataset} {event.day}: {event.message}")
+        elif event.kind == "retry":
+            self.stats.last_retry = event.message
+            if self.retries.show():
+                self.line(f"[yellow]↻[/] retrying {event.message}{self.retries.take_unshown()}")
         elif event.kind == "failure":
             self.stats.failures += 1
             self.line(f"[red]✗[/] {event.dataset} {event.day}: {event.message}", always=True)
@@ -137,35 +170,9 @@ class RichReporter:
     def summary(self, summary: RunSummary) -> None:
         if self.live.is_started:
             self.live.stop()
-        doc = summary.to_json()
-        table = Table(title=f"pncp-ingest {summary.command}: {doc['status']}", title_style="bold")
-        for column in (
-            "day",
-            "dataset",
-            "contratações",
-            "itens",
-            "arquivos",
-            "failed",
-            "gone",
-            "requests",
-            "retries",
-            "duration",
-        ):
-            table.add_column(column, justify="left" if column in ("day", "dataset") else "right")
-        for day in summary.days:
-            table.add_row(
-                day.day,
-                day.dataset,
-                f"{day.contratacoes:,}",
-                f"{day.itens:,}",
-                f"{day.arquivos:,}",
-                f"[red]{day.failed}[/]" if day.failed else "0",
-                str(day.gone),
-                f"{day.requests:,}",
-                str(day.retries),
-                f"{day.duration_s:.1f}s" if day.status != "skipped" else "skipped",
-            )
-        self.console.print(table)
+        self.console.print(summary_table(self.console, summary))
+        if self.stats.checkpoints:
+            self.console.print(f"[dim]{self.stats.checkpoints} checkpoint(s) committed[/]", highlight=False)
         for failure in summary.failures[:10]:
             self.console.print(f"[red]failed[/] {failure.day} {failure.what}: {failure.reason}", highlight=False)
         if summary.failures:

@@ -1,20 +1,26 @@
 """How a run looks to the operator when nobody is watching: plain timestamped lines on stderr
-(what cron and systemd capture), the ``--json`` summary, and the choice of reporter.
+(what cron and systemd capture), the ``--json`` summary, and ``status`` as tab-separated lines.
 
-On a terminal, ``live.RichReporter`` draws panels and progress bars instead.
+On a terminal, ``live.RichReporter`` draws panels and progress bars instead; both follow
+:class:`Reporter`.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Protocol, TextIO
+import time
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-from .config import Settings
 from .dates import utcnow
-from .pipeline import Event, RunSummary
-from .status import DayStatus
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .pipeline import Event, RunSummary
+    from .status import DayStatus
+
+RETRY_LINES_EVERY = 5.0  # seconds: retries beyond one line per this interval are counted, not printed
 
 
 def redact_url(url: str) -> str:
@@ -28,18 +34,46 @@ def redact_url(url: str) -> str:
     return url
 
 
+class RetryLines:
+    """Which retries get a line: the first, then at most one every ``RETRY_LINES_EVERY`` seconds
+    (every one with --verbose). An API that does not answer is then visible at once, and one that
+    answers badly does not flood a cron log."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self._last: float | None = None
+        self.unshown = 0
+
+    def show(self) -> bool:
+        now = time.monotonic()
+        if self.verbose or self._last is None or now - self._last >= RETRY_LINES_EVERY:
+            self._last = now
+            return True
+        self.unshown += 1
+        return False
+
+    def take_unshown(self) -> str:
+        """`` (+N more retries)`` for the retries since the last line, then reset."""
+        more, self.unshown = self.unshown, 0
+        return f" (+{more} more retries since the last line)" if more else ""
+
+
 class PlainReporter:
-    """Timestamped lines on stderr: start, checkpoints, each day's end, the summary."""
+    """Timestamped lines on stderr: start, each checkpoint, retries, each day's end, the summary."""
 
     def __init__(self, *, quiet: bool = False, verbose: bool = False, stream: TextIO | None = None) -> None:
         self.quiet = quiet
         self.verbose = verbose
         self.stream = stream or sys.stderr
+        self.retries = RetryLines(verbose)
 
     def line(self, text: str, *, always: bool = False) -> None:
         if self.quiet and not always:
             return
         print(f"{utcnow():%Y-%m-%dT%H:%M:%SZ} {text}", file=self.stream, flush=True)
+
+    def warning(self, message: str) -> None:
+        self.line(f"warning: {message}", always=True)
 
     def start(self, command: str, dates: list[str], dest: str, settings: Settings, **extra: Any) -> None:
         span = dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]} ({len(dates)} days)"
@@ -51,13 +85,15 @@ class PlainReporter:
         )
 
     def event(self, event: Event) -> None:
-        if event.kind in ("run_start", "progress") or (event.kind == "notice" and not self.verbose):
+        if event.kind in ("run_start", "progress", "stats") or (event.kind == "notice" and not self.verbose):
             return
-        if event.kind == "failure":
+        if event.kind == "retry":
+            if self.retries.show():
+                self.line(f"retrying {event.message}{self.retries.take_unshown()}")
+        elif event.kind == "failure":
             self.line(f"{event.dataset} {event.day}: {event.message}", always=True)
-        elif event.kind in ("checkpoint", "publish") and not self.verbose:
-            if event.kind == "checkpoint":
-                self.line(f"{event.dataset} {event.day}: {event.message}")
+        elif event.kind == "publish" and not self.verbose:
+            return
         else:
             self.line(f"{event.dataset} {event.day}: {event.message}")
 
@@ -86,70 +122,19 @@ def print_json(summary: RunSummary, stream: TextIO | None = None) -> None:
 
 class Reporter(Protocol):
     def line(self, text: str, *, always: bool = False) -> None: ...
+    def warning(self, message: str) -> None: ...
     def start(self, command: str, dates: list[str], dest: str, settings: Settings, **extra: Any) -> None: ...
     def event(self, event: Event) -> None: ...
     def summary(self, summary: RunSummary) -> None: ...
     def error(self, message: str) -> None: ...
 
 
-def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
-    """Rich panels when a person is watching (stderr is a terminal), plain lines otherwise."""
-    if sys.stderr.isatty():
-        from .live import RichReporter
+def print_status_lines(statuses: list[DayStatus], stream: TextIO | None = None) -> None:
+    """``status`` off a terminal: a header and one tab-separated line per day (``-`` = never run)."""
+    from .tables import STATUS_COLUMNS, status_row
 
-        return RichReporter(quiet=quiet, verbose=verbose)
-    return PlainReporter(quiet=quiet, verbose=verbose)
-
-
-STATUS_COLUMNS = (
-    "day",
-    "contratações",
-    "listing failed",
-    "details",
-    "itens",
-    "arquivos",
-    "details failed",
-    "gone",
-    "pending",
-    "parts",
-    "last run",
-    "held by",
-)
-
-
-def _status_row(st: DayStatus) -> list[str]:
-    runs = ", ".join(
-        f"{name}: {run.get('outcome')} {str(run.get('finished_at', ''))[:16]}" for name, run in st.last_run.items()
-    )
-    return [
-        st.day,
-        str(st.contratacoes),
-        str(st.contratacoes_failed),
-        str(st.details),
-        str(st.itens_done),
-        str(st.arquivos_done),
-        str(st.details_failed),
-        str(st.gone),
-        str(st.pending),
-        str(st.parts),
-        runs or "-",
-        "; ".join(st.held_by.values()) or "-",
-    ]
-
-
-def print_status(statuses: list[DayStatus]) -> None:
-    """A table on a terminal, tab-separated lines (with a header) otherwise."""
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="pncp-ingest status")
-        for column in STATUS_COLUMNS:
-            table.add_column(column, justify="left" if column in ("day", "last run", "held by") else "right")
-        for st in statuses:
-            table.add_row(*_status_row(st), style=None if st.complete else "yellow")
-        Console().print(table)
-        return
-    print("\t".join(c.replace(" ", "_") for c in STATUS_COLUMNS), flush=True)
+    out = stream or sys.stdout
+    print("\t".join(c.name.replace(" ", "_") for c in STATUS_COLUMNS), file=out)
     for st in statuses:
-        print("\t".join(_status_row(st)), flush=True)
+        print("\t".join(status_row(st)), file=out)
+    out.flush()

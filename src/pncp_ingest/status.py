@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 
 from .config import Settings
+from .errors import ConfigError
 from .records.schema import CONTRATACOES, DETAILS
 from .state import DayState, Lease
 from .storage import ObjectStore, open_store
@@ -20,7 +21,11 @@ from .storage import ObjectStore, open_store
 
 @dataclass
 class DayStatus:
+    """One day's state. ``itens_done`` / ``arquivos_done`` count contratações whose itens / arquivos
+    are committed (not items or documents); ``never_run`` means no run left any state for the day."""
+
     day: str
+    never_run: bool = False
     contratacoes: int = 0
     contratacoes_failed: int = 0
     details: int = 0
@@ -62,15 +67,21 @@ async def day_status(store: ObjectStore, day: date) -> DayStatus:
     status.details_failed = len(await details.failures())
     status.pending = len(contratacoes.keys - (itens & arquivos) - gone)
     status.parts = await listing.staged_parts() + await details.staged_parts()
+    leases = 0
     for state in (listing, details):
         name = state.dataset.name
         _, doc = await Lease(store, name, day, "status", 0).current()
+        leases += doc is not None
         if Lease.is_live(doc):
             assert doc is not None
             status.held_by[name] = Lease.describe(doc)
         run = await state.last_run()
         if run:
             status.last_run[name] = {k: run.get(k) for k in ("run_id", "command", "outcome", "finished_at")}
+    # Any run of the day takes a lease first, so no lease and nothing else means nothing ever ran.
+    status.never_run = not (
+        leases or status.last_run or contratacoes.keys or done.keys or status.contratacoes_failed or status.parts
+    )
     return status
 
 
@@ -93,6 +104,11 @@ async def read_dest_status(settings: Settings, days: list[date]) -> list[DayStat
     """Status of each day at the configured destination, without creating anything there."""
     store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
     async with store:
-        if store.local_path("_state") is None:
+        state = store.local_path("_state")
+        if state is not None and not state.parent.is_dir():
+            raise ConfigError(
+                f"destination {settings.dest} does not exist: nothing was ever ingested there; check --dest / PNCP_DEST"
+            )
+        if state is None:
             await store.check()  # S3: a missing bucket or bad credentials is an error, not "nothing yet"
         return await read_status(store, days)

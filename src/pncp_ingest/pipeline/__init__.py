@@ -17,14 +17,25 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
 from typing import Literal
+from urllib.parse import urlsplit
 
 import anyio
 
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
-from ..pncp import PncpClient, client_config
+from ..pncp import PncpClient, RetryNotice, client_config
 from ..storage import ObjectStore, open_store
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, ignore, new_run_id
+from ._run import (
+    DaySummary,
+    Event,
+    EventSink,
+    Failure,
+    FamilySnapshot,
+    RunSummary,
+    StatsSnapshot,
+    ignore,
+    new_run_id,
+)
 from .backfill import ingest_backfill
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details
@@ -34,13 +45,44 @@ __all__ = [
     "Event",
     "EventSink",
     "Failure",
+    "FamilySnapshot",
     "RunSummary",
+    "StatsSnapshot",
     "run_backfill",
     "run_contratacoes",
     "run_details",
 ]
 
 Body = Callable[[Settings, ObjectStore, PncpClient, list[date], RunSummary], Awaitable[RunSummary]]
+
+STATS_EVERY = 0.25  # seconds between two ``stats`` events (a live display refreshes at about this pace)
+
+
+def snapshot(client: PncpClient) -> StatsSnapshot:
+    stats = client.stats
+    return StatsSnapshot(
+        requests=stats.requests,
+        retries=stats.retries,
+        throttled=stats.throttled,
+        families={
+            name: FamilySnapshot(client.in_flight(name), family.limit, family.ceiling, client.paused_for(name))
+            for name, family in stats.families.items()
+        },
+    )
+
+
+def _retry_event(command: str, day: date, notice: RetryNotice) -> Event:
+    message = (
+        f"PNCP {notice.family} API, {urlsplit(notice.url).path}: {notice.reason}; "
+        f"retry {notice.failed_attempt} of {notice.attempts - 1} in {notice.wait_s:.1f}s"
+    )
+    return Event("retry", command, day, message, {"retry": notice})
+
+
+async def _report_stats(client: PncpClient, command: str, day: date, on_event: EventSink) -> None:
+    while True:
+        on_event(Event("stats", command, day, "", {"stats": snapshot(client)}))
+        await anyio.sleep(STATS_EVERY)
 
 
 async def _run(
@@ -54,12 +96,19 @@ async def _run(
     try:
         async with store:
             await store.check()
-            async with PncpClient(client_config(settings)) as client:
+            config = client_config(settings, on_retry=lambda notice: on_event(_retry_event(command, days[0], notice)))
+            async with PncpClient(config) as client:
                 summary.client_stats = client.stats
-                on_event(Event("run_start", command, days[0], "", {"client": client}))
+                on_event(Event("run_start", command, days[0], ""))
                 try:
-                    await body(settings, store, client, days, summary)
+                    async with anyio.create_task_group() as tg:
+                        if on_event is not ignore:
+                            tg.start_soon(_report_stats, client, command, days[0], on_event)
+                        await body(settings, store, client, days, summary)
+                        tg.cancel_scope.cancel()
                 finally:
+                    if on_event is not ignore:
+                        on_event(Event("stats", command, days[0], "", {"stats": snapshot(client)}))
                     summary.requests = client.stats.requests
                     summary.retries = client.stats.retries
                     summary.throttled = client.stats.throttled
@@ -67,7 +116,8 @@ async def _run(
         exc = collapse(raised)
         if isinstance(exc, PncpIngestError):
             summary.error = str(exc)
-            exc.summary = summary  # type: ignore[attr-defined]
+            summary.error_exit_code = exc.exit_code
+            exc.summary = summary
         if exc is raised:
             raise
         raise exc from None

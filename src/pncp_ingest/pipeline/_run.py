@@ -30,17 +30,48 @@ def new_run_id() -> str:
 
 # "notice": worth knowing when looking closely (--verbose), not worth a line otherwise.
 EventKind = Literal[
-    "run_start", "day_start", "progress", "checkpoint", "publish", "day_end", "failure", "recovered", "notice"
+    "run_start",
+    "day_start",
+    "progress",
+    "checkpoint",
+    "publish",
+    "day_end",
+    "failure",
+    "recovered",
+    "notice",
+    "retry",
+    "stats",
 ]
 
 
 @dataclass(frozen=True)
 class Event:
+    """``retry`` carries a :class:`~pncp_ingest.pncp.RetryNotice` as ``data["retry"]``; ``stats`` a
+    :class:`StatsSnapshot` as ``data["stats"]`` (a few times a second, for a live display)."""
+
     kind: EventKind
     dataset: str
     day: date
     message: str
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FamilySnapshot:
+    in_flight: int
+    limit: int
+    ceiling: int
+    paused_for: float  # seconds left of a 429 pause, 0 when not paused
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """The client's counters at one instant, as plain values: what a display may show."""
+
+    requests: int
+    retries: int
+    throttled: int
+    families: dict[str, FamilySnapshot]
 
 
 EventSink = Callable[[Event], None]
@@ -91,6 +122,7 @@ class RunSummary:
     throttled: int = 0
     error: str | None = None
     interrupted: str | None = None  # the signal that stopped the run early, if one did
+    error_exit_code: int | None = None  # the exit code of ``error`` (the error's own, 1 for a bug)
     client_stats: Any = field(default=None, repr=False)  # the live ClientStats, for per-day counts
     started: float = field(default_factory=time.monotonic)
     duration_s: float = 0.0
@@ -101,16 +133,18 @@ class RunSummary:
 
     @property
     def status(self) -> Literal["ok", "partial", "failed", "interrupted"]:
-        if self.error:
-            return "failed"
         if self.interrupted:
             return "interrupted"
+        if self.error:
+            return "failed"
         if self.failures or self.held:
             return "partial"
         return "ok"
 
     @property
     def exit_code(self) -> int:
+        if self.error:
+            return self.error_exit_code or 1
         if self.interrupted:
             return {"SIGINT": 130, "SIGTERM": 143}.get(self.interrupted, 130)
         if self.held:
@@ -141,7 +175,7 @@ class RunSummary:
             "concurrency": self.client_stats.limits() if self.client_stats is not None else {},
             "error": self.error,
             "interrupted": self.interrupted,
-            "exit_code": self.exit_code if not self.error else None,
+            "exit_code": self.exit_code,
             "days": [asdict(d) for d in self.days],
             "failures": [asdict(f) for f in self.failures],
         }

@@ -60,7 +60,7 @@ class ClientStats:
     ok: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     # Per API family ("consulta", "detail"), live: limit, min_limit, ceiling, paused_s, max_in_flight, ...
-    families: dict[str, FamilyStats] = field(default_factory=dict)
+    families: dict[Family, FamilyStats] = field(default_factory=dict)
 
     def limits(self) -> dict[str, dict[str, Any]]:
         """The families' limits as plain values (for ``--json``)."""
@@ -113,6 +113,10 @@ class PncpClient:
 
     def in_flight(self, family: Family) -> int:
         return self._families[family].in_flight
+
+    def paused_for(self, family: Family) -> float:
+        """Seconds until the family's 429 pause ends (0 when it is not paused)."""
+        return self._families[family].pause_remaining
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -226,8 +230,8 @@ class PncpClient:
             attempts = self.config.retry.attempts
             if exc.transport and self.stats.ok == 0:
                 raise ApiUnreachableError(
-                    f"the PNCP API at {self.config.base_url} is unreachable ({exc}): "
-                    "check --base-url / PNCP_BASE_URL and the network"
+                    f"the PNCP API at {self.config.base_url} is unreachable after {attempts} attempts, "
+                    f"{exc}: check --base-url / PNCP_BASE_URL and the network"
                 ) from None
             raise ApiError(f"GET {path} failed after {attempts} attempts: {exc}", status=exc.status, url=url) from None
 
@@ -274,7 +278,7 @@ class PncpClient:
             except httpx.TransportError as exc:
                 self.stats.statuses["connection"] += 1
                 limiter.feedback(ticket, "overloaded")
-                raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})", transport=True) from None
+                raise _Retryable(f"connection failed ({type(exc).__name__})", transport=True) from None
         status = response.status_code
         self.stats.statuses[str(status)] += 1
         limiter.feedback(ticket, _signal(status))

@@ -220,7 +220,7 @@ class S3Store(ObjectStore):
                     )
                 except ValueError as exc:  # e.g. an endpoint botocore refuses
                     raise ConfigError(
-                        f"S3 endpoint {self.endpoint_url!r} is invalid ({exc}): fix --s3-endpoint"
+                        f"S3 endpoint {self.endpoint_url!r} is invalid ({exc}): fix PNCP_S3_ENDPOINT_URL"
                     ) from None
                 except BotoCoreError as exc:  # e.g. ProfileNotFound
                     raise ConfigError(self._setup_message(exc)) from None
@@ -329,12 +329,16 @@ class S3Store(ObjectStore):
                     self._raise("check", None, exc)
                 except BotoConnectionError as exc:
                     raise StorageUnreachableError(
-                        self._scrub(f"S3 endpoint {endpoint} is unreachable: {exc}; start it or fix --s3-endpoint")
+                        self._scrub(
+                            f"S3 endpoint {endpoint} is unreachable: {exc}; start it or fix PNCP_S3_ENDPOINT_URL"
+                        )
                     ) from None
                 except (TimeoutError, BotoCoreError, OSError) as exc:
                     self._raise("check (HeadBucket)", None, exc)
         except ValueError as exc:
-            raise ConfigError(f"S3 endpoint {self.endpoint_url!r} is invalid ({exc}): fix --s3-endpoint") from None
+            raise ConfigError(
+                f"S3 endpoint {self.endpoint_url!r} is invalid ({exc}): fix PNCP_S3_ENDPOINT_URL"
+            ) from None
         except BotoCoreError as exc:  # setting the probe client up failed, e.g. ProfileNotFound
             raise ConfigError(self._setup_message(exc)) from None
         await self._get_client()
