@@ -1,0 +1,216 @@
+"""Several independent workers on one bucket: every day exactly once.
+
+N ``pncp-ingest backfill`` processes (as N Airflow workers on N hosts would run them) backfill
+overlapping ranges of days into one S3 bucket at the same time, against one simulator. The
+bronze must equal the simulator's truth, with no row twice, each detail request made once (no
+two workers fetching the same day), and every day complete at the end, held days included.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pytest
+from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
+from fixtures_s3 import _empty_and_delete_bucket
+
+pytestmark = pytest.mark.s3
+
+FIRST = date(2025, 3, 3)
+DAYS = [(FIRST + timedelta(days=i)).isoformat() for i in range(8)]
+DETAIL_KINDS = ("itens", "arquivos")
+# Overlapping ranges, each starting somewhere else, so workers meet on days in every phase.
+RANGES = [(DAYS[0], DAYS[5]), (DAYS[2], DAYS[7]), (DAYS[0], DAYS[7]), (DAYS[4], DAYS[7])]
+
+
+@dataclass
+class Worker:
+    index: int
+    days: tuple[str, str]
+    proc: subprocess.Popen[str]
+    code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def summary(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def start_worker(index: int, days: tuple[str, str], sim, dest: str) -> Worker:
+    args = ["backfill", "--from", days[0], "--to", days[1], "--dest", dest, "--base-url", sim.base_url]
+    proc = subprocess.Popen(
+        cli_command(*args, "--checkpoint-every", "10", "--json"),
+        env=cli_env(PNCP_CONCURRENCY="8"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return Worker(index, days, proc)
+
+
+def finish(worker: Worker, timeout: float = 240) -> Worker:
+    try:
+        worker.stdout, worker.stderr = worker.proc.communicate(timeout=timeout)
+    finally:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.communicate()
+    worker.code = worker.proc.returncode
+    return worker
+
+
+def detail_requests(stats: dict) -> int:
+    return sum(stats["requests"][k] for k in DETAIL_KINDS)
+
+
+def assert_exactly_the_truth(sim, dest: str) -> tuple[int, int]:
+    """Every day's contratações and details equal the simulator's, no row twice; (contratações, itens)."""
+    listing = read_bronze(dest, "pncp").column("numeroControlePNCP").to_pylist()
+    detail_rows = read_bronze(dest, "pncp_details").to_pylist()
+    assert len(listing) == len(set(listing)), "a contratação landed twice"
+    by_id = {r["numeroControlePNCP"]: r for r in detail_rows}
+    assert len(by_id) == len(detail_rows), "a contratação has two details rows"
+    expected_listing: set[str] = set()
+    expected_details: dict[str, tuple[int, int]] = {}
+    for day in DAYS:
+        truth = sim.truth(day)
+        ids = {r["numeroControlePNCP"] for r in truth["contratacoes"]}
+        expected_listing |= ids
+        for cid in ids - set(truth["gone"]):
+            expected_details[cid] = (truth["itens"][cid], truth["arquivos"][cid])
+    assert set(listing) == expected_listing
+    assert {cid: (len(r["itens"]), len(r["arquivos"])) for cid, r in by_id.items()} == expected_details
+    return len(listing), sum(n for n, _ in expected_details.values())
+
+
+def assert_every_day_complete(dest: str) -> None:
+    result = run_cli("status", "--date", DAYS[0], "--to", DAYS[-1], "--dest", dest, "--json")
+    assert result.code == 0, result.stderr
+    incomplete = [d for d in result.json["days"] if not d["complete"]]
+    assert incomplete == [], f"days left incomplete: {incomplete}"
+
+
+@pytest.fixture
+def second_bucket(s3_client) -> Iterator[str]:
+    """Another fresh bucket, for the single-worker baseline."""
+    name = f"test-{uuid.uuid4().hex[:20]}"
+    s3_client.create_bucket(Bucket=name)
+    yield name
+    _empty_and_delete_bucket(s3_client, name)
+
+
+def baseline(sim, bucket: str) -> tuple[int, int, float]:
+    """One worker alone over every day: (detail requests, listing requests, wall seconds)."""
+    sim.reset_stats()
+    started = time.monotonic()
+    worker = finish(start_worker(0, (DAYS[0], DAYS[-1]), sim, f"s3://{bucket}/bronze"))
+    wall = time.monotonic() - started
+    assert worker.code == 0, worker.stderr
+    stats = sim.stats()
+    return detail_requests(stats), stats["requests"]["contratacoes"], wall
+
+
+def report(capsys: pytest.CaptureFixture[str], title: str, lines: list[str]) -> None:
+    """The figures go to the terminal even without -s: they are what the README quotes."""
+    with capsys.disabled():
+        print(f"\n[{title}]", *lines, sep="\n  ", file=sys.stderr)
+
+
+def test_workers_on_overlapping_ranges_land_every_day_exactly_once(sim_factory, s3_dest, second_bucket, capsys):
+    sim = sim_factory(seed=31, per_day=40, big_items=True, latency_ms=10)
+    single_detail, single_listing, single_wall = baseline(sim, second_bucket)
+
+    sim.reset_stats()
+    started = time.monotonic()
+    workers = [start_worker(i, days, sim, s3_dest) for i, days in enumerate(RANGES)]
+    for worker in workers:
+        finish(worker)
+    wall = time.monotonic() - started
+    stats = sim.stats()
+
+    for worker in workers:
+        assert worker.code in (0, 3), f"worker {worker.index} exited {worker.code}: {worker.stderr[-2000:]}"
+    contratacoes, itens = assert_exactly_the_truth(sim, s3_dest)
+    # Each detail request made once, as by a single worker: no two workers fetched the same day.
+    assert detail_requests(stats) == single_detail
+    fetched_by: dict[str, list[int]] = {}
+    for worker in workers:
+        for day in worker.summary["days"]:
+            if day["dataset"] == "pncp_details" and day["contratacoes"]:
+                fetched_by.setdefault(day["day"], []).append(worker.index)
+    assert {day: who for day, who in fetched_by.items() if len(who) > 1} == {}
+    assert sorted(fetched_by) == DAYS
+    # Days a worker met held were finished (by it, after the range, or by their holder).
+    held = {d["day"] for w in workers if w.code == 3 for d in w.summary["days"] if d["status"] == "held"}
+    assert_every_day_complete(s3_dest)
+    sets_aside = sum(w.stderr.count("coming back after the range") for w in workers)
+    report(
+        capsys,
+        "N workers on one bucket",
+        [
+            f"workers {len(workers)}, days {len(DAYS)} (ranges {', '.join(f'{a}..{b}' for a, b in RANGES)})",
+            f"contratações {contratacoes}, itens {itens}",
+            f"detail requests {detail_requests(stats)} vs {single_detail} for a single worker",
+            f"listing requests {stats['requests']['contratacoes']} vs {single_listing} for a single worker",
+            f"wall {wall:.1f} s vs {single_wall:.1f} s for a single worker",
+            f"exit codes {[w.code for w in workers]}; days set aside as held and finished later: {sets_aside}; "
+            f"left held at exit: {sorted(held)}",
+        ],
+    )
+
+
+def commits(dest: str) -> int:
+    return len([k for k in list_keys(dest, "_state") if "/commits/" in k])
+
+
+def test_workers_killed_at_random_instants_then_a_rerun_gives_exactly_the_truth(sim_factory, s3_dest, capsys):
+    sim = sim_factory(seed=37, per_day=40, big_items=True, latency_ms=10)
+    rng = random.Random(2027)
+    started = time.monotonic()
+    workers = [start_worker(i, days, sim, s3_dest) for i, days in enumerate(RANGES[:3])]
+    kills = 0
+    try:
+        for victim in rng.sample(workers, 2):
+            # A random amount of committed work first (a condition), then a random instant (the input).
+            target = commits(s3_dest) + rng.randint(1, 8)
+            wait_for(lambda: victim.proc.poll() is not None or commits(s3_dest) >= target, 120, f"{target} commits")
+            time.sleep(rng.uniform(0, 0.3))  # a random instant is the input under test, not a wait
+            if victim.proc.poll() is None:
+                victim.proc.send_signal(signal.SIGKILL)
+                kills += 1
+    finally:
+        for worker in workers:
+            finish(worker)
+    killed = [w.index for w in workers if w.code == -signal.SIGKILL]
+    for worker in workers:
+        if worker.index not in killed:
+            assert worker.code in (0, 3), f"worker {worker.index} exited {worker.code}: {worker.stderr[-2000:]}"
+    assert kills >= 1, "every worker finished before it could be killed: make the days slower"
+    during = sim.stats()
+
+    rerun = run_cli(
+        "backfill", "--from", DAYS[0], "--to", DAYS[-1], "--dest", s3_dest, "--base-url", sim.base_url, "--json"
+    )
+    assert rerun.code == 0, rerun.stderr
+    contratacoes, itens = assert_exactly_the_truth(sim, s3_dest)
+    assert_every_day_complete(s3_dest)
+    assert [k for k in list_keys(s3_dest, "_state") if "/parts/" in k or "/commits/" in k] == []
+    report(
+        capsys,
+        "N workers on one bucket, SIGKILLs",
+        [
+            f"workers {len(workers)}, killed {killed}, days {len(DAYS)}; contratações {contratacoes}, itens {itens}",
+            f"detail requests {detail_requests(during)} before the rerun, {detail_requests(sim.stats())} in all",
+            f"wall {time.monotonic() - started:.1f} s including the rerun ({rerun.json['duration_s']:.1f} s)",
+        ],
+    )
