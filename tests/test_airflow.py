@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from bronze import cli_env, read_bronze
+from bronze import cli_env, ids, list_keys, read_bronze, run_cli, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_VENV = Path(os.environ.get("PNCP_AIRFLOW_VENV", ROOT / ".venv-airflow"))
@@ -24,6 +25,7 @@ PYTHON = AIRFLOW_VENV / "bin" / "python"
 AIRFLOW = AIRFLOW_VENV / "bin" / "airflow"
 DAGS = ROOT / "examples" / "airflow"
 DAYS = ["2025-10-20", "2025-10-21", "2025-10-22"]
+DAY = DAYS[-1]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -179,3 +181,60 @@ def test_a_backfill_runs_end_to_end_under_airflow_dags_test(sim_factory, s3_dest
     assert os.environ["AWS_SECRET_ACCESS_KEY"] not in log
     with capsys.disabled():
         print(f"\n[airflow dags test] {len(DAYS)} days, {len(listing)} contratações", file=sys.stderr)
+
+
+def test_sigterm_in_a_task_winds_down_then_the_retry_finishes(sim_factory, tmp_path):
+    """What Airflow does when it kills a task: SIGTERM to the task process. The task commits what is
+    complete, releases the lease and fails (so Airflow retries); Airflow's own handler is back after."""
+    sim = sim_factory(seed=9, per_day=150, latency_ms=40)
+    dest = str(tmp_path / "bronze")
+    env = airflow_env(tmp_path / "home", PNCP_DEST=dest, PNCP_BASE_URL=sim.base_url, PNCP_CONCURRENCY="2")
+    assert run_cli("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
+    script = textwrap.dedent(
+        """
+        import json, signal, sys
+        from pncp_ingest.airflow import ingest_details
+
+        def airflows_handler(signum, frame):
+            pass
+
+        signal.signal(signal.SIGTERM, airflows_handler)
+        try:
+            outcome = ingest_details(sys.argv[1], settings={"checkpoint_every": 5})["status"]
+        except Exception as exc:
+            outcome = f"{type(exc).__name__}: {exc}"
+        print(json.dumps({"outcome": outcome, "handler_restored": signal.getsignal(signal.SIGTERM) is airflows_handler}))
+        """
+    )
+    proc = subprocess.Popen(
+        [str(PYTHON), "-c", script, DAY], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(
+            lambda: proc.poll() is not None or any("/commits/" in k for k in list_keys(dest, "_state/pncp_details")),
+            60,
+            "a details commit",
+        )
+        assert proc.poll() is None, "the task finished before SIGTERM: make the day slower"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert doc["outcome"].startswith("AirflowException: details stopped by SIGTERM"), err[-2000:]
+    assert doc["handler_restored"]
+    assert "SIGTERM received: committing what is complete" in err
+    partial = ids(dest, "pncp_details")
+    assert 0 < len(partial) < 150 and len(partial) == len(set(partial))
+    retry = in_airflow(
+        f"""
+        import json
+        from pncp_ingest.airflow import ingest_details
+        print(json.dumps(ingest_details({DAY!r})))
+        """,
+        env,
+    )
+    assert retry["status"] == "ok" and retry["contratacoes"] == 150 - len(partial)
+    assert sorted(ids(dest, "pncp_details")) == sorted(r["numeroControlePNCP"] for r in sim.truth(DAY)["contratacoes"])
