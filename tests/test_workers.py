@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import anyio
 import pytest
 from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
 from fixtures_s3 import _empty_and_delete_bucket
-
-pytestmark = pytest.mark.s3
 
 FIRST = date(2025, 3, 3)
 DAYS = [(FIRST + timedelta(days=i)).isoformat() for i in range(8)]
@@ -126,6 +125,7 @@ def report(capsys: pytest.CaptureFixture[str], title: str, lines: list[str]) -> 
         print(f"\n[{title}]", *lines, sep="\n  ", file=sys.stderr)
 
 
+@pytest.mark.s3
 def test_workers_on_overlapping_ranges_land_every_day_exactly_once(sim_factory, s3_dest, second_bucket, capsys):
     sim = sim_factory(seed=31, per_day=40, big_items=True, latency_ms=10)
     single_detail, single_listing, single_wall = baseline(sim, second_bucket)
@@ -173,6 +173,7 @@ def commits(dest: str) -> int:
     return len([k for k in list_keys(dest, "_state") if "/commits/" in k])
 
 
+@pytest.mark.s3
 def test_workers_killed_at_random_instants_then_a_rerun_gives_exactly_the_truth(sim_factory, s3_dest, capsys):
     sim = sim_factory(seed=37, per_day=40, big_items=True, latency_ms=10)
     rng = random.Random(2027)
@@ -214,3 +215,87 @@ def test_workers_killed_at_random_instants_then_a_rerun_gives_exactly_the_truth(
             f"wall {time.monotonic() - started:.1f} s including the rerun ({rerun.json['duration_s']:.1f} s)",
         ],
     )
+
+
+def hold_day(dest: str, day: str, dataset: str = "pncp"):
+    """A live lease held by this (test) process, as another worker's run would hold it."""
+    from pncp_ingest.state import Lease
+    from pncp_ingest.storage import open_store
+
+    async def acquire() -> Lease:
+        store = open_store(dest)
+        await store.check()
+        lease = Lease(store, dataset, date.fromisoformat(day), "another-worker", 600)
+        await lease.acquire()
+        return lease
+
+    return anyio.run(acquire)
+
+
+def release(lease) -> None:
+    async def go() -> None:
+        await lease.release()
+        await lease.store.aclose()
+
+    anyio.run(go)
+
+
+def test_a_day_held_through_the_whole_wait_leaves_the_backfill_exiting_3_naming_it(sim, tmp_path):
+    dest = str(tmp_path / "bronze")
+    lease = hold_day(dest, DAYS[1])
+    try:
+        result = run_cli(
+            "backfill",
+            "--from",
+            DAYS[0],
+            "--to",
+            DAYS[2],
+            "--dest",
+            dest,
+            "--base-url",
+            sim.base_url,
+            "--json",
+            env=cli_env(PNCP_LEASE_TTL="1"),
+        )
+    finally:
+        release(lease)
+    assert result.code == 3, result.stderr
+    held = [d for d in result.json["days"] if d["status"] == "held"]
+    assert [d["day"] for d in held] == [DAYS[1]] and "another-worker" in held[0]["held_by"]
+    assert "coming back after the range" in result.stderr
+    status = run_cli("status", "--date", DAYS[0], "--to", DAYS[2], "--dest", dest, "--json").json
+    assert [d["complete"] for d in status["days"]] == [True, False, True]
+
+
+def test_a_day_released_while_the_backfill_waits_is_finished_by_it(sim, tmp_path):
+    dest = str(tmp_path / "bronze")
+    lease = hold_day(dest, DAYS[0], "pncp_details")
+    proc = subprocess.Popen(
+        cli_command(
+            "backfill", "--from", DAYS[0], "--to", DAYS[2], "--dest", dest, "--base-url", sim.base_url, "--json"
+        ),
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def later_days_complete() -> bool:
+            days = run_cli("status", "--date", DAYS[1], "--to", DAYS[2], "--dest", dest, "--json").json["days"]
+            return all(d["complete"] for d in days)
+
+        wait_for(lambda: proc.poll() is not None or later_days_complete(), 60, "the days after the held one")
+        assert proc.poll() is None, "the backfill ended instead of waiting for the held day"
+        release(lease)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "coming back after the range" in err
+    doc = json.loads(out)
+    assert all(d["status"] != "held" for d in doc["days"])
+    status = run_cli("status", "--date", DAYS[0], "--to", DAYS[2], "--dest", dest, "--json").json
+    assert all(d["complete"] for d in status["days"])
