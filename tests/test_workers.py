@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -108,15 +109,21 @@ def second_bucket(s3_client) -> Iterator[str]:
     _empty_and_delete_bucket(s3_client, name)
 
 
-def baseline(sim, bucket: str) -> tuple[int, int, float]:
-    """One worker alone over every day: (detail requests, listing requests, wall seconds)."""
+def children_cpu() -> float:
+    """CPU seconds used by the finished (reaped) child processes: the workers, not the simulator."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def baseline(sim, bucket: str) -> tuple[int, int, float, float]:
+    """One worker alone over every day: (detail requests, listing requests, wall s, CPU s)."""
     sim.reset_stats()
-    started = time.monotonic()
+    started, cpu = time.monotonic(), children_cpu()
     worker = finish(start_worker(0, (DAYS[0], DAYS[-1]), sim, f"s3://{bucket}/bronze"))
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, children_cpu() - cpu
     assert worker.code == 0, worker.stderr
     stats = sim.stats()
-    return detail_requests(stats), stats["requests"]["contratacoes"], wall
+    return detail_requests(stats), stats["requests"]["contratacoes"], wall, cpu
 
 
 def report(capsys: pytest.CaptureFixture[str], title: str, lines: list[str]) -> None:
@@ -128,14 +135,14 @@ def report(capsys: pytest.CaptureFixture[str], title: str, lines: list[str]) -> 
 @pytest.mark.s3
 def test_workers_on_overlapping_ranges_land_every_day_exactly_once(sim_factory, s3_dest, second_bucket, capsys):
     sim = sim_factory(seed=31, per_day=40, big_items=True, latency_ms=10)
-    single_detail, single_listing, single_wall = baseline(sim, second_bucket)
+    single_detail, single_listing, single_wall, single_cpu = baseline(sim, second_bucket)
 
     sim.reset_stats()
-    started = time.monotonic()
+    started, cpu = time.monotonic(), children_cpu()
     workers = [start_worker(i, days, sim, s3_dest) for i, days in enumerate(RANGES)]
     for worker in workers:
         finish(worker)
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, children_cpu() - cpu
     stats = sim.stats()
 
     for worker in workers:
@@ -162,7 +169,8 @@ def test_workers_on_overlapping_ranges_land_every_day_exactly_once(sim_factory, 
             f"contratações {contratacoes}, itens {itens}",
             f"detail requests {detail_requests(stats)} vs {single_detail} for a single worker",
             f"listing requests {stats['requests']['contratacoes']} vs {single_listing} for a single worker",
-            f"wall {wall:.1f} s vs {single_wall:.1f} s for a single worker",
+            f"wall {wall:.1f} s vs {single_wall:.1f} s for a single worker; "
+            f"workers' CPU {cpu:.1f} s vs {single_cpu:.1f} s",
             f"exit codes {[w.code for w in workers]}; days set aside as held and finished later: {sets_aside}; "
             f"left held at exit: {sorted(held)}",
         ],

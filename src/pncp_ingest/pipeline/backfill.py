@@ -28,8 +28,9 @@ from ._run import DaySummary, Event, EventSink, RunSummary
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details
 
-# How often a day set aside is looked at again: a few small state reads each time.
-HELD_POLL_S = 0.5
+# How often a day set aside is looked at again (a handful of small state reads each time); days
+# take minutes against PNCP, so a slower poll costs little and spares the bucket.
+HELD_POLL_S = 2.0
 
 
 def _stopped(stop: anyio.Event | None) -> bool:
