@@ -12,7 +12,7 @@ outcomes onto Airflow's:
 
 Settings come from the worker's environment (``PNCP_*``, ``AWS_*``, as for the CLI), or the file
 named by ``PNCP_ENV_FILE``; ``settings=`` in the factories overrides them per DAG (no secrets
-there: they would land in the DAG's serialized form). Output is the CLI's plain lines, in the task
+there: they would sit in the DAG file, which Airflow's UI shows). Output is the CLI's plain lines, in the task
 log. SIGTERM (the task is killed, the worker shuts down) winds the run down as the CLI does:
 commit what is complete, release the lease, then fail so that a retry continues.
 
