@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Airflow (~150 packages) lives in its own venv, never in .venv: the Airflow tests drive it.
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 DEMO_DATE ?= 2025-10-22
 DATE   ?= today
 
-.PHONY: install test demo bench run backfill status s3-start s3-stop clean
+.PHONY: install airflow-venv lint test demo bench run backfill status s3-start s3-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +19,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## make airflow-venv: .venv-airflow with Airflow 3 and pncp-ingest[airflow] (for tests/test_airflow.py).
+$(AIRFLOW_STAMP): pyproject.toml
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -e '.[airflow]'
+	touch $(AIRFLOW_STAMP)
+
+airflow-venv: $(AIRFLOW_STAMP)
+
 ## make test: the whole suite, against the PNCP simulator and a real S3 server (SeaweedFS) on loopback.
-test: $(STAMP)
+## The Airflow tests run in the same pytest, driving .venv-airflow as subprocesses.
+test: $(STAMP) $(AIRFLOW_STAMP) lint
 	@bash scripts/s3-local.sh start
-	@PNCP_TEST_REQUIRE_S3=1 $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; bash scripts/s3-local.sh stop; exit $$rc
+	@PNCP_TEST_REQUIRE_S3=1 PNCP_TEST_REQUIRE_AIRFLOW=1 $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; bash scripts/s3-local.sh stop; exit $$rc
+
+## make lint: ruff (lint + format check) and mypy --strict on src/ (make test runs it first).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## make demo: start the simulator, ingest a sample day into ./data/demo, show what landed.
 demo: $(STAMP)
