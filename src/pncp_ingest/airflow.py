@@ -28,14 +28,15 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 
 from .config import Settings, load_settings
 from .dates import day_range, parse_day
 from .errors import PncpIngestError, UsageError, collapse
-from .pipeline import RunSummary, run_contratacoes, run_details
+from .pipeline import EventSink, RunSummary, run_contratacoes, run_details
+from .records import DetailKind
 from .report import PlainReporter
 
 try:
@@ -150,39 +151,56 @@ def ingest_contratacoes(
     held_delay: timedelta = HELD_DELAY,
 ) -> dict[str, Any]:
     """``pncp-ingest contratacoes`` for ``days`` inside an Airflow task; returns the summary for XCom."""
-    try:
-        when, config = _days(days), _settings(settings)
-    except UsageError as exc:
-        raise AirflowFailException(str(exc)) from None
-
-    reporter = PlainReporter(stream=sys.stderr)
-
-    async def work(s: Settings, stop: anyio.Event) -> RunSummary:
-        return await run_contratacoes(s, when, modalidades, on_event=reporter.event, stop=stop)
-
-    return _run("contratacoes", when, config, work, reporter, held_delay)
+    return _task(
+        "contratacoes",
+        days,
+        settings,
+        held_delay,
+        lambda s, when, on_event, stop: run_contratacoes(s, when, modalidades, on_event=on_event, stop=stop),
+    )
 
 
 def ingest_details(
     days: str | Sequence[str],
     *,
     batch_size: int | None = None,
-    only: Literal["itens", "arquivos"] | None = None,
+    only: DetailKind | None = None,
     settings: dict[str, Any] | None = None,
     held_delay: timedelta = HELD_DELAY,
 ) -> dict[str, Any]:
     """``pncp-ingest details`` for ``days`` inside an Airflow task; returns the summary for XCom."""
+    return _task(
+        "details",
+        days,
+        settings,
+        held_delay,
+        lambda s, when, on_event, stop: run_details(
+            s, when, batch_size=batch_size, only=only, on_event=on_event, stop=stop
+        ),
+    )
+
+
+Command = Callable[[Settings, list[date], EventSink, anyio.Event], Awaitable[RunSummary]]
+
+
+def _task(
+    command: str,
+    days: str | Sequence[str],
+    settings: dict[str, Any] | None,
+    held_delay: timedelta,
+    call: Command,
+) -> dict[str, Any]:
+    """What every task shares: settings (a bad one fails for good), plain log lines, the run."""
     try:
         when, config = _days(days), _settings(settings)
     except UsageError as exc:
         raise AirflowFailException(str(exc)) from None
-
     reporter = PlainReporter(stream=sys.stderr)
 
     async def work(s: Settings, stop: anyio.Event) -> RunSummary:
-        return await run_details(s, when, batch_size=batch_size, only=only, on_event=reporter.event, stop=stop)
+        return await call(s, when, reporter.event, stop)
 
-    return _run("details", when, config, work, reporter, held_delay)
+    return _run(command, when, config, work, reporter, held_delay)
 
 
 def plan_batches(first: str, last: str, days_per_task: int = 1) -> list[list[str]]:

@@ -152,7 +152,7 @@ class RunSummary:
         return 1 if self.failures else 0
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` object: DESIGN.md's keys first, then per-day detail."""
+        """The ``--json`` object: the documented keys first (README: Output and exit codes), then per-day detail."""
         return {
             "command": self.command,
             "status": self.status,

@@ -223,7 +223,7 @@ class PncpClient:
         """GET and decode JSON (``decode`` raises ValueError on a bad body); None for 204.
 
         Retries what may pass on another attempt, as :class:`RetryPolicy` says."""
-        url = f"{self.config.base_url}{path}?{urlencode(params)}"
+        url = f"{self.config.base_url}{path}" + (f"?{urlencode(params)}" if params else "")
         try:
             return await self._retrying(self._attempt, family, url, params, decode)
         except _Retryable as exc:

@@ -124,7 +124,7 @@ def _ts(day: dt.date, seconds: int) -> str:
 
 # --------------------------------------------------------------------------- domain tables
 
-# (id, nome) — reference §3.1; 16–19 per the reference's note.
+# (id, nome) as PNCP's /pncp/v1/modalidades serves them (19 codes as of 2025; 16–19 added last).
 _MODALIDADE_NAMES = [
     (1, "Leilão - Eletrônico"),
     (2, "Diálogo Competitivo"),
