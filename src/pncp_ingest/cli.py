@@ -330,6 +330,59 @@ def backfill(
 
 
 @app.command()
+def atualizacoes(
+    date: Annotated[
+        str, typer.Option("--date", help="Update day to capture: YYYY-MM-DD, today or yesterday (Brasília).")
+    ],
+    to: To = None,
+    modalidade: Annotated[
+        list[int] | None,
+        typer.Option("--modalidade", help="Only this modalidade code (repeatable). Default: every one PNCP serves."),
+    ] = None,
+    with_details: Annotated[
+        bool,
+        typer.Option("--details/--no-details", help="Fetch again the itens and arquivos of what changed (default)."),
+    ] = True,
+    checkpoint_every: CheckpointEvery = None,
+    dest: Dest = None,
+    base_url: BaseUrl = None,
+    concurrency: Concurrency = None,
+    rate: Rate = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    env_file: EnvFile = ".env",
+) -> None:
+    """List the contratações PNCP changed on the day(s) (/atualizacao), keep every version in
+    pncp_atualizacoes, and bring pncp (and, by default, pncp_details) of their publication days
+    up to the newest version.
+
+    Example: pncp-ingest atualizacoes --date yesterday --dest s3://lake/bronze --json
+    """
+    common, overrides = _split(locals())
+
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from .pipeline import run_atualizacoes
+
+        days = _days(date, to)
+        _check_modalidades(modalidade)
+        reporter.start(
+            "atualizacoes",
+            [d.isoformat() for d in days],
+            settings.dest,
+            settings,
+            details="yes" if with_details else "no",
+        )
+        return await run_atualizacoes(
+            settings, days, modalidades=modalidade or None, details=with_details, on_event=reporter.event, stop=stop
+        )
+
+    _execute("atualizacoes", common, overrides, work)
+
+
+@app.command()
 def status(
     date: Date,
     to: To = None,

@@ -25,6 +25,7 @@ from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient, client_config
 from ..storage import ObjectStore, open_store
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, ignore, new_run_id
+from .atualizacoes import ingest_atualizacoes
 from .backfill import ingest_backfill
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details
@@ -35,6 +36,7 @@ __all__ = [
     "EventSink",
     "Failure",
     "RunSummary",
+    "run_atualizacoes",
     "run_backfill",
     "run_contratacoes",
     "run_details",
@@ -118,3 +120,18 @@ async def run_backfill(
     """``pncp-ingest backfill`` as a function: days in order, complete ones skipped."""
     body = partial(ingest_backfill, details=details, modalidades=modalidades, on_event=on_event, stop=stop)
     return await _run("backfill", settings, days, run_id, body, on_event)
+
+
+async def run_atualizacoes(
+    settings: Settings,
+    days: list[date],
+    *,
+    modalidades: list[int] | None = None,
+    details: bool = True,
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+    stop: anyio.Event | None = None,
+) -> RunSummary:
+    """``pncp-ingest atualizacoes`` as a function: ``days`` are update days."""
+    body = partial(ingest_atualizacoes, modalidades=modalidades, details=details, on_event=on_event, stop=stop)
+    return await _run("atualizacoes", settings, days, run_id, body, on_event)
