@@ -84,7 +84,10 @@ class Dataset:
             return table.column(self.key).combine_chunks()
         columns = [table.column(c).to_pylist() for c in self.key]
         return pa.array(
-            [KEY_SEPARATOR.join("" if v is None else _key_text(v) for v in values) for values in zip(*columns, strict=True)],
+            [
+                KEY_SEPARATOR.join("" if v is None else _key_text(v) for v in values)
+                for values in zip(*columns, strict=True)
+            ],
             pa.string(),
         )
 
