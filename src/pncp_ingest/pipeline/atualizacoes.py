@@ -130,7 +130,9 @@ async def copy_to_history(ctx: RunContext, rows: list[Row], fallback: date) -> i
     copied = 0
     for when, day_rows in sorted(by_day.items()):
         state = DayState(ctx.store, ATUALIZACOES, when)
-        if not {ATUALIZACOES.row_key(r) for r in day_rows} - await state.committed_keys():
+        # Published already: nothing to do. Committed by a run killed before it published: the
+        # publish below (recovery) makes it visible before pncp replaces the version.
+        if not {ATUALIZACOES.row_key(r) for r in day_rows} - (await state.manifest()).keys:
             continue
         async with hold(ctx.store, ATUALIZACOES.name, when, ctx.run.run_id, ctx.settings.lease_ttl) as lease:
             await recover(state, ctx.run.run_id, ctx.on_event)
@@ -241,10 +243,12 @@ async def _apply(ctx: RunContext, client: PncpClient, pub: _Publication, details
         compra = compra_of(row)
         if compra is not None:
             compras.append(replace(compra, version=job.current[cid]))
-    if compras:
+    # A killed run's committed but unpublished details are published by the day's recovery.
+    if compras or await DayState(ctx.store, DETAILS, pub.day).commits():
         detail_summary = DaySummary(day=pub.day.isoformat(), dataset=DETAILS.name)
         await run_day(ctx, DetailsDay(client, ("itens", "arquivos"), True, None, compras), pub.day, detail_summary)
-        ctx.run.days.append(detail_summary)
+        if compras:
+            ctx.run.days.append(detail_summary)
 
 
 def newest_by_publication(table: pa.Table, on_bad: Callable[[str], None]) -> dict[date, list[Row]]:

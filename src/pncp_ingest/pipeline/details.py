@@ -178,6 +178,8 @@ class DetailsDay(DayJob[Fetched]):
     async def plan(self, day: Day) -> str | None:
         compras = self.compras
         if compras is not None:
+            if not compras:
+                return None
             self.todo = [(c, self.kinds) for c in compras]
             return await self._planned(
                 day, f"{len(compras)} changed contratações to fetch again ({', '.join(self.kinds)})"
