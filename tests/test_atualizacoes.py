@@ -347,3 +347,24 @@ def test_sigkill_at_random_instants_then_rerun_gives_the_same_result(sim_factory
     assert_history(sim, dest, seen, ingested=days)
     leftovers = [k for k in list_keys(dest, "_state", hidden=True) if "/parts/" in k or "/commits/" in k]
     assert leftovers == []
+
+
+def test_backfill_with_atualizacoes_captures_the_range_and_a_rerun_skips_it(sim_factory, tmp_path):
+    sim = sim_factory(seed=17, per_day=20, big_items=False)
+    dest = str(tmp_path / "bronze")
+    sim.update("2025-10-22", "2025-10-20", "2025-10-21", share=0.5)
+    args = ("backfill", "--from", "2025-10-20", "--to", "2025-10-22", "--atualizacoes", "--dest", dest)
+    first = run_cli(*args, "--base-url", sim.base_url, "--json")
+    assert first.code == 0, first.stderr
+    assert {d["day"] for d in first.json["days"] if d["dataset"] == "pncp_atualizacoes"} == {
+        "2025-10-20",
+        "2025-10-21",
+        "2025-10-22",
+    }
+    assert_current(sim, dest, ingested=("2025-10-20", "2025-10-21", "2025-10-22"))
+    assert len(history(dest)) >= len(listed(sim, "2025-10-22")) > 0
+    sim.reset_stats()
+    again = run_cli(*args, "--base-url", sim.base_url, "--json")
+    assert again.code == 0, again.stderr
+    assert sum(sim.stats()["requests"].values()) == 0, "a captured range was asked of the API again"
+    assert {d["status"] for d in again.json["days"]} == {"skipped"}

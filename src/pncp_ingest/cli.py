@@ -291,6 +291,9 @@ def backfill(
     with_details: Annotated[
         bool, typer.Option("--details/--no-details", help="Fetch itens and arquivos too (default).")
     ] = True,
+    with_atualizacoes: Annotated[
+        bool, typer.Option("--atualizacoes", help="Then capture each day's updates too (as `atualizacoes`).")
+    ] = False,
     modalidade: Annotated[
         list[int] | None, typer.Option("--modalidade", help="Only this modalidade code (repeatable).")
     ] = None,
@@ -323,7 +326,13 @@ def backfill(
             "backfill", [d.isoformat() for d in days], settings.dest, settings, details="yes" if with_details else "no"
         )
         return await run_backfill(
-            settings, days, details=with_details, modalidades=modalidade or None, on_event=reporter.event, stop=stop
+            settings,
+            days,
+            details=with_details,
+            atualizacoes=with_atualizacoes,
+            modalidades=modalidade or None,
+            on_event=reporter.event,
+            stop=stop,
         )
 
     _execute("backfill", common, overrides, work)

@@ -112,13 +112,21 @@ async def run_backfill(
     days: list[date],
     *,
     details: bool = True,
+    atualizacoes: bool = False,
     modalidades: list[int] | None = None,
     on_event: EventSink = ignore,
     run_id: str | None = None,
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest backfill`` as a function: days in order, complete ones skipped."""
-    body = partial(ingest_backfill, details=details, modalidades=modalidades, on_event=on_event, stop=stop)
+    body = partial(
+        ingest_backfill,
+        details=details,
+        atualizacoes=atualizacoes,
+        modalidades=modalidades,
+        on_event=on_event,
+        stop=stop,
+    )
     return await _run("backfill", settings, days, run_id, body, on_event)
 
 
