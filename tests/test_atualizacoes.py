@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -368,3 +369,28 @@ def test_backfill_with_atualizacoes_captures_the_range_and_a_rerun_skips_it(sim_
     assert again.code == 0, again.stderr
     assert sum(sim.stats()["requests"].values()) == 0, "a captured range was asked of the API again"
     assert {d["status"] for d in again.json["days"]} == {"skipped"}
+
+
+def test_read_duckdb_shows_the_current_state_and_a_contratacao_history(sim_factory, tmp_path):
+    pytest.importorskip("duckdb")
+    sim = sim_factory(seed=7, per_day=20, big_items=False)
+    dest = str(tmp_path / "bronze")
+    assert cli(sim, dest, "contratacoes", "2025-10-20").code == 0
+    updated = sim.update("2025-10-23", "2025-10-20", share=0.5)
+    assert atualizacoes(sim, dest, "2025-10-23", "--no-details").code == 0
+    cid = updated[0]["id"]
+    versions = sim.truth("2025-10-20", versions=True)["versions"][cid]
+    script = Path(__file__).resolve().parent.parent / "examples" / "read_duckdb.py"
+    proc = subprocess.run([sys.executable, str(script), dest, "--history", cid], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert (
+        lines[0]
+        == f"current state: {read_bronze(dest).num_rows} contratações, {len(updated)} of them changed since first seen"
+    )
+    assert f"history of {cid}: {len(versions)} version(s), oldest first" in lines
+    shown = [
+        line.split("  ")[0]
+        for line in lines[lines.index(f"history of {cid}: {len(versions)} version(s), oldest first") + 2 :]
+    ]
+    assert shown == [v["dataAtualizacaoGlobal"].replace("T", " ") for v in versions]
