@@ -209,8 +209,9 @@ def test_updates_land_current_in_pncp_and_every_version_in_history(sim_factory, 
     # A second run over the same update days writes nothing and refetches no details.
     before = sorted(list_keys(dest, "pncp")) + sorted(list_keys(dest, "pncp_details"))
     sim.reset_stats()
-    again = atualizacoes(sim, dest, "2025-10-23", "--to", "2025-10-24")
+    again = atualizacoes(sim, dest, "2025-10-24", "--back", "1")
     assert again.code == 0, again.stderr
+    assert again.json["dates"] == ["2025-10-23", "2025-10-24"]
     assert again.json["checkpoints"] == 0, again.json["days"]
     requests = sim.stats()["requests"]
     assert requests.get("itens", 0) == 0 and requests.get("arquivos", 0) == 0

@@ -344,6 +344,12 @@ def atualizacoes(
         str, typer.Option("--date", help="Update day to capture: YYYY-MM-DD, today or yesterday (Brasília).")
     ],
     to: To = None,
+    back: Annotated[
+        int,
+        typer.Option(
+            "--back", min=0, help="Also the N update days before --date (records move between windows: re-list them)."
+        ),
+    ] = 0,
     modalidade: Annotated[
         list[int] | None,
         typer.Option("--modalidade", help="Only this modalidade code (repeatable). Default: every one PNCP serves."),
@@ -368,14 +374,17 @@ def atualizacoes(
     pncp_atualizacoes, and bring pncp (and, by default, pncp_details) of their publication days
     up to the newest version.
 
-    Example: pncp-ingest atualizacoes --date yesterday --dest s3://lake/bronze --json
+    Example: pncp-ingest atualizacoes --date yesterday --back 3 --dest s3://lake/bronze --json
     """
     common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from datetime import timedelta
+
         from .pipeline import run_atualizacoes
 
         days = _days(date, to)
+        days = [days[0] - timedelta(days=n) for n in range(back, 0, -1)] + days
         _check_modalidades(modalidade)
         reporter.start(
             "atualizacoes",
