@@ -3,11 +3,12 @@
 import anyio
 from datetime import date
 from pncp_ingest import load_settings
-from pncp_ingest.pipeline import run_contratacoes, run_details
+from pncp_ingest.pipeline import run_atualizacoes, run_contratacoes, run_details
 
 settings = load_settings(dest="./bronze")
 summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
+summary = anyio.run(run_atualizacoes, settings, [date(2025, 10, 23)])   # update days
 """
 
 from __future__ import annotations
