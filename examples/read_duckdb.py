@@ -1,12 +1,17 @@
 """Read the pncp-ingest bronze layer with DuckDB and print a short summary.
 
     python examples/read_duckdb.py [DEST] [--top N]      # DEST defaults to ./data/bronze
+    python examples/read_duckdb.py [DEST] --history [numeroControlePNCP]   # current state and history
 
 Prints, for the contratações (`pncp`) and their details (`pncp_details`) under DEST:
   - how many contratações, days, itens and arquivos there are;
   - contratações per day and modalidade, with their summed valorTotalEstimado;
   - the N itens with the highest valorTotal (the `itens` list unnested, one row per item);
   - arquivos per tipoDocumentoNome.
+
+With --history (after `pncp-ingest atualizacoes`): how many contratações are current at a newer
+version than first seen, and one contratação's history (the given one, else the one with the
+most versions): its `pncp_atualizacoes` rows plus its current `pncp` row, oldest first.
 
 examples/read_polars.py prints the same summary with Polars (tests/test_examples.py checks that
 the two agree with each other and with what the PNCP simulator served).
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Summarise a pncp-ingest bronze layer with DuckDB.")
     parser.add_argument("dest", nargs="?", default="./data/bronze", help="the --dest folder (default ./data/bronze)")
     parser.add_argument("--top", type=int, default=10, help="how many itens to list (default 10)")
+    parser.add_argument(
+        "--history", nargs="?", const="", metavar="ID", help="current state and one contratação's history"
+    )
     args = parser.parse_args(argv)
 
     pncp = published(args.dest, "pncp")
@@ -72,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             select d.year, d.month, d.day, d.numeroControlePNCP, i.*
             from pncp_details d, unnest(d.itens) as t(i)
         """)
+
+    if args.history is not None:
+        return history(con, args.dest, args.history)
 
     print(f"bronze layer: {args.dest}")
     n, days = con.sql("select count(*), count(distinct (year, month, day)) from pncp").fetchall()[0]
@@ -125,6 +136,45 @@ def main(argv: list[str] | None = None) -> int:
     """).fetchall()
     for tipo, count in rows:
         print(f"{tipo[:50]:<50}  {count:>8}")
+    return 0
+
+
+def history(con: duckdb.DuckDBPyConnection, dest: str, wanted: str) -> int:
+    """Current state (``pncp``) and one contratação's versions (``pncp_atualizacoes`` + ``pncp``)."""
+    versions = published(dest, "pncp_atualizacoes")
+    if versions is None:
+        print(f"no history under {dest}/pncp_atualizacoes: run `pncp-ingest atualizacoes --dest {dest}` first")
+        return 1
+    con.execute(f"create view pncp_atualizacoes as select * from {read_parquet(versions)}")
+    # Every version bronze has held: the history, plus the current row (usually in both).
+    con.execute("""
+        create view versions as
+        select distinct on (numeroControlePNCP, dataAtualizacaoGlobal) *
+        from (select * from pncp_atualizacoes union all by name select * from pncp)
+    """)
+    current, updated = con.sql("""
+        select count(*), count(*) filter (where numeroControlePNCP in
+            (select numeroControlePNCP from versions group by all having count(*) > 1))
+        from pncp
+    """).fetchall()[0]
+    print(f"current state: {current} contratações, {updated} of them changed since first seen")
+    if not wanted:
+        found = con.sql("""
+            select numeroControlePNCP from versions group by all order by count(*) desc, numeroControlePNCP limit 1
+        """).fetchall()
+        wanted = found[0][0] if found else ""
+    rows = con.sql(
+        """
+        select dataAtualizacaoGlobal, situacaoCompraNome, valorTotalHomologado
+        from versions where numeroControlePNCP = $id order by dataAtualizacaoGlobal
+        """,
+        params={"id": wanted},
+    ).fetchall()
+    print(f"\nhistory of {wanted}: {len(rows)} version(s), oldest first")
+    print(f"{'dataAtualizacaoGlobal':<21}  {'situacaoCompraNome':<40}  {'valorTotalHomologado (R$)':>26}")
+    for when, situacao, homologado in rows:
+        valor = "-" if homologado is None else f"{homologado:,.2f}"
+        print(f"{when!s:<21}  {(situacao or '?')[:40]:<40}  {valor:>26}")
     return 0
 
 

@@ -413,6 +413,9 @@ def backfill(
     with_details: Annotated[
         bool, typer.Option("--details/--no-details", help="Fetch itens and arquivos too (default).")
     ] = True,
+    with_atualizacoes: Annotated[
+        bool, typer.Option("--atualizacoes", help="Then capture each day's updates too (as `atualizacoes`).")
+    ] = False,
     modalidade: Modalidade = None,
     checkpoint_every: CheckpointEvery = None,
     dest: Dest = None,
@@ -443,10 +446,75 @@ def backfill(
             "backfill", [d.isoformat() for d in days], settings.dest, settings, details="yes" if with_details else "no"
         )
         return await run_backfill(
-            settings, days, details=with_details, modalidades=codes, on_event=reporter.event, stop=stop
+            settings,
+            days,
+            details=with_details,
+            atualizacoes=with_atualizacoes,
+            modalidades=codes,
+            on_event=reporter.event,
+            stop=stop,
         )
 
     _execute("backfill", common, overrides, work)
+
+
+@app.command()
+def atualizacoes(
+    date: Annotated[
+        str, typer.Option("--date", help="Update day to capture: YYYY-MM-DD, today or yesterday (Brasília).")
+    ],
+    to: To = None,
+    back: Annotated[
+        int,
+        typer.Option(
+            "--back", min=0, help="Also the N update days before --date (records move between windows: re-list them)."
+        ),
+    ] = 0,
+    modalidade: Modalidade = None,
+    with_details: Annotated[
+        bool,
+        typer.Option("--details/--no-details", help="Fetch again the itens and arquivos of what changed (default)."),
+    ] = True,
+    checkpoint_every: CheckpointEvery = None,
+    dest: Dest = None,
+    base_url: BaseUrl = None,
+    concurrency: Concurrency = None,
+    rate: Rate = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    env_file: EnvFile = ".env",
+) -> None:
+    """List the contratações PNCP changed on the day(s) (/atualizacao), keep every version in
+    pncp_atualizacoes, and bring pncp (and, by default, pncp_details) of their publication days
+    up to the newest version.
+
+    Example: pncp-ingest atualizacoes --date yesterday --back 3 --dest s3://lake/bronze --json
+    """
+    common, overrides = _split(locals())
+
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from datetime import timedelta
+
+        from .pipeline import run_atualizacoes
+
+        days = _ingest_days(date, to, reporter)
+        days = [days[0] - timedelta(days=n) for n in range(back, 0, -1)] + days
+        codes = _modalidades(modalidade)
+        reporter.start(
+            "atualizacoes",
+            [d.isoformat() for d in days],
+            settings.dest,
+            settings,
+            details="yes" if with_details else "no",
+        )
+        return await run_atualizacoes(
+            settings, days, modalidades=codes, details=with_details, on_event=reporter.event, stop=stop
+        )
+
+    _execute("atualizacoes", common, overrides, work)
 
 
 @app.command()

@@ -34,6 +34,7 @@ class DayStatus:
     details_failed: int = 0
     gone: int = 0
     pending: int = 0
+    details_stale: int = 0  # details fetched for an older version than pncp holds (atualizacoes refetches them)
     parts: int = 0
     held_by: dict[str, str] = field(default_factory=dict)
     last_run: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -66,6 +67,8 @@ async def day_status(store: ObjectStore, day: date) -> DayStatus:
     status.itens_done, status.arquivos_done, status.gone = len(itens), len(arquivos), len(gone)
     status.details_failed = len(await details.failures())
     status.pending = len(contratacoes.keys - (itens & arquivos) - gone)
+    current, fetched = contratacoes.meta.get("versions", {}), done.meta.get("versions", {})
+    status.details_stale = sum(1 for cid, v in fetched.items() if current.get(cid, v) != v)
     status.parts = await listing.staged_parts() + await details.staged_parts()
     leases = 0
     for state in (listing, details):

@@ -131,12 +131,14 @@ STATUS_COLUMNS = (
     Column("details failed"),
     Column("gone"),
     Column("pending"),
+    Column("details stale"),
     Column("parts"),
     Column("last run", left=True),
     Column("held by", left=True),
 )
 STATUS_DROP_ORDER = (
     "parts",
+    "details stale",
     "held by",
     "gone",
     "itens done",
@@ -154,7 +156,7 @@ def last_run(st: DayStatus) -> str:
     """Each dataset's last outcome and when it finished (UTC), on one line."""
     if st.never_run:
         return "never run"
-    names = {"pncp": "listing", "pncp_details": "details"}
+    names = {"pncp": "listing", "pncp_details": "details", "pncp_atualizacoes": "updates"}
     return (
         ", ".join(
             f"{names.get(name, name)} {run.get('outcome')} {str(run.get('finished_at', ''))[5:16].replace('T', ' ')}"
@@ -175,6 +177,7 @@ def status_row(st: DayStatus) -> list[str]:
         st.details_failed,
         st.gone,
         st.pending,
+        st.details_stale,
         st.parts,
     ]
     return [

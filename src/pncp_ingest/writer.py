@@ -42,9 +42,8 @@ def merge(published: Path | None, parts: list[Path], out: Path, dataset: Dataset
     batch; only the pending parts (bounded by the publish cadence) are held in memory.
     Returns (rows, keys written).
     """
-    key = dataset.key
     pending = _one_row_per_key([_conform(_read(p), dataset.schema) for p in parts], dataset)
-    pending_keys = pending.column(key).combine_chunks()
+    pending_keys = dataset.table_keys(pending)
     superseded: list[dict[str, Any]] = []
     keys_written: list[str] = []
     rows = 0
@@ -55,14 +54,15 @@ def merge(published: Path | None, parts: list[Path], out: Path, dataset: Dataset
             source = pq.ParquetFile(published, pre_buffer=False)
             for batch in source.iter_batches(batch_size=MERGE_BATCH_ROWS, use_threads=False):
                 table = _conform(pa.Table.from_batches([batch]), dataset.schema)
-                replaced = pc.is_in(table.column(key), value_set=pending_keys)
+                keys = dataset.table_keys(table)
+                replaced = pc.is_in(keys, value_set=pending_keys)
                 if dataset.combine is not None:
                     superseded.extend(table.filter(replaced).to_pylist())
                 table = table.filter(pc.invert(replaced))
                 if table.num_rows:
                     sink.write_table(table)
                     rows += table.num_rows
-                    keys_written.extend(table.column(key).to_pylist())
+                    keys_written.extend(keys.filter(pc.invert(replaced)).to_pylist())
         if superseded:
             pending = _fold(pending, superseded, dataset)
         sink.write_table(pending)
@@ -78,18 +78,20 @@ def _read(path: Path) -> pa.Table:
 def _one_row_per_key(tables: list[pa.Table], dataset: Dataset) -> pa.Table:
     """Concatenate parts (oldest first) keeping one row per key: the newest, or the fold of all."""
     table = pa.concat_tables(tables) if tables else dataset.schema.empty_table()
-    keys = table.column(dataset.key).to_pylist()
+    key_array = dataset.table_keys(table)
+    keys = key_array.to_pylist()
     if len(set(keys)) == len(keys):
         return table
     counts: dict[str, int] = {}
     for k in keys:
         counts[k] = counts.get(k, 0) + 1
     repeated = pa.array([k for k, n in counts.items() if n > 1], pa.string())
-    is_repeated = pc.is_in(table.column(dataset.key), value_set=repeated)
+    is_repeated = pc.is_in(key_array, value_set=repeated)
     folded: dict[str, dict[str, Any]] = {}
     for row in table.filter(is_repeated).to_pylist():  # only the repeated keys, in part order
-        older = folded.get(row[dataset.key])
-        folded[row[dataset.key]] = row if older is None or dataset.combine is None else dataset.combine(older, row)
+        key = dataset.row_key(row)
+        older = folded.get(key)
+        folded[key] = row if older is None or dataset.combine is None else dataset.combine(older, row)
     rest = table.filter(pc.invert(is_repeated))
     return pa.concat_tables([rest, pa.Table.from_pylist(list(folded.values()), schema=dataset.schema)])
 
@@ -97,9 +99,9 @@ def _one_row_per_key(tables: list[pa.Table], dataset: Dataset) -> pa.Table:
 def _fold(pending: pa.Table, older_rows: list[dict[str, Any]], dataset: Dataset) -> pa.Table:
     """Complete pending rows from the published rows they replace (datasets with ``combine``)."""
     assert dataset.combine is not None
-    older = {row[dataset.key]: row for row in older_rows}
-    hit = pc.is_in(pending.column(dataset.key), value_set=pa.array(list(older), pa.string()))
-    combined = [dataset.combine(older[row[dataset.key]], row) for row in pending.filter(hit).to_pylist()]
+    older = {dataset.row_key(row): row for row in older_rows}
+    hit = pc.is_in(dataset.table_keys(pending), value_set=pa.array(list(older), pa.string()))
+    combined = [dataset.combine(older[dataset.row_key(row)], row) for row in pending.filter(hit).to_pylist()]
     return pa.concat_tables([pending.filter(pc.invert(hit)), pa.Table.from_pylist(combined, schema=dataset.schema)])
 
 

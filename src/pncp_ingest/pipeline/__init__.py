@@ -3,11 +3,12 @@
 import anyio
 from datetime import date
 from pncp_ingest import load_settings
-from pncp_ingest.pipeline import run_contratacoes, run_details
+from pncp_ingest.pipeline import run_atualizacoes, run_contratacoes, run_details
 
 settings = load_settings(dest="./bronze")
 summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
+summary = anyio.run(run_atualizacoes, settings, [date(2025, 10, 23)])   # update days
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ._run import (
     ignore,
     new_run_id,
 )
+from .atualizacoes import ingest_atualizacoes
 from .backfill import ingest_backfill
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details
@@ -48,6 +50,7 @@ __all__ = [
     "FamilySnapshot",
     "RunSummary",
     "StatsSnapshot",
+    "run_atualizacoes",
     "run_backfill",
     "run_contratacoes",
     "run_details",
@@ -160,11 +163,34 @@ async def run_backfill(
     days: list[date],
     *,
     details: bool = True,
+    atualizacoes: bool = False,
     modalidades: list[int] | None = None,
     on_event: EventSink = ignore,
     run_id: str | None = None,
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest backfill`` as a function: days in order, complete ones skipped."""
-    body = partial(ingest_backfill, details=details, modalidades=modalidades, on_event=on_event, stop=stop)
+    body = partial(
+        ingest_backfill,
+        details=details,
+        atualizacoes=atualizacoes,
+        modalidades=modalidades,
+        on_event=on_event,
+        stop=stop,
+    )
     return await _run("backfill", settings, days, run_id, body, on_event)
+
+
+async def run_atualizacoes(
+    settings: Settings,
+    days: list[date],
+    *,
+    modalidades: list[int] | None = None,
+    details: bool = True,
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+    stop: anyio.Event | None = None,
+) -> RunSummary:
+    """``pncp-ingest atualizacoes`` as a function: ``days`` are update days."""
+    body = partial(ingest_atualizacoes, modalidades=modalidades, details=details, on_event=on_event, stop=stop)
+    return await _run("atualizacoes", settings, days, run_id, body, on_event)

@@ -107,7 +107,7 @@ class Day:
             return
         self.summary.checkpoints += 1
         name = f"{utcnow():%Y%m%dT%H%M%S%f}-{self.ctx.run.run_id}-{self.summary.checkpoints:05d}"
-        keys = [row[self.dataset.key] for row in batch.rows]
+        keys = [self.dataset.row_key(row) for row in batch.rows]
         with tempfile.TemporaryDirectory(prefix="pncp-part-") as tmp:
             part = Path(tmp) / "part.parquet" if batch.rows else None
             if part is not None:

@@ -10,21 +10,28 @@ range, each day set aside is looked at again once its holder's lease is gone (th
 finished, or died and its lease expired): done by the holder → skipped, else this run does what
 is left. A day still held after ``lease_ttl`` stays held (exit 3), so a stuck holder cannot keep
 a backfill waiting for ever.
+
+With ``atualizacoes``, the range's days are then captured as update days too (after the
+listing, so what a day's updates replace is already there); an update day is final, and
+skipped, once a run over it ended cleanly after the day was over in Brasília.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 import anyio
 
 from ..config import Settings
+from ..dates import BRASILIA
 from ..pncp import PncpClient
-from ..records.schema import CONTRATACOES
+from ..records.schema import ATUALIZACOES, CONTRATACOES
+from ..state import DayState
 from ..status import DayStatus, day_status
 from ..storage import ObjectStore
 from ._run import DaySummary, Event, EventSink, RunSummary
+from .atualizacoes import ingest_atualizacoes
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details
 
@@ -45,6 +52,7 @@ async def ingest_backfill(
     summary: RunSummary,
     *,
     details: bool = True,
+    atualizacoes: bool = False,
     modalidades: list[int] | None = None,
     on_event: EventSink,
     stop: anyio.Event | None = None,
@@ -96,7 +104,50 @@ async def ingest_backfill(
         summary.days[:] = [d for d in summary.days if not (d.day == day.isoformat() and d.status == "held")]
         if not await one_day(day, status):
             held.append(day)
+    if atualizacoes:
+        await _capture_updates(settings, store, client, days, summary, details, modalidades, on_event, stop)
     return summary
+
+
+async def _capture_updates(
+    settings: Settings,
+    store: ObjectStore,
+    client: PncpClient,
+    days: list[date],
+    summary: RunSummary,
+    details: bool,
+    modalidades: list[int] | None,
+    on_event: EventSink,
+    stop: anyio.Event | None,
+) -> None:
+    """Each day of the range as an update day, unless a finished run already captured it."""
+    for day in days:
+        if _stopped(stop):
+            return
+        if await _captured(store, day):
+            summary.days.append(DaySummary(day=day.isoformat(), dataset=ATUALIZACOES.name, status="skipped"))
+            on_event(Event("day_end", ATUALIZACOES.name, day, "updates already captured: skipped"))
+            continue
+        await ingest_atualizacoes(
+            settings,
+            store,
+            client,
+            [day],
+            summary,
+            modalidades=modalidades,
+            details=details,
+            on_event=on_event,
+            stop=stop,
+        )
+
+
+async def _captured(store: ObjectStore, day: date) -> bool:
+    """A clean atualizacoes run over ``day`` ended after the day was over: nothing can move into it."""
+    run = await DayState(store, ATUALIZACOES, day).last_run()
+    if not run or run.get("outcome") != "ok" or not run.get("finished_at"):
+        return False
+    day_over = datetime.combine(day + timedelta(days=1), time(), tzinfo=BRASILIA)
+    return datetime.fromisoformat(run["finished_at"]) >= day_over
 
 
 def _holders(held_by: dict[str, str]) -> str:

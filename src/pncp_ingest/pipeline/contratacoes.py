@@ -17,9 +17,9 @@ import anyio
 
 from ..config import Settings
 from ..errors import ApiError, UsageError
-from ..pncp import PncpClient
+from ..pncp import ConsultaPage, PncpClient
 from ..records import Contratacao, bronze_row
-from ..records.schema import CONTRATACOES
+from ..records.schema import CONTRATACOES, version_text
 from ..storage import ObjectStore
 from ._day import Day, DayJob, RunContext, run_day
 from ._run import DaySummary, EventSink, RunSummary, each_day
@@ -44,22 +44,22 @@ async def resolve_modalidades(client: PncpClient, requested: list[int] | None) -
     return sorted(set(requested))
 
 
-class ContratacoesDay(DayJob[dict[str, Any]]):
-    """One day's listing: raw records in, new contratações' bronze rows out."""
+Page = Callable[[date, int, int], Awaitable[ConsultaPage]]
 
-    dataset = CONTRATACOES
+
+class ListingJob(DayJob[dict[str, Any]]):
+    """A day job that lists a consulta endpoint (every modalidade, every page, completeness
+    passes) into the writer; subclasses say which endpoint (``page``) and what a record becomes.
+
+    The listed day is the job's day: ``/publicacao`` for ``contratacoes``, ``/atualizacao`` for
+    the update day of ``atualizacoes``."""
+
     buffer = 400  # eight pages' worth of records
+    day: Day
 
-    def __init__(self, client: PncpClient, codes: list[int]) -> None:
-        self.client = client
+    def __init__(self, page: Page, codes: list[int]) -> None:
+        self.page = page
         self.codes = codes
-        self.known: set[str] = set()
-
-    async def plan(self, day: Day) -> str:
-        # Each run lists every page again, so the day's failures start empty and replace the last run's.
-        self.day = day
-        self.known = await day.state.committed_keys()
-        return f"listing {len(self.codes)} modalidades"
 
     async def fetch(self, send: Send) -> None:
         async with anyio.create_task_group() as tg:
@@ -107,7 +107,7 @@ class ContratacoesDay(DayJob[dict[str, Any]]):
         async def fetch(pagina: int) -> None:
             nonlocal failed
             try:
-                page = await self.client.contratacoes_page(day.date, code, pagina)
+                page = await self.page(day.date, code, pagina)
             except ApiError as exc:
                 day.fail(f"modalidade {code} page {pagina}", str(exc))
                 failed = True
@@ -139,6 +139,22 @@ class ContratacoesDay(DayJob[dict[str, Any]]):
                 tg.start_soon(fetch, pagina)
         return None if failed else (ids, totals[-1][0])
 
+
+class ContratacoesDay(ListingJob):
+    """One day's listing: raw records in, new contratações' bronze rows out."""
+
+    dataset = CONTRATACOES
+
+    def __init__(self, client: PncpClient, codes: list[int]) -> None:
+        super().__init__(client.contratacoes_page, codes)
+        self.known: set[str] = set()
+
+    async def plan(self, day: Day) -> str:
+        # Each run lists every page again, so the day's failures start empty and replace the last run's.
+        self.day = day
+        self.known = await day.state.committed_keys()
+        return f"listing {len(self.codes)} modalidades"
+
     def take(self, raw: dict[str, Any], day: Day) -> None:
         day.summary.listed += 1
         key = raw.get("numeroControlePNCP")
@@ -153,7 +169,8 @@ class ContratacoesDay(DayJob[dict[str, Any]]):
             day.fail(key, str(exc))
             return
         self.known.add(key)
-        day.add(row)
+        # The manifest then knows each contratação's version without reading Parquet (atualizacoes).
+        day.add(row, {"versions": {key: version_text(row)}})
 
     def describe(self, rows: int) -> str:
         return f"{rows} contratações"

@@ -28,7 +28,7 @@ from ..dates import utcnow
 from ..errors import ApiError, NotFoundError
 from ..pncp import PncpClient
 from ..records import DETAIL_KINDS, DetailKind
-from ..records.schema import CONTRATACOES, DETAILS
+from ..records.schema import CONTRATACOES, DETAILS, version_text
 from ..state import DayState
 from ..storage import ObjectStore
 from ._day import Day, DayJob, RunContext, run_day
@@ -45,6 +45,7 @@ class Compra:
     cnpj: str
     ano: int
     sequencial: int
+    version: str = ""  # of the contratação whose details these are (``records.schema.version_text``)
 
 
 @dataclass
@@ -69,22 +70,30 @@ async def committed_compras(store: ObjectStore, day: date) -> list[Compra] | Non
             path = Path(tmp) / "pncp.parquet"
             if not await store.get_file(key, path):
                 return None
-        table = await anyio.to_thread.run_sync(
-            lambda: pq.read_table(
-                path, columns=["numeroControlePNCP", "orgaoEntidade", "anoCompra", "sequencialCompra"]
-            )
-        )
-    compras = []
-    for row in table.to_pylist():
-        cnpj = (row.get("orgaoEntidade") or {}).get("cnpj")
-        ano, sequencial = row.get("anoCompra"), row.get("sequencialCompra")
-        if not (cnpj and ano and sequencial):
-            match = _ID.match(row["numeroControlePNCP"])
-            if match is None:
-                continue
-            cnpj, sequencial, ano = match.group(1), int(match.group(2)), int(match.group(3))
-        compras.append(Compra(row["numeroControlePNCP"], cnpj, int(ano), int(sequencial)))
-    return compras
+        table = await anyio.to_thread.run_sync(lambda: pq.read_table(path, columns=COMPRA_COLUMNS))
+    return [c for c in map(compra_of, table.to_pylist()) if c is not None]
+
+
+COMPRA_COLUMNS = [
+    "numeroControlePNCP",
+    "orgaoEntidade",
+    "anoCompra",
+    "sequencialCompra",
+    "dataAtualizacaoGlobal",
+    "dataAtualizacao",
+]
+
+
+def compra_of(row: dict[str, Any]) -> Compra | None:
+    """A contratação's address in the detail API from its own fields (the id as fallback)."""
+    cnpj = (row.get("orgaoEntidade") or {}).get("cnpj")
+    ano, sequencial = row.get("anoCompra"), row.get("sequencialCompra")
+    if not (cnpj and ano and sequencial):
+        match = _ID.match(row["numeroControlePNCP"])
+        if match is None:
+            return None
+        cnpj, sequencial, ano = match.group(1), int(match.group(2)), int(match.group(3))
+    return Compra(row["numeroControlePNCP"], cnpj, int(ano), int(sequencial), version_text(row))
 
 
 def plan(
@@ -150,8 +159,18 @@ class DetailsDay(DayJob[Fetched]):
 
     dataset = DETAILS
 
-    def __init__(self, client: PncpClient, kinds: tuple[DetailKind, ...], resume: bool, budget: int | None) -> None:
+    def __init__(
+        self,
+        client: PncpClient,
+        kinds: tuple[DetailKind, ...],
+        resume: bool,
+        budget: int | None,
+        compras: list[Compra] | None = None,
+    ) -> None:
         self.client = client
+        # Given (by atualizacoes: the contratações whose version changed), exactly these are
+        # fetched again, every kind, instead of what the day's published contratações still need.
+        self.compras = compras
         self.kinds = kinds
         self.resume = resume
         # --no-resume replaces the day in one publish at the end: no mixed intermediate states.
@@ -162,6 +181,14 @@ class DetailsDay(DayJob[Fetched]):
         self.missing = False  # the day has no published contratações, and no clean listing says why
 
     async def plan(self, day: Day) -> str | None:
+        compras = self.compras
+        if compras is not None:
+            if not compras:
+                return None
+            self.todo = [(c, self.kinds) for c in compras]
+            return await self._planned(
+                day, f"{len(compras)} changed contratações to fetch again ({', '.join(self.kinds)})"
+            )
         compras = await committed_compras(day.state.store, day.date)
         if compras is None:
             listing = await DayState(day.state.store, CONTRATACOES, day.date).last_run()
@@ -177,6 +204,13 @@ class DetailsDay(DayJob[Fetched]):
                 day.summary.status = "skipped"
             return None
         self.todo = plan(compras, (await day.state.committed()).meta, self.kinds, self.resume)
+        no_resume = "" if self.resume else ", no resume"
+        return await self._planned(
+            day, f"{{}} of {len(compras)} contratações to fetch ({', '.join(self.kinds)}{no_resume})"
+        )
+
+    async def _planned(self, day: Day, message: str) -> str:
+        """Budget, earlier failures and worker count for ``self.todo``; ``message`` with {} for its size."""
         day.summary.pending = len(self.todo)
         if self.budget is not None:
             self.todo = self.todo[: self.budget]
@@ -187,8 +221,7 @@ class DetailsDay(DayJob[Fetched]):
         self.buffer = 4 * day.ctx.settings.concurrency
         self.workers = min(len(self.todo), day.ctx.settings.concurrency + 2)
         day.event("progress", compras_planned=len(self.todo))
-        no_resume = "" if self.resume else ", no resume"
-        return f"{len(self.todo)} of {len(compras)} contratações to fetch ({', '.join(self.kinds)}{no_resume})"
+        return message.format(len(self.todo))
 
     async def fetch(self, send: Callable[[Fetched], Awaitable[None]]) -> None:
         work: Iterator[tuple[Compra, tuple[DetailKind, ...]]] = iter(self.todo)
@@ -217,7 +250,11 @@ class DetailsDay(DayJob[Fetched]):
             kinds = ", ".join(fetched.failed)
             day.fail(cid, "; ".join(f"{kind}: {reason}" for kind, reason in fetched.failed.items()), f"{cid} {kinds}")
         if fetched.records:
-            day.add(details_row(fetched), {kind: [cid] for kind in fetched.records})
+            meta: dict[str, Any] = {kind: [cid] for kind in fetched.records}
+            if not fetched.failed:
+                # The version these details belong to: ``status`` counts contratações whose details are older.
+                meta["versions"] = {cid: fetched.compra.version}
+            day.add(details_row(fetched), meta)
 
     def describe(self, rows: int) -> str:
         return f"details of {rows} contratações"

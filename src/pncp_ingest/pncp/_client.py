@@ -130,6 +130,14 @@ class PncpClient:
 
     async def contratacoes_page(self, day: date, modalidade: int, pagina: int) -> ConsultaPage:
         """One page of the contratações published on ``day`` for one modalidade."""
+        return await self._consulta_page("/consulta/v1/contratacoes/publicacao", day, modalidade, pagina)
+
+    async def atualizacoes_page(self, day: date, modalidade: int, pagina: int) -> ConsultaPage:
+        """One page of the contratações whose *current* ``dataAtualizacaoGlobal`` is on ``day``
+        (reference §6.5: same parameters and page sizes as ``/publicacao``)."""
+        return await self._consulta_page("/consulta/v1/contratacoes/atualizacao", day, modalidade, pagina)
+
+    async def _consulta_page(self, path: str, day: date, modalidade: int, pagina: int) -> ConsultaPage:
         params = {
             "dataInicial": day.strftime("%Y%m%d"),
             "dataFinal": day.strftime("%Y%m%d"),
@@ -137,7 +145,7 @@ class PncpClient:
             "pagina": pagina,
             "tamanhoPagina": CONSULTA_PAGE_SIZE,
         }
-        body = await self._get_json("consulta", "/consulta/v1/contratacoes/publicacao", params)
+        body = await self._get_json("consulta", path, params)
         if not body:  # 204: no contratações (or past the last page)
             return ConsultaPage([], 0, 0)
         return ConsultaPage(

@@ -61,14 +61,35 @@ Row = dict[str, Any]
 class Dataset:
     """A bronze dataset: its folder name under the destination, schema and row key.
 
-    ``combine(older, newer)`` merges two rows of one key when a newer row may carry only part
-    of the record (details fetched with ``--only``); without it the newer row simply wins.
+    ``key`` is a column, or several columns whose values together identify a row (the history
+    keeps one row per contratação *and* version); commit records and manifests hold the key as
+    one string, built by :meth:`row_key` for a row and :meth:`table_keys` for a table alike.
+    ``combine(older, newer)`` merges two rows of one key: details fetched with ``--only`` keep
+    the other kind, contratações keep the newest version; without it the newer row simply wins.
     """
 
     name: str
     schema: pa.Schema
-    key: str = "numeroControlePNCP"
+    key: str | tuple[str, ...] = "numeroControlePNCP"
     combine: Callable[[Row, Row], Row] | None = None
+
+    def row_key(self, row: Row) -> str:
+        if isinstance(self.key, str):
+            return str(row[self.key])
+        return KEY_SEPARATOR.join("" if row.get(c) is None else _key_text(row[c]) for c in self.key)
+
+    def table_keys(self, table: pa.Table) -> pa.Array:
+        """The key of every row of ``table``, as strings equal to :meth:`row_key`'s."""
+        if isinstance(self.key, str):
+            return table.column(self.key).combine_chunks()
+        columns = [table.column(c).to_pylist() for c in self.key]
+        return pa.array(
+            [
+                KEY_SEPARATOR.join("" if v is None else _key_text(v) for v in values)
+                for values in zip(*columns, strict=True)
+            ],
+            pa.string(),
+        )
 
     def partition(self, day: date) -> str:
         return f"{self.name}/year={day.year:04d}/month={day.month:02d}/day={day.day:02d}"
@@ -78,8 +99,41 @@ class Dataset:
         return f"{self.partition(day)}/part-0.parquet"
 
 
+KEY_SEPARATOR = "|"
+
+
+def _key_text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, (datetime, date)) else str(value)
+
+
+def version(row: Row) -> datetime | None:
+    """A contratação's version: ``dataAtualizacaoGlobal`` (moves when a child changes too),
+    else ``dataAtualizacao``."""
+    value = row.get("dataAtualizacaoGlobal") or row.get("dataAtualizacao")
+    return value if isinstance(value, datetime) else None
+
+
+def version_text(row: Row) -> str:
+    """The version as commit meta and manifests record it ("" when the record has none)."""
+    found = version(row)
+    return found.isoformat() if found is not None else ""
+
+
+def newest(older: Row, newer: Row) -> Row:
+    """Newest version wins, whatever order two rows of one contratação meet in (a tie: the later row)."""
+    old, new = version(older), version(newer)
+    if old is not None and (new is None or old > new):
+        return older
+    return newer
+
+
 CONTRATACOES_SCHEMA = pa.schema(model_fields(Contratacao) + LINEAGE)
-CONTRATACOES = Dataset("pncp", CONTRATACOES_SCHEMA)
+CONTRATACOES = Dataset("pncp", CONTRATACOES_SCHEMA, combine=newest)
+# Every version ``atualizacoes`` listed, partitioned by the update day listed: one row per
+# (contratação, version). A record without dataAtualizacaoGlobal has an empty version part.
+ATUALIZACOES = Dataset(
+    "pncp_atualizacoes", CONTRATACOES_SCHEMA, key=("numeroControlePNCP", "dataAtualizacaoGlobal"), combine=None
+)
 
 
 def _with_extra(model: type[BaseModel]) -> pa.StructType:
