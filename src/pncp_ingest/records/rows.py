@@ -113,13 +113,20 @@ def validate(model: type[R], raw: Any) -> tuple[R, dict[str, Any]]:
     misfits: dict[str, Any] = {}
     for _ in range(_MAX_REPAIRS):
         progressed = False
+        popped: list[tuple[int | str, ...]] = []
         for err in errors:
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            if any(loc[: len(done)] == done for done in popped):
+                continue  # another union member's complaint about a value already moved
+            if _pop_unencodable_keys(data, loc, misfits):
+                progressed = True
+                continue
             # Union members add their type name to loc (e.g. 'int', 'str'); strip what is not in the data.
             while loc:
                 found, value = _pop_path(data, loc)
                 if found:
                     misfits[".".join(str(p) for p in loc)] = value
+                    popped.append(loc)
                     progressed = True
                     break
                 loc = loc[:-1]
@@ -130,6 +137,26 @@ def validate(model: type[R], raw: Any) -> tuple[R, dict[str, Any]]:
         if not progressed:
             break
     raise ValueError(f"record does not fit {model.__name__}: {errors[0]['msg']} at {errors[0]['loc']}")
+
+
+def _pop_unencodable_keys(data: dict[str, Any], loc: tuple[int | str, ...], misfits: dict[str, Any]) -> bool:
+    """Move the keys pydantic cannot read (a lone surrogate in a field name) out of the object at ``loc``."""
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return False
+    if not isinstance(node, dict):
+        return False
+    bad = [key for key in node if not key.isascii() and not _encodable(key)]
+    for key in bad:
+        found, value = _pop_path(data, (*loc, key))
+        if found:
+            misfits[".".join(str(p) for p in (*loc, key))] = value
+    return bool(bad)
 
 
 def _kind(value: Any) -> str:
@@ -236,7 +263,10 @@ def _write(value: Any, out: list[str]) -> None:
     elif value is None or isinstance(value, bool | int | float):
         out.append(json.dumps(value))
     elif isinstance(value, Decimal):
-        out.append(str(value))  # the exact digits: finite, as only JSON numbers become Decimals
+        # The exact digits (finite: only JSON numbers become Decimals). One sent as 0E0 or 5e0 is
+        # written 0E0 / 5E0, not 0 / 5, so it reads back as the same non-integer number.
+        text = str(value)
+        out.append(text if "." in text or "E" in text else f"{text}E0")
     elif isinstance(value, dict):
         out.append("{")
         for i, (key, element) in enumerate(value.items()):
