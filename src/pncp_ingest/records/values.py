@@ -50,8 +50,10 @@ def _as_column_decimal(value: Decimal) -> Decimal:
     written: ``1.000…0`` with 40 zeros, ``0E+40`` or ``1E+31`` fit the column but Arrow rejects
     them (and ``0E-1000000000`` crashes it). Rewriting at scale 6 is exact once the limits passed.
     """
-    _, digits, exponent = value.as_tuple()
-    if isinstance(exponent, int) and -SCALE <= exponent <= 0 and len(digits) <= PRECISION:
+    # Plain notation of at most 38 characters has at most 38 digits and no positive exponent, which
+    # Arrow rescales without loss (str() is the cheap test: as_tuple() costs five times as much).
+    text = str(value)
+    if "E" not in text and len(text) <= PRECISION:
         return value
     return value.quantize(_QUANTUM, context=_CONTEXT)
 
@@ -88,7 +90,7 @@ def _local_datetime(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("a date-time is ISO 8601 text")
     text = value.strip()
-    if _SUB_MICROSECOND.search(text):
+    if ("." in text or "," in text) and _SUB_MICROSECOND.search(text):
         raise ValueError("a date-time with more than 6 fraction digits does not fit a microsecond timestamp")
     try:
         parsed = datetime.fromisoformat(text)
