@@ -10,7 +10,7 @@
 """
 
 from .models import DETAIL_KINDS, DETAIL_MODELS, Arquivo, Contratacao, DetailKind, Item, Record
-from .rows import bronze_row, bronze_rows_json, loads
+from .rows import JsonNumber, bronze_row, bronze_rows_json, loads
 from .values import PRECISION, SCALE
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Contratacao",
     "DetailKind",
     "Item",
+    "JsonNumber",
     "Record",
     "bronze_row",
     "bronze_rows_json",

@@ -35,12 +35,32 @@ _MAX_REPAIRS: Final = 50
 _SURROGATE_IN_BODY: Final = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\xed[\xa0-\xbf]")
 
 
+class JsonNumber(Decimal):
+    """A JSON number with a fraction or an exponent: its exact value, and ``text``, the JSON it was sent as.
+
+    The text is what ``_extra`` keeps when the number does not fit its column (a ``Decimal``
+    alone would write ``1e5`` as ``1E+5`` and ``0.0000001`` as ``1E-7``)."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def loads(body: bytes | str) -> Any:
-    """Decode a JSON body with every non-integer number as an exact ``Decimal`` (integers are ints).
+    """Decode a JSON body with every non-integer number as an exact :class:`JsonNumber` (a ``Decimal``
+    that keeps its JSON text); integers are ints. Never a float.
 
     Raises ValueError for a body that is not JSON (or nests too deeply to decode)."""
+    return _decode(body, JsonNumber)
+
+
+def _decode(body: bytes | str, number: type[Decimal]) -> Any:
     try:
-        return json.loads(body, parse_float=Decimal)
+        return json.loads(body, parse_float=number)
     except RecursionError:
         raise ValueError("the JSON nests too deeply to decode") from None
 
@@ -58,14 +78,15 @@ def bronze_rows_json(model: type[R], body: bytes) -> list[Row]:
     element that is not an object still lands, as a row whose ``_extra`` holds it under ``""``.
     Raises ValueError if the body is not a JSON array (e.g. truncated).
     """
-    raws = loads(body)
+    # A plain Decimal costs a third of a JsonNumber, and the common case keeps no number text.
+    raws = _decode(body, Decimal)
     if not isinstance(raws, list):
         raise ValueError(f"expected a JSON array of {model.__name__} records, got {type(raws).__name__}")
     check_text = _may_hold_a_surrogate(body)
     try:
         rows: list[Row] = _exact_list(model).validate_python(raws)
     except ValidationError:
-        return [_row(model, raw, check_text) for raw in raws]
+        return [_row(model, raw, check_text) for raw in loads(body)]  # again, keeping the texts for _extra
     if check_text:
         return [_finish(row, {}, check_text) for row in rows]
     for row in rows:
@@ -251,8 +272,8 @@ def _encodable(text: str) -> bool:
 
 
 def extra_json(kept: dict[str, Any]) -> str:
-    """``kept`` as JSON text, keys sorted: numbers with the digits they were sent with (a ``Decimal``
-    is written as a JSON number, not through a float), texts UTF-8 can encode, read back by :func:`loads`."""
+    """``kept`` as JSON text, keys sorted: a number as the JSON text it was sent as (a plain ``Decimal``
+    with its exact digits), never through a float; texts UTF-8 can encode; read back by :func:`loads`."""
     out: list[str] = []
     try:
         _write({key: kept[key] for key in sorted(kept)}, out)
@@ -267,6 +288,8 @@ def _write(value: Any, out: list[str]) -> None:
         out.append(json.dumps(value, ensure_ascii=value.isascii() or not _encodable(value)))
     elif value is None or isinstance(value, bool | int | float):
         out.append(json.dumps(value))
+    elif isinstance(value, JsonNumber):
+        out.append(value.text)  # as sent
     elif isinstance(value, Decimal):
         # The exact digits (finite: only JSON numbers become Decimals). One sent as 0E0 or 5e0 is
         # written 0E0 / 5E0, not 0 / 5, so it reads back as the same non-integer number.
