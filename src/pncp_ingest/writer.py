@@ -33,6 +33,32 @@ def write_part(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> int
     return int(table.num_rows)
 
 
+def write_encodable(rows: list[dict[str, Any]], schema: pa.Schema, path: Path) -> list[tuple[int, str]]:
+    """:func:`write_part`, leaving out any row Arrow cannot encode: returns those as (index in rows, why).
+
+    The record path (``records.rows``) already moves every value that does not fit its column
+    into ``_extra``, so this should never leave a row out; it is the last resort that turns a row
+    it missed into one failed record instead of a run that aborts at every retry. The common case
+    costs one conversion, as ``write_part``; only a batch that fails is converted row by row.
+    """
+    try:
+        table = pa.Table.from_pylist(rows, schema=schema)
+        rejected: list[tuple[int, str]] = []
+    except Exception:  # whatever Arrow raises for a value: the rows below say which and why
+        rejected = []
+        fit: list[dict[str, Any]] = []
+        for index, row in enumerate(rows):
+            try:
+                pa.Table.from_pylist([row], schema=schema)
+            except Exception as exc:
+                rejected.append((index, f"the row cannot be written ({type(exc).__name__}: {str(exc)[:200]})"))
+            else:
+                fit.append(row)
+        table = pa.Table.from_pylist(fit, schema=schema)
+    pq.write_table(table, path, **PART_OPTIONS)
+    return rejected
+
+
 def merge(published: Path | None, parts: list[Path], out: Path, dataset: Dataset) -> tuple[int, list[str]]:
     """Merge the published file with committed parts into ``out``: one row per key.
 

@@ -17,8 +17,10 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from .models import DETAIL_KINDS, DETAIL_MODELS, Contratacao
+from .values import DECIMAL_COLUMN, INT64_COLUMN, PRECISION, SCALE
 
-MONEY = pa.decimal128(38, 6)
+MONEY = pa.decimal128(PRECISION, SCALE)
+_MARKED: dict[str, pa.DataType] = {DECIMAL_COLUMN: MONEY, INT64_COLUMN: pa.int64()}
 LINEAGE = [
     pa.field("_extra", pa.string()),
     pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
@@ -32,7 +34,11 @@ def _arrow_type(annotation: Any) -> pa.DataType:
         (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _arrow_type(inner)
     if origin is typing.Annotated:
-        return _arrow_type(typing.get_args(annotation)[0])
+        inner, *metadata = typing.get_args(annotation)
+        for marker in metadata:
+            if isinstance(marker, str) and marker in _MARKED:
+                return _MARKED[marker]
+        return _arrow_type(inner)
     if origin is list:
         return pa.list_(_arrow_type(typing.get_args(annotation)[0]))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
