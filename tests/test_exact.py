@@ -23,13 +23,6 @@ from pncp_ingest.writer import write_encodable
 DAY = "2025-10-22"
 PROBE = "1234567890123.4567"  # 17 significant digits: through a float it reads back as ...4568
 
-# The consulta listing is decoded in the PNCP client (pncp/_client.py), outside the record path:
-# until it decodes with `records.loads` (one argument, see the README), its numbers pass through
-# a float before they reach the record path. When it does, these pass: remove the marker.
-CONSULTA_DECODED_WITH_FLOATS = pytest.mark.xfail(
-    strict=True, reason="the client decodes /contratacoes/publicacao with json.loads, not records.loads"
-)
-
 
 @pytest.fixture(scope="module")
 def exotic_day(tmp_path_factory: pytest.TempPathFactory) -> Any:
@@ -91,14 +84,12 @@ def assert_exact(row: dict[str, Any], name: str, text: str) -> str:
     return "_extra"
 
 
-@CONSULTA_DECODED_WITH_FLOATS
 def test_every_contratacao_value_is_exact_in_its_column_or_in_extra(exotic_day):
     landed = by_id(read_bronze(exotic_day.dest).to_pylist())
     for raw in exotic_day.truth["contratacoes"]:
         assert_recoverable(CONTRATACOES_SCHEMA, raw, landed[raw["numeroControlePNCP"]])
 
 
-@CONSULTA_DECODED_WITH_FLOATS
 def test_the_probe_1234567890123_4567_reads_back_exactly_from_the_published_parquet(exotic_day):
     (path,) = Path(exotic_day.dest, "pncp").rglob("*.parquet")
     values = pq.read_table(path, columns=["valorTotalEstimado"]).column(0).to_pylist()

@@ -28,7 +28,7 @@ from ..dates import utcnow
 from ..records.schema import Dataset
 from ..state import DayState, Lease, accumulate, hold
 from ..storage import ObjectStore
-from ..writer import write_part
+from ..writer import write_encodable
 from ._run import DaySummary, Event, EventKind, EventSink, Failure, RunSummary, cancel_on, recover
 
 T = TypeVar("T")
@@ -107,11 +107,14 @@ class Day:
             return
         self.summary.checkpoints += 1
         name = f"{utcnow():%Y%m%dT%H%M%S%f}-{self.ctx.run.run_id}-{self.summary.checkpoints:05d}"
-        keys = [self.dataset.row_key(row) for row in batch.rows]
         with tempfile.TemporaryDirectory(prefix="pncp-part-") as tmp:
             part = Path(tmp) / "part.parquet" if batch.rows else None
             if part is not None:
-                await anyio.to_thread.run_sync(write_part, batch.rows, self.dataset.schema, part)
+                rejected = await anyio.to_thread.run_sync(write_encodable, batch.rows, self.dataset.schema, part)
+                if rejected:
+                    self._drop(batch, rejected)
+                    part = part if batch.rows else None
+            keys = [self.dataset.row_key(row) for row in batch.rows]
             await self.lease.ensure()
             await self.state.commit(name, part, keys, batch.meta)
         self.job.committed(batch.rows, self.summary)
@@ -122,6 +125,23 @@ class Day:
             rows=len(batch.rows),
             name=name,
         )
+
+    def _drop(self, batch: _Batch, rejected: list[tuple[int, str]]) -> None:
+        """Rows Arrow could not write are failed records, not done: out of the rows and the meta."""
+        gone = {index for index, _ in rejected}
+        keys = {self.dataset.row_key(batch.rows[index]) for index in gone}
+        for index, reason in rejected:
+            self.fail(self.dataset.row_key(batch.rows[index]), reason)
+        batch.rows = [row for index, row in enumerate(batch.rows) if index not in gone]
+        # Commit meta is keyed by the same ids (lists of ids done, maps of id → value).
+        batch.meta = {
+            name: [k for k in value if k not in keys]
+            if isinstance(value, list)
+            else {k: v for k, v in value.items() if k not in keys}
+            if isinstance(value, dict)
+            else value
+            for name, value in batch.meta.items()
+        }
 
     def _publish_due(self) -> bool:
         return self._commits_since_publish > 0 and (

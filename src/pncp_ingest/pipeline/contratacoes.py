@@ -157,6 +157,9 @@ class ContratacoesDay(ListingJob):
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
         day.summary.listed += 1
+        if not isinstance(raw, dict):
+            day.fail("record", f"a listed record that is not an object: {str(raw)[:120]}")
+            return
         key = raw.get("numeroControlePNCP")
         if not isinstance(key, str) or not key:
             day.fail("record", f"a record without numeroControlePNCP: {str(raw)[:120]}")

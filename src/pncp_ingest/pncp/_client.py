@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_random_exponential
 
 from ..errors import ApiError, ApiUnreachableError, NotFoundError
-from ..records import DETAIL_KINDS, DETAIL_MODELS, DetailKind, bronze_rows_json
+from ..records import DETAIL_KINDS, DETAIL_MODELS, DetailKind, bronze_rows_json, loads
 from ._config import ClientConfig, Family, RetryNotice
 from ._limits import FamilyLimiter, FamilyStats, Signal
 from ._transport import HttpClient, create_http_client
@@ -145,7 +145,8 @@ class PncpClient:
             "pagina": pagina,
             "tamanhoPagina": CONSULTA_PAGE_SIZE,
         }
-        body = await self._get_json("consulta", path, params)
+        # Money decoded from the JSON text, never through a float (records.loads).
+        body = await self._get_json("consulta", path, params, loads)
         if not body:  # 204: no contratações (or past the last page)
             return ConsultaPage([], 0, 0)
         return ConsultaPage(
@@ -156,11 +157,11 @@ class PncpClient:
 
     async def itens(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
         """Every item of a compra, as the API sends them. Always pages explicitly: without paging the API returns only 10."""
-        return (await self._detail_pages(_detail_path("itens", cnpj, ano, sequencial), json.loads)).rows
+        return (await self._detail_pages(_detail_path("itens", cnpj, ano, sequencial), loads)).rows
 
     async def arquivos(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
         """Every document of a compra, as the API sends them (204 → [])."""
-        return (await self._detail_pages(_detail_path("arquivos", cnpj, ano, sequencial), json.loads)).rows
+        return (await self._detail_pages(_detail_path("arquivos", cnpj, ano, sequencial), loads)).rows
 
     async def detail_rows(self, kind: DetailKind, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
         """Every record of one kind of a compra as bronze rows (``bronze_row(Item | Arquivo, ...)``),
