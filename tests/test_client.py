@@ -199,18 +199,22 @@ def test_truncated_json_and_dropped_connections_are_retried(sim_factory, transpo
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_429_bursts_cut_the_limit_which_never_exceeds_the_ceiling_and_recovers(sim_factory, transport):
+def test_429_bursts_pause_without_collapsing_the_limit_which_never_exceeds_the_ceiling_and_recovers(
+    sim_factory, transport
+):
     sim = sim_factory(seed=11, per_day=150)
     todo = compras(sim)
     ceiling = 8
-    sim.set_faults(rate_429=0.03, burst_429=3, families=["detail"], seed=5)
+    # With some latency, as PNCP has, the requests in flight take a burst's 429s, not only the probe.
+    sim.set_faults(latency_ms=20, rate_429=0.03, burst_429=3, families=["detail"], seed=5)
 
     async def body(client: PncpClient, counting: Counting) -> None:
         stats = client.stats.families["detail"]
         await fetch_all(client, todo)
         assert client.stats.throttled > 0
-        assert stats.decreases > 0 and stats.min_limit < ceiling
-        assert stats.pauses > 0 and stats.paused_s > 0
+        # Random bursts, over by the probe after their pause, are not load: at most a rare cut.
+        assert stats.pauses > 0 and stats.paused_s > 0 and stats.blocks > 0
+        assert stats.cuts["429"] <= stats.blocks // 4 and stats.min_limit >= ceiling // 2, stats
         assert counting.max_in_flight <= ceiling and stats.max_in_flight <= ceiling
         assert max(counting.limits_seen) <= ceiling
         # The faults stop: healthy answers bring the limit back to the ceiling, never above.
@@ -383,17 +387,24 @@ def test_the_client_needs_no_application_settings(sim_factory):
 # -- the limiter's rules, without HTTP ---------------------------------------------------------
 
 
-def test_a_429_halves_the_limit_once_per_block():
+def test_a_429_block_that_outlasts_its_first_pause_halves_the_limit_once():
     async def main() -> None:
         limiter = FamilyLimiter("detail", 4, 0)
         first, second = limiter.ticket(), limiter.ticket()
-        limiter.throttled(first)
-        assert limiter.limit == 2 and limiter.stats.blocks == 1 and limiter.probing
+        limiter.throttled(first)  # maybe a blip: a pause, and one request to probe after it
+        assert limiter.limit == 4 and limiter.stats.blocks == 1 and limiter.probing
         limiter.throttled(second)  # in flight when the block's pause began: already answered
-        assert limiter.limit == 2 and limiter.stats.pauses == 1
+        assert limiter.limit == 4 and limiter.stats.pauses == 1
         limiter._paused_until = 0  # end the pause without waiting for it
-        limiter.throttled(limiter.ticket())  # the probe: the block goes on, the pause doubles, no new cut
+        limiter.throttled(limiter.ticket())  # the probe: the block goes on, so it is about load
         assert limiter.limit == 2 and limiter.stats.blocks == 1 and limiter.stats.pauses == 2
+        limiter._paused_until = 0
+        limiter.throttled(limiter.ticket())  # still blocked: the pause doubles, no new cut
+        assert limiter.limit == 2 and limiter.stats.pauses == 3
+        limiter._paused_until = 0
+        limiter.feedback(limiter.ticket(), "ok")  # over
+        limiter.throttled(limiter.ticket())  # back before a second good answer: this load's
+        assert limiter.limit == 1 and limiter.stats.blocks == 2
 
     anyio.run(main)
 
@@ -416,8 +427,9 @@ def test_the_limit_gates_admission():
                 tg.start_soon(request)
             await anyio.wait_all_tasks_blocked()
             assert limiter.in_flight == 4 and len(seen_before) == 4
-            limiter.throttled(limiter.ticket())  # limit 2 (and a pause, ended at once): no one new until in-flight < 2
-            limiter._paused_until = 0
+            for _ in range(2):  # a block that outlasts its first pause (ended at once): limit 2
+                limiter.throttled(limiter.ticket())
+                limiter._paused_until = 0
             limiter.feedback(limiter.ticket(), "ok")  # the probe's answer: the block is over
             cut = True
             release.set()

@@ -64,7 +64,7 @@ def test_the_pause_doubles_while_429s_keep_coming_then_shrinks_after_good_answer
     assert {0.1, 0.2, 0.4, 0.8} <= pauses and max(pauses) <= 1.6, pauses
 
 
-def test_good_answers_halve_the_learned_pause_every_four_rounds():
+def test_good_answers_halve_the_learned_pause_every_round():
     async def main() -> None:
         limiter = FamilyLimiter("consulta", 2, 0, pause_initial=1, pause_cap=30)
         for _ in range(6):  # a block and five probes: 1, 2, 4, 8, 16, 30
@@ -72,7 +72,7 @@ def test_good_answers_halve_the_learned_pause_every_four_rounds():
             limiter._paused_until = 0  # end the pause without waiting for it
         assert limiter.stats.next_pause_s == 30 and limiter.limit == 1
         seen = []
-        for _ in range(4 * 2 * 6):  # rounds of a limit of 1 (counted as 2)
+        for _ in range(2 * 6):  # rounds of a limit of 1 (counted as 2)
             limiter.feedback(limiter.ticket(), "ok", latency=0.01)
             seen.append(limiter.stats.next_pause_s)
         assert sorted(set(seen), reverse=True) == [30, 15, 7.5, 3.75, 1.875, 1]

@@ -22,7 +22,7 @@ that the rest is judged against (a client that starts at its ceiling never sees 
   place, or in-flight reached it), it grows: by ``√limit`` per window, or by one where the family
   was throttled (429) before.
 
-A 429 is the server saying so explicitly: it halves the limit at once (see :meth:`throttled`).
+A 429 block that is about load (see :mod:`._limits`) halves the limit at once (:meth:`throttled`).
 Near the level of the last 429 every +1 waits ``probe_rounds`` healthy windows, doubling with
 each 429 at that level again (up to 64; a 429 well below it starts over at 1) and halving each
 time the level is passed, so a server that

@@ -6,13 +6,19 @@ Each API family (``consulta``, ``detail``) has one :class:`FamilyLimiter`:
   ``PNCP_CONSULTA_CONCURRENCY``) and is never above it. It moves on evidence of load judged over
   windows of answers (error share, latency against the no-load latency), not on each error; a
   429 halves it at once. The rules are in :mod:`._adaptive`.
+- **A 429 halves the limit when it is about load**: when the block outlasts its first pause (the
+  probe gets a 429 too: a server blocking this client for a while), or when a block comes back
+  before a single good answer since the last one (it recurs as soon as the load does). A burst
+  of 429s that is over by the probe, at a random moment, is not about our load (the simulator's
+  and PNCP's detail API's random bursts): it pauses the family but leaves the limit alone.
 - **A 429 pauses the family, for a learned time.** Every worker of the family waits, not just
   the one that got it. With a Retry-After the pause is what the server says. Without one (the
   consulta API's HTML 429), the block's length is learned: the first pause is short
   (``PNCP_THROTTLE_PAUSE_INITIAL``, 1 s), and while the block lasts it doubles, up to
   ``PNCP_THROTTLE_PAUSE`` (the cap). After a pause a single request probes whether the block is
   over; the others wait for its answer, so a block that lasts costs one request per pause, not
-  one per worker. Every ``SHRINK_ROUNDS`` rounds of good answers halve the learned pause again.
+  one per worker. Every round of good answers (as many as the limit) halves the learned pause
+  again, so a block that comes back soon starts near its learned length and a rare one short.
   429s of requests already in flight when a pause began belong to that block: they neither
   lengthen the pause nor cut the limit again.
 - **A retry budget** (the AWS SDKs' retry quota): each family starts with ``PNCP_RETRY_BUDGET``
@@ -42,7 +48,7 @@ Signal = Literal["ok", "throttled", "overloaded"]
 
 DEFAULT_PAUSE_INITIAL = 1.0
 DEFAULT_PAUSE_CAP = 30.0
-SHRINK_ROUNDS = 4  # rounds of good answers (× the limit) that halve the learned pause
+SHRINK_ROUNDS = 1  # rounds of good answers (× the limit) that halve the learned pause
 RETRY_COST = 5  # tokens a retry after a 5xx / bad body costs (AWS: 5)
 TIMEOUT_RETRY_COST = 10  # after a timeout or a dropped connection (AWS: 10)
 
@@ -163,6 +169,8 @@ class FamilyLimiter:
         self._probing = False  # after a pause: one request at a time until one is not a 429
         self._next_pause = self.pause_initial
         self._good_since_pause = 0
+        self._blocks_seen = False
+        self._block_cut = False  # this block already halved the limit
 
     # -- what the client and the display read ---------------------------------------------------
 
@@ -209,9 +217,16 @@ class FamilyLimiter:
             return self.pause_remaining  # in flight when the block's pause began: already answered
         if not self._probing:
             self.stats.blocks += 1
-            if self.adaptive:
-                self._adaptive.throttled()
-                self._limit_changed()
+            # A block that comes back before a single good answer since the last one is this load's.
+            load = self._blocks_seen and self._good_since_pause <= 1
+            self._blocks_seen = True
+            self._block_cut = False
+        else:
+            load = not self._block_cut  # the block outlasted its first pause: a real block, not a blip
+        if load and self.adaptive:
+            self._block_cut = True
+            self._adaptive.throttled()
+            self._limit_changed()
         if retry_after is not None:
             seconds = retry_after
         else:
