@@ -8,16 +8,16 @@ first ones, as TCP's slow start does: the first answers, at low load, give the n
 that the rest is judged against (a client that starts at its ceiling never sees it). Then:
 
 - **errors**: 30 % or more of the window's answers are 5xx, timeouts or dropped connections
-  (a steady 7 % of noise reaches that in a window of 30 about once in 5,000; a server falling
+  (a steady 7 % of noise reaches that in a window of 30 about once in 6,700; a server falling
   over, or an outage, does at once): the limit becomes the share the server answered well
   (``limit × (1 − error share)``, at most halved);
 - **latency** (the gradient idea of Vegas-style limiters such as Netflix's concurrency-limits):
   the window's median latency of good answers against the lowest median seen so far (the
   no-load latency). A server past its knee queues, so its latency grows with what is in flight;
   when it exceeds ``TOLERANCE`` times the no-load latency (plus ``SLACK_S``) in two windows in a
-  row (one slow window is as likely a hiccup of our own CPU), the limit shrinks
-  in proportion (``limit × (TOLERANCE × noload + SLACK_S) / median``, at most halved), which holds it near the knee
-  instead of far past it. Within the tolerance, latency is noise (payload mix, our own CPU);
+  row (one slow window is as likely a hiccup of our own CPU), the limit shrinks in proportion
+  (``limit × (TOLERANCE × noload + SLACK_S) / median``, at most halved), which holds it near
+  the knee instead of far past it. Within the tolerance, latency is noise (payload mix, our CPU);
 - otherwise the window was healthy, and if the limit was actually used (something waited for a
   place, or in-flight reached it), it grows: by ``√limit`` per window, or by one where the family
   was throttled (429) before.
@@ -25,8 +25,8 @@ that the rest is judged against (a client that starts at its ceiling never sees 
 A 429 block that is about load (see :mod:`._limits`) halves the limit at once (:meth:`throttled`).
 Near the level of the last 429 every +1 waits ``probe_rounds`` healthy windows, doubling with
 each 429 at that level again (up to 64; a 429 well below it starts over at 1) and halving each
-time the level is passed, so a server that
-blocks above some load is probed ever more rarely, and one that allows more is found again.
+time the level is passed, so a server that blocks above some load is probed ever more rarely,
+and one that allows more is found again.
 
 The no-load latency only goes down, except at a limit of one: latency there cannot be our load,
 so it becomes the new no-load latency (a server that got slower on its own is not chased to zero).
