@@ -253,7 +253,7 @@ def test_an_unused_limit_does_not_grow_and_a_slow_server_at_one_is_not_our_load(
     assert limit.noload == 10.0 and limit.limit == 2
 
 
-def test_probing_slows_at_the_level_that_was_throttled_and_speeds_up_past_it():
+def test_probing_slows_with_every_block_and_speeds_up_past_the_level():
     limit = steady(16)
     limit.throttled()  # at 16 → 8
     steps = []
@@ -261,18 +261,22 @@ def test_probing_slows_at_the_level_that_was_throttled_and_speeds_up_past_it():
         before = limit.limit
         window(limit, MIN_WINDOW * 2)
         steps.append(limit.limit - before)
-    assert steps == [1] * 8  # +1 per window where it was throttled, none skipped at probe_rounds 1
-    limit.throttled()  # the same wall again: probes there take twice the windows
+    assert steps == [2, 3, 2, 1]  # after a first block: by √limit to just under it, then by one
+    limit.throttled()  # blocked again: every step up now takes twice the windows
     assert limit.probe_rounds == 2 and limit.limit == 8
-    held = 0
+    windows = 0
     while limit.limit < 16:
-        before = limit.limit
         window(limit, MIN_WINDOW * 2)
-        held += limit.limit == before
-    assert held == 1  # one window held at 15 before stepping into 16
+        windows += 1
+    assert windows == 16
     limit.value = 4.0
-    limit.throttled()  # a 429 far below the wall: not the same wall, probing starts over
-    assert limit.probe_rounds == 1
+    limit.throttled()  # and again, wherever it is
+    assert limit.probe_rounds == 4
+    windows = 0
+    while limit.limit < 16:  # every level past the last block held for its rounds: faster again
+        window(limit, MIN_WINDOW * 2)
+        windows += 1
+    assert limit.probe_rounds == 1 and windows == 4 + 4 + 4 + 2 + 10  # 2→3→4, held at 4, 5, then 1 a step
 
 
 def test_the_slow_start_doubles_from_four_and_gives_the_no_load_latency():

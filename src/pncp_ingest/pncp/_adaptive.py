@@ -19,14 +19,15 @@ that the rest is judged against (a client that starts at its ceiling never sees 
   (``limit × (TOLERANCE × noload + SLACK_S) / median``, at most halved), which holds it near
   the knee instead of far past it. Within the tolerance, latency is noise (payload mix, our CPU);
 - otherwise the window was healthy, and if the limit was actually used (something waited for a
-  place, or in-flight reached it), it grows: by ``√limit`` per window, or by one where the family
-  was throttled (429) before.
+  place, or in-flight reached it), it grows: by ``√limit`` per window (after a first 429 block,
+  up to just under its level, then by one), and once the family has been blocked again, by one
+  per ``probe_rounds`` windows.
 
 A 429 block that is about load (see :mod:`._limits`) halves the limit at once (:meth:`throttled`).
-Near the level of the last 429 every +1 waits ``probe_rounds`` healthy windows, doubling with
-each 429 at that level again (up to 64; a 429 well below it starts over at 1) and halving each
-time the level is passed, so a server that blocks above some load is probed ever more rarely,
-and one that allows more is found again.
+From then on every +1 waits ``probe_rounds`` healthy windows, doubling with each further load
+block (up to 64) and halving each time the level of the last one is held and passed, so a server
+that blocks above some load is probed ever more rarely (each block costs its whole length), and
+one that allows more is found again.
 
 The no-load latency only goes down, except at a limit of one: latency there cannot be our load,
 so it becomes the new no-load latency (a server that got slower on its own is not chased to zero).
@@ -114,7 +115,8 @@ class AdaptiveLimit:
         slow = median is not None and self.noload is not None and median > TOLERANCE * self.noload + SLACK_S
         if median is not None:
             self.noload = median if self.noload is None else min(self.noload, median)
-        if slow or self._errors / self._answers >= ERROR_LOAD or not self._used:
+        # Half the window failing, not ERROR_LOAD: three in ten is one noise draw in 30 at 7 %.
+        if slow or self._errors / self._answers >= 0.5 or not self._used:
             self.slow_start = False
             self._set(self.value)
             return False
@@ -126,10 +128,8 @@ class AdaptiveLimit:
     def throttled(self) -> None:
         """The family got a 429 that starts a block: halve, and remember the level."""
         self.slow_start = False
-        if self._throttled_at is not None and self.value + 1 >= self._throttled_at:
-            self._probe_rounds = min(MAX_PROBE_ROUNDS, self._probe_rounds * 2)  # the same wall again
-        else:
-            self._probe_rounds = 1  # a wall below the last one (or a 429 that was not about load)
+        if self._throttled_at is not None:
+            self._probe_rounds = min(MAX_PROBE_ROUNDS, self._probe_rounds * 2)  # blocked again
         self._throttled_at = self.value
         self._healthy_at_wall = 0
         self._set(self.value * THROTTLE_FACTOR)
@@ -174,9 +174,11 @@ class AdaptiveLimit:
             return self.value
         if self._throttled_at is None:
             return self.value + max(1, math.isqrt(self.limit))
-        if self.value + 1 < self._throttled_at:
-            return self.value + 1
-        # At the level that was throttled: hold it for its probe rounds before trying one more.
+        if self._probe_rounds == 1 and self.value + 1 < self._throttled_at:
+            # After a first block: back quickly to just under its level (it may have been a fluke).
+            return min(self._throttled_at - 1, self.value + max(1, math.isqrt(self.limit)))
+        # Since a block: +1 per probe_rounds healthy windows (every block costs its length in
+        # seconds, so the climb back towards it slows with each one).
         self._healthy_at_wall += 1
         if self._healthy_at_wall < self._probe_rounds:
             return self.value

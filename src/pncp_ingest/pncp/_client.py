@@ -236,17 +236,17 @@ class PncpClient:
             return await self._retrying(self._attempt, family, url, params, decode)
         except _Retryable as exc:
             attempts = self.config.retry.attempts
+            if exc.transport and self.stats.ok == 0:
+                raise ApiUnreachableError(
+                    f"the PNCP API at {self.config.base_url} is unreachable after {attempts} attempts, "
+                    f"{exc}: check --base-url / PNCP_BASE_URL and the network"
+                ) from None
             if exc.budget_spent:
                 raise ApiError(
                     f"GET {path} failed: {exc}; not retried, the {family} API's retry budget is spent "
                     "(most requests fail: PNCP is down or overloaded; a later run resumes)",
                     status=exc.status,
                     url=url,
-                ) from None
-            if exc.transport and self.stats.ok == 0:
-                raise ApiUnreachableError(
-                    f"the PNCP API at {self.config.base_url} is unreachable after {attempts} attempts, "
-                    f"{exc}: check --base-url / PNCP_BASE_URL and the network"
                 ) from None
             raise ApiError(f"GET {path} failed after {attempts} attempts: {exc}", status=exc.status, url=url) from None
 
