@@ -214,12 +214,10 @@ class SimState:
         self.max_in_flight: Counter[str] = Counter()
 
     def stats(self) -> dict[str, Any]:
-        return {
-            "requests": dict(self.requests),
-            "statuses": dict(self.statuses),
-            "faults": dict(self.fault_counts),
-            "max_in_flight": dict(self.max_in_flight),
-        }
+        out = {"requests": dict(self.requests), "statuses": dict(self.statuses), "faults": dict(self.fault_counts)}
+        if self.max_in_flight:  # only counted while a load-dependent key is set
+            out["max_in_flight"] = dict(self.max_in_flight)
+        return out
 
     def _cached(self, key: tuple[Any, ...], make: Callable[[], bytes]) -> bytes:
         body = self._cache.get(key)
@@ -399,7 +397,8 @@ class SimState:
                 self.in_flight[family] += 1
                 try:
                     in_flight = self.in_flight[family]
-                    self.max_in_flight[family] = max(self.max_in_flight[family], in_flight)
+                    if f.knee or f.overload_at or f.block_s:
+                        self.max_in_flight[family] = max(self.max_in_flight[family], in_flight)
                     fault = self._load_fault(f, family, in_flight)
                     if fault is not None:
                         return fault
