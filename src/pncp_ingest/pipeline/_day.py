@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import anyio
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..config import Settings
 from ..dates import utcnow
@@ -159,6 +161,20 @@ class Day:
                 f"published {manifest.rows} rows to {self.dataset.published_key(self.date)}",
                 rows=manifest.rows,
             )
+
+
+async def read_published(
+    store: ObjectStore, dataset: Dataset, day: date, columns: list[str] | None = None
+) -> pa.Table | None:
+    """A partition's published file as a table (None if the day has none yet): what readers see."""
+    key = dataset.published_key(day)
+    with tempfile.TemporaryDirectory(prefix="pncp-read-") as tmp:
+        path = store.local_path(key)
+        if path is None or not path.exists():
+            path = Path(tmp) / "published.parquet"
+            if not await store.get_file(key, path):
+                return None
+        return await anyio.to_thread.run_sync(lambda: pq.read_table(path, columns=columns))
 
 
 class DayJob(Generic[T]):

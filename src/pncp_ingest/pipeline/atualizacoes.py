@@ -35,18 +35,17 @@ from typing import Any
 import anyio
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ..config import Settings
 from ..dates import utcnow
 from ..errors import LeaseHeldError
 from ..pncp import PncpClient
 from ..records import Contratacao, bronze_row
-from ..records.schema import ATUALIZACOES, CONTRATACOES, DETAILS, Dataset, Row, version, version_text
+from ..records.schema import ATUALIZACOES, CONTRATACOES, DETAILS, Row, version, version_text
 from ..state import DayState, hold
 from ..storage import ObjectStore
 from ..writer import write_part
-from ._day import Day, DayJob, RunContext, run_day
+from ._day import Day, DayJob, RunContext, read_published, run_day
 from ._run import DaySummary, Event, EventSink, Failure, RunSummary, each_day, recover
 from .contratacoes import ListingJob, resolve_modalidades
 from .details import DetailsDay, compra_of
@@ -65,20 +64,6 @@ def _newer(candidate: str, than: str | None) -> bool:
     return not than or datetime.fromisoformat(candidate) > datetime.fromisoformat(than)
 
 
-async def read_published(
-    store: ObjectStore, dataset: Dataset, day: date, columns: list[str] | None = None
-) -> pa.Table | None:
-    """The published file of a partition (None if the day has none yet)."""
-    key = dataset.published_key(day)
-    with tempfile.TemporaryDirectory(prefix="pncp-read-") as tmp:
-        path = store.local_path(key)
-        if path is None or not path.exists():
-            path = Path(tmp) / "published.parquet"
-            if not await store.get_file(key, path):
-                return None
-        return await anyio.to_thread.run_sync(lambda: pq.read_table(path, columns=columns))
-
-
 class HistoryDay(ListingJob):
     """Update day U's listing: every version not yet in U's history."""
 
@@ -94,10 +79,8 @@ class HistoryDay(ListingJob):
         return f"listing {len(self.codes)} modalidades of /atualizacao"
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
-        day.summary.listed += 1
-        cid = raw.get("numeroControlePNCP")
-        if not isinstance(cid, str) or not cid:
-            day.fail("record", f"a record without numeroControlePNCP: {str(raw)[:120]}")
+        cid = self.listed_id(raw, day)
+        if cid is None:
             return
         try:
             row = bronze_row(Contratacao, raw)

@@ -66,6 +66,16 @@ class ListingJob(DayJob[dict[str, Any]]):
             for code in self.codes:
                 tg.start_soon(self._modalidade, code, send)
 
+    @staticmethod
+    def listed_id(raw: Any, day: Day) -> str | None:
+        """Count a listed record; its ``numeroControlePNCP``, or None (a failed record) if it has none."""
+        day.summary.listed += 1
+        key = raw.get("numeroControlePNCP") if isinstance(raw, dict) else None
+        if not isinstance(key, str) or not key:
+            day.fail("record", f"a listed record without numeroControlePNCP: {str(raw)[:120]}")
+            return None
+        return key
+
     async def _modalidade(self, code: int, send: Send) -> None:
         """List a modalidade until one pass finds as many distinct ids as PNCP says it has.
 
@@ -156,15 +166,8 @@ class ContratacoesDay(ListingJob):
         return f"listing {len(self.codes)} modalidades"
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
-        day.summary.listed += 1
-        if not isinstance(raw, dict):
-            day.fail("record", f"a listed record that is not an object: {str(raw)[:120]}")
-            return
-        key = raw.get("numeroControlePNCP")
-        if not isinstance(key, str) or not key:
-            day.fail("record", f"a record without numeroControlePNCP: {str(raw)[:120]}")
-            return
-        if key in self.known:
+        key = self.listed_id(raw, day)
+        if key is None or key in self.known:
             return
         try:
             row = bronze_row(Contratacao, raw)

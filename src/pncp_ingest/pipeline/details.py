@@ -13,15 +13,12 @@ published when details started, and the next details run picks up the rest.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import anyio
-import pyarrow.parquet as pq
 
 from ..config import Settings
 from ..dates import utcnow
@@ -31,7 +28,7 @@ from ..records import DETAIL_KINDS, DetailKind
 from ..records.schema import CONTRATACOES, DETAILS, version_text
 from ..state import DayState
 from ..storage import ObjectStore
-from ._day import Day, DayJob, RunContext, run_day
+from ._day import Day, DayJob, RunContext, read_published, run_day
 from ._run import DaySummary, EventSink, RunSummary, each_day
 
 _ID = re.compile(r"^([0-9A-Z]{14})-1-(\d{1,6})/(\d{4})$")
@@ -63,14 +60,9 @@ async def committed_compras(store: ObjectStore, day: date) -> list[Compra] | Non
     """The day's published contratações, addressed by their own fields (the id as fallback).
 
     None if the day has no published contratações file yet."""
-    key = CONTRATACOES.published_key(day)
-    with tempfile.TemporaryDirectory(prefix="pncp-details-") as tmp:
-        path = store.local_path(key)
-        if path is None or not path.exists():
-            path = Path(tmp) / "pncp.parquet"
-            if not await store.get_file(key, path):
-                return None
-        table = await anyio.to_thread.run_sync(lambda: pq.read_table(path, columns=COMPRA_COLUMNS))
+    table = await read_published(store, CONTRATACOES, day, COMPRA_COLUMNS)
+    if table is None:
+        return None
     return [c for c in map(compra_of, table.to_pylist()) if c is not None]
 
 
