@@ -69,14 +69,10 @@ class HistoryDay(ListingJob):
 
     dataset = ATUALIZACOES
 
+    endpoint = " of /atualizacao"
+
     def __init__(self, client: PncpClient, codes: list[int]) -> None:
         super().__init__(client.atualizacoes_page, codes)
-        self.known: set[str] = set()
-
-    async def plan(self, day: Day) -> str:
-        self.day = day
-        self.known = await day.state.committed_keys()
-        return f"listing {len(self.codes)} modalidades of /atualizacao"
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
         cid = self.listed_id(raw, day)

@@ -56,10 +56,18 @@ class ListingJob(DayJob[dict[str, Any]]):
 
     buffer = 400  # eight pages' worth of records
     day: Day
+    endpoint = ""  # how the day's start line names what is listed
 
     def __init__(self, page: Page, codes: list[int]) -> None:
         self.page = page
         self.codes = codes
+        self.known: set[str] = set()  # keys committed for the day: listed again, written once
+
+    async def plan(self, day: Day) -> str:
+        # Each run lists every page again, so the day's failures start empty and replace the last run's.
+        self.day = day
+        self.known = await day.state.committed_keys()
+        return f"listing {len(self.codes)} modalidades{self.endpoint}"
 
     async def fetch(self, send: Send) -> None:
         async with anyio.create_task_group() as tg:
@@ -157,13 +165,6 @@ class ContratacoesDay(ListingJob):
 
     def __init__(self, client: PncpClient, codes: list[int]) -> None:
         super().__init__(client.contratacoes_page, codes)
-        self.known: set[str] = set()
-
-    async def plan(self, day: Day) -> str:
-        # Each run lists every page again, so the day's failures start empty and replace the last run's.
-        self.day = day
-        self.known = await day.state.committed_keys()
-        return f"listing {len(self.codes)} modalidades"
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
         key = self.listed_id(raw, day)
