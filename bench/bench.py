@@ -24,7 +24,9 @@ Scenarios:
   the most any client could get, for reading the ratio;
 - 429s: the simulator behind a PNCP-like throttle (bench/throttle.py: over 24 in flight blocks
   every detail request for 1 s), with the adaptive limit and with a fixed one (PNCP_ADAPTIVE=false),
-  both with a 32 ceiling and a 1 s pause after a 429.
+  both with a 32 ceiling and a 1 s pause after a 429;
+- server behaviours (bench/behaviours.py, `--only behaviours`): noise, consulta-like blocks, a
+  saturating server, random 429 bursts; the adaptive limit next to a sweep of fixed concurrencies.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any
 from pncp_ingest.testing import SimulatorProcess
 
 sys.path.insert(0, str(Path(__file__).parent))
+import behaviours
 from throttle import ThrottledSimulator
 from transport import warm
 
@@ -237,6 +240,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run scenarios whose name contains this text")
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if args.only in s.name]
+    with_behaviours = not args.only or args.only in "behaviours"
     results = []
     header = (
         f"{'scenario':40} {'requests':>8} {'wall s':>7} {'req/s':>6} {'bound':>5} {'ratio':>5} {'in-run':>6} {'CPU ms/req':>10} "
@@ -267,6 +271,13 @@ def main() -> int:
         derived.update(_floor(derived))
     for line in derived["lines"]:
         print(line)
+    if with_behaviours:
+        print("\nserver behaviours (bench/behaviours.py): adaptive vs fixed concurrency, ceiling 32", flush=True)
+        with tempfile.TemporaryDirectory(prefix="pncp-behaviours-") as tmp:
+            runs = [run for b in behaviours.BEHAVIOURS for run in behaviours.run_behaviour(b, Path(tmp))]
+        lines, derived["behaviours"] = behaviours.summarise(runs)
+        derived["behaviour_runs"] = [asdict(r) for r in runs]
+        print("\n".join(lines))
     OUT.mkdir(exist_ok=True)
     doc = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

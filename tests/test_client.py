@@ -17,7 +17,7 @@ import pytest
 from pncp_ingest.config import load_settings
 from pncp_ingest.errors import ApiError, ApiUnreachableError, NotFoundError
 from pncp_ingest.pncp import ClientConfig, FamilyLimits, PncpClient, RetryNotice, RetryPolicy, client_config
-from pncp_ingest.pncp._limits import FamilyLimiter, Ticket
+from pncp_ingest.pncp._limits import FamilyLimiter
 from pncp_ingest.pncp._transport import HttpGetter, create_http_client
 from pncp_ingest.records import Item, bronze_row
 from pncp_ingest.testing import MODALIDADES
@@ -199,18 +199,22 @@ def test_truncated_json_and_dropped_connections_are_retried(sim_factory, transpo
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_429_bursts_cut_the_limit_which_never_exceeds_the_ceiling_and_recovers(sim_factory, transport):
+def test_429_bursts_pause_without_collapsing_the_limit_which_never_exceeds_the_ceiling_and_recovers(
+    sim_factory, transport
+):
     sim = sim_factory(seed=11, per_day=150)
     todo = compras(sim)
     ceiling = 8
-    sim.set_faults(rate_429=0.03, burst_429=3, families=["detail"], seed=5)
+    # With some latency, as PNCP has, the requests in flight take a burst's 429s, not only the probe.
+    sim.set_faults(latency_ms=20, rate_429=0.03, burst_429=3, families=["detail"], seed=5)
 
     async def body(client: PncpClient, counting: Counting) -> None:
         stats = client.stats.families["detail"]
         await fetch_all(client, todo)
         assert client.stats.throttled > 0
-        assert stats.decreases > 0 and stats.min_limit < ceiling
-        assert stats.pauses > 0 and stats.paused_s > 0
+        # Random bursts, over by the probe after their pause, are not load: at most a rare cut.
+        assert stats.pauses > 0 and stats.paused_s > 0 and stats.blocks > 0
+        assert stats.cuts["429"] <= stats.blocks // 4 and stats.min_limit >= ceiling // 2, stats
         assert counting.max_in_flight <= ceiling and stats.max_in_flight <= ceiling
         assert max(counting.limits_seen) <= ceiling
         # The faults stop: healthy answers bring the limit back to the ceiling, never above.
@@ -228,11 +232,11 @@ def test_429_bursts_cut_the_limit_which_never_exceeds_the_ceiling_and_recovers(s
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_5xx_and_timeouts_cut_the_limit_and_in_flight_stays_under_it(sim_factory, transport):
+def test_mostly_5xx_and_timeouts_cut_the_limit_and_in_flight_stays_under_it(sim_factory, transport):
     sim = sim_factory(seed=11, per_day=80)
     todo = compras(sim)
     ceiling = 6
-    sim.set_faults(rate_5xx=0.1, rate_timeout=0.02, hang_s=5, families=["detail"], seed=8)
+    sim.set_faults(rate_5xx=0.4, rate_timeout=0.02, hang_s=5, families=["detail"], seed=8)
 
     async def body(client: PncpClient, counting: Counting) -> None:
         await fetch_all(client, todo)
@@ -242,7 +246,7 @@ def test_5xx_and_timeouts_cut_the_limit_and_in_flight_stays_under_it(sim_factory
         assert stats.paused_s == 0  # only a 429 (or a Retry-After) pauses the family
         assert counting.max_in_flight <= ceiling
 
-    with_client(config(sim, transport, concurrency=ceiling, timeout=0.5, max_retries=20), body)
+    with_client(config(sim, transport, concurrency=ceiling, timeout=0.5, max_retries=30, retry_budget=0), body)
 
 
 def test_fixed_limit_when_not_adaptive(sim_factory):
@@ -385,43 +389,24 @@ def test_the_client_needs_no_application_settings(sim_factory):
 # -- the limiter's rules, without HTTP ---------------------------------------------------------
 
 
-def test_one_cut_per_round_halving_on_429_and_a_quarter_on_5xx():
+def test_a_429_block_that_outlasts_its_first_pause_halves_the_limit_once():
     async def main() -> None:
-        limiter = FamilyLimiter("detail", 16, 0)
-        old = Ticket(limiter._round)
-        limiter.feedback(old, "throttled")
-        assert limiter.limit == 8
-        limiter.feedback(old, "throttled")  # sent before the cut: already answered
-        assert limiter.limit == 8
-        limiter.feedback(Ticket(limiter._round), "overloaded")
-        assert limiter.limit == 6
-        for _ in range(200):
-            limiter.feedback(Ticket(limiter._round), "overloaded")
-        assert limiter.limit == 1 and limiter.stats.min_limit == 1  # never below one
-
-    anyio.run(main)
-
-
-def test_recovery_is_additive_and_slower_where_it_was_throttled():
-    async def main() -> None:
-        limiter = FamilyLimiter("detail", 16, 0)
-        limiter.feedback(Ticket(0), "throttled")  # at 16 → 8, throttled at 16
-        steps = []
-        successes = 0
-        while limiter.limit < 16:
-            before = limiter.limit
-            limiter.feedback(Ticket(limiter._round), "ok")
-            successes += 1
-            if limiter.limit != before:
-                steps.append((before, successes))
-                successes = 0
-        # +1 per `limit` successes (one round) below the throttled level ...
-        assert steps[:7] == [(n, n) for n in range(8, 15)]
-        # ... and the step into it takes its probe rounds (1 after the first 429).
-        assert steps[-1] == (15, 15)
-        limiter.feedback(Ticket(limiter._round), "throttled")  # throttled again at 16: probing slows
-        assert limiter._probe_rounds == 2
-        assert limiter.stats.limit == 8
+        limiter = FamilyLimiter("detail", 4, 0)
+        first, second = limiter.ticket(), limiter.ticket()
+        limiter.throttled(first)  # maybe a blip: a pause, and one request to probe after it
+        assert limiter.limit == 4 and limiter.stats.blocks == 1 and limiter.probing
+        limiter.throttled(second)  # in flight when the block's pause began: already answered
+        assert limiter.limit == 4 and limiter.stats.pauses == 1
+        limiter._paused_until = 0  # end the pause without waiting for it
+        limiter.throttled(limiter.ticket())  # the probe: the block goes on, so it is about load
+        assert limiter.limit == 2 and limiter.stats.blocks == 1 and limiter.stats.pauses == 2
+        limiter._paused_until = 0
+        limiter.throttled(limiter.ticket())  # still blocked: the pause doubles, no new cut
+        assert limiter.limit == 2 and limiter.stats.pauses == 3
+        limiter._paused_until = 0
+        limiter.feedback(limiter.ticket(), "ok")  # over
+        limiter.throttled(limiter.ticket())  # back before a second good answer: this load's
+        assert limiter.limit == 1 and limiter.stats.blocks == 2
 
     anyio.run(main)
 
@@ -444,7 +429,10 @@ def test_the_limit_gates_admission():
                 tg.start_soon(request)
             await anyio.wait_all_tasks_blocked()
             assert limiter.in_flight == 4 and len(seen_before) == 4
-            limiter.feedback(Ticket(limiter._round), "throttled")  # limit 2: no one new until in-flight < 2
+            for _ in range(2):  # a block that outlasts its first pause (ended at once): limit 2
+                limiter.throttled(limiter.ticket())
+                limiter._paused_until = 0
+            limiter.feedback(limiter.ticket(), "ok")  # the probe's answer: the block is over
             cut = True
             release.set()
         assert max(seen_before) == 4 and len(seen_after) == 6 and max(seen_after) <= 2

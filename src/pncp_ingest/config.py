@@ -41,13 +41,19 @@ class Settings(BaseSettings):
     max_retries: int = Field(6, ge=0, le=100)
     backoff_initial: float = Field(1.0, ge=0)
     backoff_max: float = Field(60.0, ge=0)
-    # The consulta API's 429 carries no Retry-After and its block lasts ~25 s.
+    # The consulta API's 429 carries no Retry-After and its block lasts ~25 s: without Retry-After
+    # the first pause is throttle_pause_initial, doubling while the block lasts, up to throttle_pause.
     throttle_pause: float = Field(30.0, ge=0)
+    throttle_pause_initial: float = Field(1.0, ge=0)
+    # Retry tokens per API family (AWS-style retry quota): a retry costs 5 (10 after a timeout or a
+    # dropped connection), a good answer earns 1 back; spent = failing requests are not retried. 0 = off.
+    retry_budget: int = Field(500, ge=0)
 
     # How HTTP bytes move under the httpx client API: "aiohttp" (httpx-aiohttp's transport, the
     # default, chosen by measurement: see bench/transport.py) or "httpx" (httpx's own transport).
     http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
-    # Adaptive in-flight limit per API family (AIMD under the ceilings above); false = always the ceiling.
+    # Adaptive in-flight limit per API family (on evidence of load: errors and latency over windows
+    # of answers, and 429s; under the ceilings above); false = always the ceiling.
     adaptive: bool = True
 
     checkpoint_every: int = Field(50, ge=1)

@@ -22,13 +22,13 @@ from urllib.parse import urlencode
 
 import anyio
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from ..errors import ApiError, ApiUnreachableError, NotFoundError
 from ..records import DETAIL_KINDS, DETAIL_MODELS, DetailKind, bronze_rows_json, loads
-from ._config import ClientConfig, Family, RetryNotice
-from ._limits import FamilyLimiter, FamilyStats, Signal
+from ._config import ClientConfig, Family, FamilyLimits, RetryNotice
+from ._limits import RETRY_COST, TIMEOUT_RETRY_COST, FamilyLimiter, FamilyStats, Signal
 from ._transport import HttpClient, create_http_client
 
 CONSULTA_PAGE_SIZE = 50  # the contratações endpoints' maximum (400 above it)
@@ -47,6 +47,7 @@ class _Retryable(Exception):
         self.status = status
         self.transport = transport
         self.throttled = throttled
+        self.budget_spent = False  # not retried because the family's retry budget is spent
 
 
 @dataclass
@@ -81,14 +82,21 @@ class PncpClient:
         self.config = config
         self.stats = ClientStats()
         self._http = http or create_http_client(config)
+        policy = config.retry
+        by_family: tuple[tuple[Family, FamilyLimits], ...] = (("consulta", config.consulta), ("detail", config.detail))
         self._families: dict[Family, FamilyLimiter] = {
-            "consulta": FamilyLimiter(
-                "consulta", config.consulta.concurrency, config.consulta.rate, adaptive=config.adaptive
-            ),
-            "detail": FamilyLimiter("detail", config.detail.concurrency, config.detail.rate, adaptive=config.adaptive),
+            name: FamilyLimiter(
+                name,
+                limits.concurrency,
+                limits.rate,
+                adaptive=config.adaptive,
+                pause_initial=policy.throttle_pause_initial,
+                pause_cap=policy.throttle_pause,
+                retry_budget=policy.retry_budget,
+            )
+            for name, limits in by_family
         }
         self.stats.families = {name: limiter.stats for name, limiter in self._families.items()}
-        policy = config.retry
         self._backoff = wait_random_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max)
         # One instance serves every concurrent request: calling it keeps each call's state in its
         # own RetryCallState, and its shared per-attempt scratch state is only touched inside
@@ -99,7 +107,7 @@ class PncpClient:
             sleep=anyio.sleep,
             stop=stop_after_attempt(policy.attempts),
             wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
+            retry=self._should_retry,
             after=self._after_failure,
             before_sleep=self._before_retry,
             reraise=True,
@@ -242,7 +250,28 @@ class PncpClient:
                     f"the PNCP API at {self.config.base_url} is unreachable after {attempts} attempts, "
                     f"{exc}: check --base-url / PNCP_BASE_URL and the network"
                 ) from None
+            if exc.budget_spent:
+                raise ApiError(
+                    f"GET {path} failed: {exc}; not retried, the {family} API's retry budget is spent "
+                    "(most requests fail: PNCP is down or overloaded; a later run resumes)",
+                    status=exc.status,
+                    url=url,
+                ) from None
             raise ApiError(f"GET {path} failed after {attempts} attempts: {exc}", status=exc.status, url=url) from None
+
+    def _should_retry(self, state: RetryCallState) -> bool:
+        """Retry what may pass on another attempt, while the family's retry budget lasts (a 429
+        costs nothing: the family's pause governs those)."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if not isinstance(exc, _Retryable):
+            return False
+        if exc.throttled or state.attempt_number >= self.config.retry.attempts:
+            return True  # a last attempt is stopped by `stop`, without spending the budget
+        family: Family = state.args[0]
+        if self._families[family].allow_retry(TIMEOUT_RETRY_COST if exc.transport else RETRY_COST):
+            return True
+        exc.budget_spent = True
+        return False
 
     def _wait(self, state: RetryCallState) -> float:
         """Full-jitter exponential backoff; none after a 429, whose family pause holds every worker."""
@@ -290,6 +319,9 @@ class PncpClient:
                 raise _Retryable(f"connection failed ({type(exc).__name__})", transport=True) from None
         status = response.status_code
         self.stats.statuses[str(status)] += 1
+        if status == 429:
+            limiter.throttled(ticket, _retry_after(response))
+            raise _Retryable("429 Too Many Requests", status=429, throttled=True)
         limiter.feedback(ticket, _signal(status))
         if status == 200:
             try:
@@ -301,9 +333,6 @@ class PncpClient:
         if status == 204:
             self.stats.ok += 1
             return None
-        if status == 429:
-            limiter.pause(_retry_after(response) or self.config.retry.throttle_pause)
-            raise _Retryable("429 Too Many Requests", status=429, throttled=True)
         if status >= 500:
             retry_after = _retry_after(response)
             if retry_after:

@@ -36,13 +36,18 @@ class RetryPolicy:
     PNCP's spurious "over 365 days" 422 on a one-day window. Up to ``max_retries`` more
     attempts, each after a full-jitter exponential wait, uniform in
     ``[0, min(backoff_max, backoff_initial * 2 ** (attempt - 1))]``. A 429 does not wait on its
-    own: it pauses the whole family for the server's Retry-After, or ``throttle_pause``.
+    own: it pauses the whole family for the server's Retry-After, or without one for a learned
+    pause that starts at ``throttle_pause_initial`` and doubles while the block lasts, up to
+    ``throttle_pause`` (the cap). Retries after other failures spend the family's
+    ``retry_budget`` (0 = unlimited): see :mod:`pncp_ingest.pncp._limits`.
     """
 
     max_retries: int
     backoff_initial: float
     backoff_max: float
     throttle_pause: float
+    throttle_pause_initial: float = 1.0
+    retry_budget: int = 500
 
     @property
     def attempts(self) -> int:
@@ -85,7 +90,8 @@ class ClientConfig:
     """Seconds per request (connecting: at most 10 of them)."""
     retry: RetryPolicy
     adaptive: bool = True
-    """Adapt each family's in-flight limit to overload signals (AIMD); False = always the ceiling."""
+    """Adapt each family's in-flight limit to evidence of load (windows of errors and latency, 429s);
+    False = always the ceiling."""
     transport: Transport = "aiohttp"
     on_retry: RetryCallback | None = None
 
@@ -102,6 +108,8 @@ def client_config(settings: Settings, *, on_retry: RetryCallback | None = None) 
             backoff_initial=settings.backoff_initial,
             backoff_max=settings.backoff_max,
             throttle_pause=settings.throttle_pause,
+            throttle_pause_initial=settings.throttle_pause_initial,
+            retry_budget=settings.retry_budget,
         ),
         adaptive=settings.adaptive,
         transport=settings.http_transport,

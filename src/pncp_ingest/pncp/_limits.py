@@ -1,42 +1,56 @@
-"""Per-family request limits: an adaptive in-flight limit, a request rate, a shared throttle pause.
+"""Per-family request limits: an adaptive in-flight limit, a learned 429 pause, a retry budget, a rate.
 
 Each API family (``consulta``, ``detail``) has one :class:`FamilyLimiter`:
 
-- **In-flight limit, adaptive (AIMD).** It starts at the configured ceiling
-  (``--concurrency`` / ``PNCP_CONSULTA_CONCURRENCY``) and is never above it. An overload signal
-  cuts it multiplicatively: a 429 halves it, a 5xx, a timeout or a dropped connection takes a
-  quarter off. One cut per round of requests: the requests already in flight when the limit was
-  cut were sent at the old limit, so their failures do not cut it again. Healthy answers bring
-  it back additively: +1 per ``limit`` successes (about one round trip of the whole window).
-- **Probing gently where it was throttled.** Below the level at which the family last got a
-  429, recovery is the plain +1 per round. At or above that level each +1 takes
-  ``probe_rounds`` rounds, and ``probe_rounds`` doubles with every 429 (up to 64) and halves with
-  every step that passes it: a server that blocks above some load (PNCP's consulta API blocks
-  ~25 s) is probed ever more rarely instead of every few seconds, and a server that allows more
-  again is found again.
-- **A 429 pauses the family.** Every worker of the family waits out the server's Retry-After,
-  or ``PNCP_THROTTLE_PAUSE`` without one, not just the one that got it.
+- **In-flight limit, adaptive.** It starts at the configured ceiling (``--concurrency`` /
+  ``PNCP_CONSULTA_CONCURRENCY``) and is never above it. It moves on evidence of load judged over
+  windows of answers (error share, latency against the no-load latency), not on each error; a
+  429 halves it at once. The rules are in :mod:`._adaptive`.
+- **A 429 halves the limit when it is about load**: when the block outlasts its first pause (the
+  probe gets a 429 too: a server blocking this client for a while), or when a block comes back
+  before a single good answer since the last one (it recurs as soon as the load does). A burst
+  of 429s that is over by the probe, at a random moment, is not about our load (the simulator's
+  and PNCP's detail API's random bursts): it pauses the family but leaves the limit alone.
+- **A 429 pauses the family, for a learned time.** Every worker of the family waits, not just
+  the one that got it. With a Retry-After the pause is what the server says. Without one (the
+  consulta API's HTML 429), the block's length is learned: the first pause is short
+  (``PNCP_THROTTLE_PAUSE_INITIAL``, 1 s), and while the block lasts it doubles, up to
+  ``PNCP_THROTTLE_PAUSE`` (the cap). After a pause a single request probes whether the block is
+  over; the others wait for its answer, so a block that lasts costs one request per pause, not
+  one per worker. Every round of good answers (as many as the limit) halves the learned pause
+  again, so a block that comes back soon starts near its learned length and a rare one short.
+  429s of requests already in flight when a pause began belong to that block: they neither
+  lengthen the pause nor cut the limit again.
+- **A retry budget** (the AWS SDKs' retry quota): each family starts with ``PNCP_RETRY_BUDGET``
+  tokens; a retry after a 5xx or a bad body costs 5, after a timeout or a dropped connection 10,
+  and every good answer gives one back (up to the start). With the budget spent, a failing request
+  is not retried: when PNCP is down, the workers stop multiplying the load with their retries and
+  the run ends, resumable, instead of hammering. 429s cost nothing (the pause governs them).
 - **A request rate** (``--rate``), a fixed cap independent of the above (0 = none).
 
-With ``PNCP_ADAPTIVE=false`` the limit stays at the ceiling (the pause and the rate still apply).
-What happened is in :class:`FamilyStats` (``ClientStats.families[name]``).
+With ``PNCP_ADAPTIVE=false`` the limit stays at the ceiling (the pause, the budget and the rate
+still apply). What happened is in :class:`FamilyStats` (``ClientStats.families[name]``).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import anyio
 from aiolimiter import AsyncLimiter
 
+from ._adaptive import AdaptiveLimit
+
 Signal = Literal["ok", "throttled", "overloaded"]
 
-THROTTLE_FACTOR = 0.5  # a 429: the server says it is over its limit
-OVERLOAD_FACTOR = 0.75  # a 5xx, timeout or dropped connection: maybe load, maybe noise
-MAX_PROBE_ROUNDS = 64
+DEFAULT_PAUSE_INITIAL = 1.0
+DEFAULT_PAUSE_CAP = 30.0
+SHRINK_ROUNDS = 1  # rounds of good answers (× the limit) that halve the learned pause
+RETRY_COST = 5  # tokens a retry after a 5xx / bad body costs (AWS: 5)
+TIMEOUT_RETRY_COST = 10  # after a timeout or a dropped connection (AWS: 10)
 
 _now = time.monotonic  # what anyio.current_time() is on asyncio, without its per-call backend lookup
 
@@ -45,10 +59,13 @@ _now = time.monotonic  # what anyio.current_time() is on asyncio, without its pe
 class FamilyStats:
     """One API family's limits as the run goes; every field is current at any moment.
 
-    ``limit`` is the in-flight limit now (at the end of a run: its final value), ``min_limit`` the
-    lowest it went, ``ceiling`` the configured maximum, ``paused_s`` the seconds the family spent
-    paused by 429s (a pause in progress counts in full), ``max_in_flight`` the most requests that
-    were ever in flight at once (never above ``ceiling``).
+    ``limit`` is the in-flight limit now (at the end of a run: its final value; it starts low and
+    doubles to find the no-load latency), ``min_limit`` the lowest it went, ``ceiling`` the configured maximum, ``paused_s`` the seconds the family spent
+    paused by 429s (a pause in progress counts in full), ``blocks`` how many 429 blocks began (a
+    pause after a good answer), ``pauses`` every pause (a block that lasts takes several),
+    ``next_pause_s`` the learned pause the next 429 without Retry-After gets, ``max_in_flight``
+    the most requests that were ever in flight at once (never above ``ceiling``),
+    ``retry_budget`` the tokens left and ``retries_refused`` the retries it refused.
     """
 
     ceiling: int
@@ -58,20 +75,51 @@ class FamilyStats:
     max_in_flight: int = 0
     paused_s: float = 0.0
     pauses: int = 0
+    blocks: int = 0
+    next_pause_s: float = 0.0
     decreases: int = 0
     increases: int = 0
+    retry_budget: int = 0
+    retries_refused: int = 0
+    cuts: dict[str, int] = field(default_factory=dict)
+    """The decreases by cause: ``errors`` (a window of them), ``latency`` (past the knee), ``429``."""
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["paused_s"] = round(self.paused_s, 3)
+        doc["next_pause_s"] = round(self.next_pause_s, 3)
         return doc
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ticket:
-    """One admitted request: the limiter round it was sent in."""
+    """One admitted request: the limit's round and the pause epoch it was sent in, and when."""
 
     round: int
+    epoch: int = 0
+    sent_at: float = 0.0
+
+
+class RetryBudget:
+    """Tokens that retries spend and good answers earn back (0 tokens at the start = no budget)."""
+
+    def __init__(self, tokens: int) -> None:
+        self.capacity = tokens
+        self.tokens = tokens
+        self.refused = 0
+
+    def spend(self, cost: int) -> bool:
+        if self.capacity <= 0:
+            return True
+        if self.tokens < cost:
+            self.refused += 1
+            return False
+        self.tokens -= cost
+        return True
+
+    def earn(self) -> None:
+        if self.tokens < self.capacity:
+            self.tokens += 1
 
 
 class _Waiter:
@@ -85,21 +133,44 @@ class _Waiter:
 class FamilyLimiter:
     """Gate for one API family (``consulta`` or ``detail``)."""
 
-    def __init__(self, name: str, concurrency: int, rate: float, *, adaptive: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        concurrency: int,
+        rate: float,
+        *,
+        adaptive: bool = True,
+        pause_initial: float = DEFAULT_PAUSE_INITIAL,
+        pause_cap: float = DEFAULT_PAUSE_CAP,
+        retry_budget: int = 0,
+    ) -> None:
         self.name = name
         self.ceiling = int(concurrency)
         self.adaptive = adaptive
-        self.stats = FamilyStats(ceiling=self.ceiling, limit=self.ceiling, min_limit=self.ceiling)
-        self._limit = float(self.ceiling)
+        self.budget = RetryBudget(retry_budget)
+        self.pause_initial = min(pause_initial, pause_cap)
+        self.pause_cap = pause_cap
+        self._adaptive = AdaptiveLimit(self.ceiling)
+        start = self._adaptive.limit if adaptive else self.ceiling
+        self.stats = FamilyStats(
+            ceiling=self.ceiling,
+            limit=start,
+            min_limit=start,
+            next_pause_s=self.pause_initial,
+            retry_budget=retry_budget,
+        )
+        self.stats.cuts = self._adaptive.cuts
         self._in_flight = 0
         self._waiters: deque[_Waiter] = deque()
         # rate 0 = unlimited; a burst of one keeps requests evenly spaced rather than clumped.
         self._rate = AsyncLimiter(1, 1.0 / rate) if rate > 0 else None
         self._paused_until = 0.0
-        self._round = 0  # bumped at every cut: a failure of an older round does not cut again
-        self._successes = 0
-        self._throttled_at: float | None = None  # the limit at the last 429
-        self._probe_rounds = 1
+        self._epoch = 0  # bumped at every pause: a 429 of an older epoch belongs to a block already paused
+        self._probing = False  # after a pause: one request at a time until one is not a 429
+        self._next_pause = self.pause_initial
+        self._good_since_pause = 0
+        self._blocks_seen = False
+        self._block_cut = False  # this block already halved the limit
 
     # -- what the client and the display read ---------------------------------------------------
 
@@ -109,7 +180,7 @@ class FamilyLimiter:
 
     @property
     def limit(self) -> int:
-        return int(self._limit)
+        return self._adaptive.limit if self.adaptive else self.ceiling
 
     @property
     def paused(self) -> bool:
@@ -119,6 +190,11 @@ class FamilyLimiter:
     def pause_remaining(self) -> float:
         """Seconds until the family's pause ends (0 when not paused)."""
         return max(0.0, self._paused_until - _now())
+
+    @property
+    def probing(self) -> bool:
+        """After a 429 pause, until an answer that is not a 429: one request in flight at a time."""
+        return self._probing
 
     # -- feedback ---------------------------------------------------------------------------------
 
@@ -132,58 +208,91 @@ class FamilyLimiter:
         if self._paused_until <= now:
             self.stats.pauses += 1
         self._paused_until = until
+        self._epoch += 1
 
-    def feedback(self, ticket: Ticket, signal: Signal) -> None:
-        """What one admitted request's answer says about the server's load."""
-        if signal == "ok":
-            self._success()
-        elif signal == "throttled":
-            self._cut(ticket, THROTTLE_FACTOR, throttled=True)
-        elif signal == "overloaded":
-            self._cut(ticket, OVERLOAD_FACTOR, throttled=False)
+    def throttled(self, ticket: Ticket, retry_after: float | None = None) -> float:
+        """A 429: pause the family (Retry-After, else the learned pause) and, if it starts a block,
+        halve the limit. Returns the seconds the family is paused from now."""
+        if ticket.epoch != self._epoch:
+            return self.pause_remaining  # in flight when the block's pause began: already answered
+        if not self._probing:
+            self.stats.blocks += 1
+            # A block that comes back before a single good answer since the last one is this load's.
+            load = self._blocks_seen and self._good_since_pause <= 1
+            self._blocks_seen = True
+            self._block_cut = False
+        else:
+            load = not self._block_cut  # the block outlasted its first pause: a real block, not a blip
+        if load and self.adaptive:
+            self._block_cut = True
+            self._adaptive.throttled()
+            self._limit_changed()
+        if retry_after is not None:
+            seconds = retry_after
+        else:
+            seconds = self._next_pause
+            self._next_pause = min(self.pause_cap, max(self._next_pause * 2, self.pause_initial))
+            self.stats.next_pause_s = self._next_pause
+        self._good_since_pause = 0
+        self._probing = True
+        self.pause(seconds)
+        return self.pause_remaining
 
-    def _success(self) -> None:
-        if not self.adaptive or self._limit >= self.ceiling:
+    def feedback(self, ticket: Ticket, signal: Signal, *, latency: float | None = None) -> None:
+        """What one admitted request's answer says: ``ok``, or ``overloaded`` (5xx, timeout, dropped
+        connection). A 429 goes to :meth:`throttled`. ``latency`` defaults to the time since it was sent."""
+        if signal == "throttled":
+            self.throttled(ticket)
             return
-        self._successes += 1
-        near_wall = self._throttled_at is not None and self._limit + 1 >= self._throttled_at
-        rounds = self._probe_rounds if near_wall else 1
-        if self._successes < rounds * self._limit:
+        if self._probing and ticket.epoch == self._epoch:
+            self._probing = False  # the block is over: everyone may go
+            self._wake()
+        ok = signal == "ok"
+        if ok:
+            self.budget.earn()
+            self.stats.retry_budget = self.budget.tokens
+            self._good_since_pause += 1
+            if self._good_since_pause >= SHRINK_ROUNDS * max(self.limit, 2) and self._next_pause > self.pause_initial:
+                self._next_pause = max(self.pause_initial, self._next_pause / 2)
+                self.stats.next_pause_s = self._next_pause
+                self._good_since_pause = 0
+        if not self.adaptive:
             return
-        self._successes = 0
-        if self._throttled_at is not None and self._limit >= self._throttled_at:
-            # Held the level that was throttled for its rounds: the server allows more now; probe faster.
-            self._throttled_at = self._limit + 1
-            self._probe_rounds = max(1, self._probe_rounds // 2)
-        self._limit = min(float(self.ceiling), self._limit + 1)
-        self.stats.limit = int(self._limit)
-        self.stats.increases += 1
+        if latency is None:
+            latency = _now() - ticket.sent_at
+        if self._adaptive.answer(ticket.round, ok, latency):
+            self._limit_changed()
+
+    def allow_retry(self, cost: int) -> bool:
+        """Spend ``cost`` tokens of the retry budget on one retry; False when the budget is spent."""
+        allowed = self.budget.spend(cost)
+        self.stats.retry_budget = self.budget.tokens
+        self.stats.retries_refused = self.budget.refused
+        return allowed
+
+    def _limit_changed(self) -> None:
+        limit = self._adaptive.limit
+        self.stats.limit = limit
+        # The lowest it was cut to: the slow start's low beginning is not a cut.
+        self.stats.min_limit = limit if self._adaptive.decreases == 0 else min(self.stats.min_limit, limit)
+        self.stats.decreases = self._adaptive.decreases
+        self.stats.increases = self._adaptive.increases
         self._wake()
-
-    def _cut(self, ticket: Ticket, factor: float, *, throttled: bool) -> None:
-        if not self.adaptive or ticket.round != self._round:
-            return  # sent before the last cut: that cut already answered this overload
-        if throttled:
-            if self._throttled_at is not None:  # throttled again before passing the last level
-                self._probe_rounds = min(MAX_PROBE_ROUNDS, self._probe_rounds * 2)
-            self._throttled_at = self._limit
-        self._round += 1
-        self._successes = 0
-        self._limit = max(1.0, float(int(self._limit * factor)))
-        self.stats.limit = int(self._limit)
-        self.stats.min_limit = min(self.stats.min_limit, self.stats.limit)
-        self.stats.decreases += 1
 
     # -- admission --------------------------------------------------------------------------------
 
     def _can_enter(self) -> bool:
-        return self._in_flight < int(self._limit)
+        if self._probing:
+            return self._in_flight < 1
+        return self._in_flight < self.limit
 
     def _enter(self) -> None:
         self._in_flight += 1
         self.stats.in_flight = self._in_flight
         if self._in_flight > self.stats.max_in_flight:
             self.stats.max_in_flight = self._in_flight
+        if self._in_flight >= self.limit:
+            self._adaptive.used()
 
     def _release(self) -> None:
         self._in_flight -= 1
@@ -201,6 +310,7 @@ class FamilyLimiter:
         if not self._waiters and self._can_enter():
             self._enter()
             return
+        self._adaptive.used()
         waiter = _Waiter()
         self._waiters.append(waiter)
         try:
@@ -215,6 +325,9 @@ class FamilyLimiter:
     async def _wait_pause(self) -> None:
         while (delay := self._paused_until - _now()) > 0:
             await anyio.sleep(delay)
+
+    def ticket(self) -> Ticket:
+        return Ticket(self._adaptive.round, self._epoch, _now())
 
     def slot(self) -> _Slot:
         """``async with limiter.slot() as ticket``: hold one in-flight place of this family while a
@@ -244,7 +357,7 @@ class _Slot:
                 limiter._release()
                 raise
             if limiter._paused_until <= _now():
-                return Ticket(limiter._round)
+                return limiter.ticket()
             limiter._release()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,7 +12,7 @@ import signal
 import socket
 import stat
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -45,7 +45,9 @@ _BRT = dt.timezone(dt.timedelta(hours=-3))
 class Faults(BaseModel):
     """Fault-injection settings; every kind is off by default. JSON-serialisable.
 
-    Decision order per request of an affected family: latency+jitter, 429 (an ongoing burst,
+    Decision order per request of an affected family: the load-dependent answers (an ongoing or
+    new ``block_*`` block: 429 at once; past ``overload_at`` in flight: 503 at once), then
+    latency+jitter (× in_flight / ``knee`` past the knee), 429 (an ongoing burst,
     else ``rate_429`` starts a burst of ``burst_429`` consecutive 429s, this one included),
     ``rate_5xx``, ``rate_drop``, ``rate_timeout`` (hang ``hang_s`` then answer normally),
     then normal handling where ``rate_spurious_422`` (consulta, valid requests only) and
@@ -96,6 +98,19 @@ class Faults(BaseModel):
         default_factory=list,
         description="modalidade codes PNCP has retired: /modalidades serves them with statusAtivo=false "
         "(and leaves them out when asked for statusAtivo=true); their contratações are still listed",
+    )
+    # Load-dependent behaviours (off by default), counted over the requests of the affected families
+    # in flight at once: a server that saturates, and one that blocks a client that sends too much.
+    knee: int = Field(
+        0, ge=0, description="past this many requests in flight, latency_ms grows with them (× in_flight / knee)"
+    )
+    overload_at: int = Field(0, ge=0, description="past this many requests in flight, an immediate 503 (0 = off)")
+    block_s: float = Field(
+        0.0, ge=0, description="a block: every request gets the HTML 429 (no Retry-After) for this many seconds"
+    )
+    block_over: int = Field(0, ge=0, description="more than this many requests in flight start a block (0 = off)")
+    block_rate: float = Field(
+        0.0, ge=0, description="more than this many requests arriving within one second start a block (0 = off)"
     )
 
 
@@ -172,6 +187,7 @@ class SimState:
         self.faults = Faults.model_validate({})
         self.rng = random.Random(0)
         self.burst: dict[str, int] = {}
+        self.in_flight: Counter[str] = Counter()
         self.set_faults(faults or Faults.model_validate({}))
         self.reset_stats()
         self._cache: dict[tuple[Any, ...], bytes] = {}
@@ -185,6 +201,8 @@ class SimState:
         self.faults = faults
         self.rng = random.Random(faults.seed)
         self.burst = {"consulta": 0, "detail": 0}
+        self.blocked_until = {"consulta": 0.0, "detail": 0.0}
+        self.arrivals: dict[str, deque[float]] = {"consulta": deque(), "detail": deque()}
         self.day_requests: Counter[dt.date] = Counter()  # /publicacao page requests per day, for grow_every
         self.grown: Counter[dt.date] = Counter()
         self._repeat_share: dict[str, bool] = {}
@@ -193,9 +211,13 @@ class SimState:
         self.requests: Counter[str] = Counter({k: 0 for k in KINDS})
         self.statuses: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": dict(self.requests), "statuses": dict(self.statuses), "faults": dict(self.fault_counts)}
+        out = {"requests": dict(self.requests), "statuses": dict(self.statuses), "faults": dict(self.fault_counts)}
+        if self.max_in_flight:  # only counted while a load-dependent key is set
+            out["max_in_flight"] = dict(self.max_in_flight)
+        return out
 
     def _cached(self, key: tuple[Any, ...], make: Callable[[], bytes]) -> bytes:
         body = self._cache.get(key)
@@ -372,15 +394,27 @@ class SimState:
             spurious = truncate = False
             if family in f.families:
                 rng = self.rng
-                delay = f.latency_ms + (rng.uniform(0, f.jitter_ms) if f.jitter_ms else 0.0)
-                if delay > 0:
-                    await asyncio.sleep(delay / 1000)
-                fault = self._early_fault(f, family, request)
-                if fault is not None:
-                    return fault
-                if f.rate_timeout and rng.random() < f.rate_timeout:
-                    self.fault_counts["timeout"] += 1
-                    await asyncio.sleep(f.hang_s)
+                self.in_flight[family] += 1
+                try:
+                    in_flight = self.in_flight[family]
+                    if f.knee or f.overload_at or f.block_s:
+                        self.max_in_flight[family] = max(self.max_in_flight[family], in_flight)
+                    fault = self._load_fault(f, family, in_flight)
+                    if fault is not None:
+                        return fault
+                    delay = f.latency_ms + (rng.uniform(0, f.jitter_ms) if f.jitter_ms else 0.0)
+                    if f.knee and in_flight > f.knee:
+                        delay *= in_flight / f.knee
+                    if delay > 0:
+                        await asyncio.sleep(delay / 1000)
+                    fault = self._early_fault(f, family, request)
+                    if fault is not None:
+                        return fault
+                    if f.rate_timeout and rng.random() < f.rate_timeout:
+                        self.fault_counts["timeout"] += 1
+                        await asyncio.sleep(f.hang_s)
+                finally:
+                    self.in_flight[family] -= 1
                 spurious = family == "consulta" and bool(f.rate_spurious_422) and rng.random() < f.rate_spurious_422
                 truncate = bool(f.rate_truncate) and rng.random() < f.rate_truncate
             try:
@@ -394,6 +428,28 @@ class SimState:
             return self._respond(status, body, ctype)
 
         return handler
+
+    def _load_fault(self, f: Faults, family: str, in_flight: int) -> web.StreamResponse | None:
+        """The load-dependent answers: a block (too many in flight, or arriving too fast) and overload."""
+        if f.block_s and (f.block_over or f.block_rate):
+            now = asyncio.get_running_loop().time()
+            arrivals = self.arrivals[family]
+            arrivals.append(now)
+            while arrivals and arrivals[0] <= now - 1.0:
+                arrivals.popleft()
+            if now >= self.blocked_until[family] and (
+                (f.block_over and in_flight > f.block_over) or (f.block_rate and len(arrivals) > f.block_rate)
+            ):
+                self.blocked_until[family] = now + f.block_s
+                self.fault_counts["block"] += 1
+            if now < self.blocked_until[family]:
+                self.fault_counts["429"] += 1
+                self.fault_counts["blocked_429"] += 1
+                return self._respond(429, HTML_429, "text/html;charset=UTF-8")
+        if f.overload_at and in_flight > f.overload_at:
+            self.fault_counts["overload_503"] += 1
+            return self._respond(503, b"", None)
+        return None
 
     def _early_fault(self, f: Faults, family: str, request: web.Request) -> web.StreamResponse | None:
         rng = self.rng

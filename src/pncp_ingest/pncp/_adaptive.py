@@ -1,0 +1,198 @@
+"""The adaptive in-flight limit of one API family, decided from windows of answers, not from each one.
+
+A single 5xx or timeout says little: PNCP answers a steady few percent of them whatever the load.
+What says "too much" is a *window* of recent answers sent at the current limit.
+
+The limit starts low (``SLOW_START``, 4) and doubles every few answers while they look like the
+first ones, as TCP's slow start does: the first answers, at low load, give the no-load latency
+that the rest is judged against (a client that starts at its ceiling never sees it). Then:
+
+- **errors**: 30 % or more of the window's answers are 5xx, timeouts or dropped connections
+  (a steady 7 % of noise reaches that in a window of 30 about once in 6,700; a server falling
+  over, or an outage, does at once): the limit becomes the share the server answered well
+  (``limit × (1 − error share)``, at most halved);
+- **latency** (the gradient idea of Vegas-style limiters such as Netflix's concurrency-limits):
+  the window's median latency of good answers against the lowest median seen so far (the
+  no-load latency). A server past its knee queues, so its latency grows with what is in flight;
+  when it exceeds ``TOLERANCE`` times the no-load latency (plus ``SLACK_S``) in two windows in a
+  row (one slow window is as likely a hiccup of our own CPU), the limit shrinks in proportion
+  (``limit × (TOLERANCE × noload + SLACK_S) / median``, at most halved), which holds it near
+  the knee instead of far past it. Within the tolerance, latency is noise (payload mix, our CPU);
+- otherwise the window was healthy, and if the limit was actually used (something waited for a
+  place, or in-flight reached it), it grows: by ``√limit`` per window (after a first 429 block,
+  up to just under its level, then by one), and once the family has been blocked again, by one
+  per ``probe_rounds`` windows.
+
+A 429 block that is about load (see :mod:`._limits`) halves the limit at once (:meth:`throttled`).
+From then on every +1 waits ``probe_rounds`` healthy windows, doubling with each further load
+block (up to 64) and halving each time the level of the last one is held and passed, so a server
+that blocks above some load is probed ever more rarely (each block costs its whole length), and
+one that allows more is found again.
+
+The no-load latency only goes down, except at a limit of one: latency there cannot be our load,
+so it becomes the new no-load latency (a server that got slower on its own is not chased to zero).
+Pure state, no I/O and no clock: :class:`~pncp_ingest.pncp._limits.FamilyLimiter` feeds it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Literal
+
+SLOW_START = 4  # the first limit: doubled every SLOW_START_WINDOW answers while they stay healthy
+SLOW_START_WINDOW = 10
+MIN_WINDOW = 30  # answers; a window is max(MIN_WINDOW, 2 × limit): about two rounds of the limit
+ERROR_LOAD = 0.3  # a window with this share of errors is load (or an outage), not noise
+TOLERANCE = 1.5  # median latency up to this × the no-load latency is noise
+SLACK_S = 0.01  # and up to this much more: our own CPU and the loopback, not the server (PNCP: 1–60 s)
+MIN_GRADIENT = 0.5  # a latency cut at most halves the limit
+THROTTLE_FACTOR = 0.5  # a 429: the server says it is over its limit
+MAX_PROBE_ROUNDS = 64
+
+Verdict = Literal["errors", "latency", "healthy", "idle"]
+
+
+class AdaptiveLimit:
+    """The limit (``value``, between 1 and ``ceiling``) and the window it is judged on.
+
+    ``round`` changes with every change of the limit: answers to requests sent at another limit
+    say nothing about this one and are not counted."""
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.value = float(min(ceiling, SLOW_START))
+        self.slow_start = self.value < ceiling
+        self.round = 0
+        self.noload: float | None = None
+        self.decreases = 0
+        self.increases = 0
+        self.last_verdict: Verdict | None = None
+        self._answers = 0
+        self._errors = 0
+        self._latencies: list[float] = []
+        self._used = False
+        self._throttled_at: float | None = None
+        self._probe_rounds = 1
+        self._healthy_at_wall = 0
+        self._slow_windows = 0
+        self.cuts: dict[str, int] = {"errors": 0, "latency": 0, "429": 0}
+
+    @property
+    def limit(self) -> int:
+        return int(self.value)
+
+    @property
+    def probe_rounds(self) -> int:
+        return self._probe_rounds
+
+    def used(self) -> None:
+        """The limit was the bottleneck at some point of this window (a request waited, or in-flight hit it)."""
+        self._used = True
+
+    def answer(self, round_: int, ok: bool, latency_s: float) -> bool:
+        """One answer (``ok``: a good one, else a 5xx, timeout or dropped connection) of a request
+        sent at round ``round_``. True when the limit changed."""
+        if round_ != self.round:
+            return False
+        self._answers += 1
+        if ok:
+            self._latencies.append(latency_s)
+        else:
+            self._errors += 1
+        if self.slow_start:
+            if self._answers < max(SLOW_START_WINDOW, self.limit):
+                return False
+            return self._judge_slow_start()
+        if self._answers < max(MIN_WINDOW, 2 * self.limit):
+            return False
+        return self._judge()
+
+    def _judge_slow_start(self) -> bool:
+        """Double while the answers look like the first ones; anything else ends the slow start
+        (without a cut: the full windows that follow decide)."""
+        median = statistics.median(self._latencies) if self._latencies else None
+        slow = median is not None and self.noload is not None and median > TOLERANCE * self.noload + SLACK_S
+        if median is not None:
+            self.noload = median if self.noload is None else min(self.noload, median)
+        # Half the window failing, not ERROR_LOAD: three in ten is one noise draw in 30 at 7 %.
+        if slow or self._errors / self._answers >= 0.5 or not self._used:
+            self.slow_start = False
+            self._set(self.value)
+            return False
+        self.increases += 1
+        self._set(self.value * 2)
+        self.slow_start = self.value < self.ceiling
+        return True
+
+    def throttled(self) -> None:
+        """The family got a 429 that starts a block: halve, and remember the level."""
+        self.slow_start = False
+        if self._throttled_at is not None:
+            self._probe_rounds = min(MAX_PROBE_ROUNDS, self._probe_rounds * 2)  # blocked again
+        self._throttled_at = self.value
+        self._healthy_at_wall = 0
+        self._set(self.value * THROTTLE_FACTOR)
+        self.decreases += 1
+        self.cuts["429"] += 1
+
+    def _judge(self) -> bool:
+        errors = self._errors / self._answers
+        median = statistics.median(self._latencies) if self._latencies else None
+        verdict: Verdict
+        new = self.value
+        slow = median is not None and self.noload is not None and median > TOLERANCE * self.noload + SLACK_S
+        self._slow_windows = self._slow_windows + 1 if slow else 0
+        if errors >= ERROR_LOAD:
+            verdict, new = "errors", self.value * max(MIN_GRADIENT, 1 - errors)
+        elif slow and self.limit <= 1:
+            verdict, self.noload = "healthy", median  # slow on its own: not our load
+        elif slow and self._slow_windows >= 2:
+            assert median is not None and self.noload is not None
+            verdict = "latency"
+            new = self.value * max(MIN_GRADIENT, (TOLERANCE * self.noload + SLACK_S) / median)
+        elif slow:
+            verdict = "idle"  # once may be a hiccup: neither cut nor grow
+        else:
+            verdict = "healthy" if self._used else "idle"
+        if median is not None:
+            self.noload = median if self.noload is None else min(self.noload, median)
+        self.last_verdict = verdict
+        if verdict == "healthy":
+            new = self._grown()
+        old = self.limit
+        self._set(new)
+        if self.limit < old:
+            self.decreases += 1
+            self.cuts[verdict] += 1
+        elif self.limit > old:
+            self.increases += 1
+        return self.limit != old
+
+    def _grown(self) -> float:
+        if self.value >= self.ceiling:
+            return self.value
+        if self._throttled_at is None:
+            return self.value + max(1, math.isqrt(self.limit))
+        if self._probe_rounds == 1 and self.value + 1 < self._throttled_at:
+            # After a first block: back quickly to just under its level (it may have been a fluke).
+            return min(self._throttled_at - 1, self.value + max(1, math.isqrt(self.limit)))
+        # Since a block: +1 per probe_rounds healthy windows (every block costs its length in
+        # seconds, so the climb back towards it slows with each one).
+        self._healthy_at_wall += 1
+        if self._healthy_at_wall < self._probe_rounds:
+            return self.value
+        self._healthy_at_wall = 0
+        if self.value >= self._throttled_at:
+            # Held the throttled level for its rounds: the server allows more now; probe faster.
+            self._throttled_at = self.value + 1
+            self._probe_rounds = max(1, self._probe_rounds // 2)
+        return self.value + 1
+
+    def _set(self, value: float) -> None:
+        """A new limit starts a new window (even when it is the same: a cut of 1 stays 1)."""
+        self.value = min(float(self.ceiling), max(1.0, float(int(value))))
+        self.round += 1
+        self._answers = self._errors = 0
+        self._latencies = []
+        self._used = False
