@@ -389,7 +389,7 @@ def test_the_client_needs_no_application_settings(sim_factory):
 # -- the limiter's rules, without HTTP ---------------------------------------------------------
 
 
-def test_a_429_block_that_outlasts_its_first_pause_halves_the_limit_once():
+def test_a_429_block_that_outlasts_its_pauses_halves_the_limit_once_and_so_do_blocks_that_keep_coming_back():
     async def main() -> None:
         limiter = FamilyLimiter("detail", 4, 0)
         first, second = limiter.ticket(), limiter.ticket()
@@ -397,16 +397,23 @@ def test_a_429_block_that_outlasts_its_first_pause_halves_the_limit_once():
         assert limiter.limit == 4 and limiter.stats.blocks == 1 and limiter.probing
         limiter.throttled(second)  # in flight when the block's pause began: already answered
         assert limiter.limit == 4 and limiter.stats.pauses == 1
-        limiter._paused_until = 0  # end the pause without waiting for it
-        limiter.throttled(limiter.ticket())  # the probe: the block goes on, so it is about load
-        assert limiter.limit == 2 and limiter.stats.blocks == 1 and limiter.stats.pauses == 2
+        for pauses in (2, 3):  # probes answered 429: a burst of a few 429s may still be used up
+            limiter._paused_until = 0  # end the pause without waiting for it
+            limiter.throttled(limiter.ticket())
+            assert limiter.limit == 4 and limiter.stats.pauses == pauses
+        limiter._paused_until = 0
+        limiter.throttled(limiter.ticket())  # the third probe: the server keeps the block up
+        assert limiter.limit == 2 and limiter.stats.blocks == 1 and limiter.stats.pauses == 4
         limiter._paused_until = 0
         limiter.throttled(limiter.ticket())  # still blocked: the pause doubles, no new cut
-        assert limiter.limit == 2 and limiter.stats.pauses == 3
+        assert limiter.limit == 2 and limiter.stats.pauses == 5
         limiter._paused_until = 0
         limiter.feedback(limiter.ticket(), "ok")  # over
-        limiter.throttled(limiter.ticket())  # back before a second good answer: this load's
-        assert limiter.limit == 1 and limiter.stats.blocks == 2
+        for _ in range(2):
+            limiter.throttled(limiter.ticket())  # back within a round of the last one's end ...
+            limiter._paused_until = 0
+            limiter.feedback(limiter.ticket(), "ok")
+        assert limiter.limit == 1 and limiter.stats.blocks == 3  # ... twice in a row: this load's
 
     anyio.run(main)
 
@@ -429,7 +436,7 @@ def test_the_limit_gates_admission():
                 tg.start_soon(request)
             await anyio.wait_all_tasks_blocked()
             assert limiter.in_flight == 4 and len(seen_before) == 4
-            for _ in range(2):  # a block that outlasts its first pause (ended at once): limit 2
+            for _ in range(4):  # a block that outlasts three pauses (each ended at once): limit 2
                 limiter.throttled(limiter.ticket())
                 limiter._paused_until = 0
             limiter.feedback(limiter.ticket(), "ok")  # the probe's answer: the block is over

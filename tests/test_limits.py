@@ -14,7 +14,7 @@ from aiohttp import web
 from test_client import Counting, compras, config, fetch_all, with_client
 
 from pncp_ingest.errors import ApiError
-from pncp_ingest.pncp import PncpClient, RetryNotice
+from pncp_ingest.pncp import PncpClient, RetryNotice, _limits
 from pncp_ingest.pncp._adaptive import MIN_WINDOW, SLOW_START_WINDOW, AdaptiveLimit
 from pncp_ingest.pncp._limits import FamilyLimiter
 
@@ -44,7 +44,7 @@ def test_a_block_without_retry_after_is_learned_doubling_up_to_the_cap(sim_facto
     assert waits == [] or max(waits) <= 0.8 + 0.05
 
 
-def test_the_pause_doubles_while_429s_keep_coming_then_shrinks_after_good_answers(sim_factory):
+def test_the_pause_doubles_while_429s_keep_coming_and_the_next_block_starts_at_the_learned_length(sim_factory):
     sim = sim_factory(seed=11, per_day=150)
     todo = compras(sim)
     sim.set_faults(latency_ms=20, block_over=2, block_s=1.0, families=["detail"])
@@ -53,30 +53,43 @@ def test_the_pause_doubles_while_429s_keep_coming_then_shrinks_after_good_answer
     async def body(client: PncpClient, counting: Counting) -> None:
         limiter = client._families["detail"]
         await fetch_all(client, todo[:10])
-        assert limiter.stats.blocks >= 1
-        sim.set_faults()  # the blocks stop: good answers shrink the learned pause back to the first one
-        await fetch_all(client, todo[10:])
-        assert limiter.stats.next_pause_s == pytest.approx(0.1)
+        assert limiter.stats.blocks == 1
+        # 0.1 + 0.2 + 0.4 < 1 s ≤ ... + 0.8: the block was learned by doubling, never the 5 s cap at once.
+        assert limiter.stats.pauses == 4 and limiter.stats.paused_s == pytest.approx(1.5, abs=0.05), limiter.stats
+        learned = limiter.stats.next_pause_s
+        assert 1.0 <= learned <= 1.6, limiter.stats
+        # The next block (now for arriving too fast) starts with one pause as long as that one lasted.
+        notices.clear()
+        sim.set_faults(latency_ms=20, block_rate=5, block_s=1.0, families=["detail"])
+        await fetch_all(client, todo[10:20])
+        assert limiter.stats.blocks >= 2
+        first = next(n.wait_s for n in notices if n.reason == "429 Too Many Requests" and n.wait_s > 0.09)
+        assert first == pytest.approx(learned, abs=0.05), (first, learned)
 
     with_client(config(sim, "aiohttp", throttle_pause_initial=0.1, throttle_pause=5, on_retry=notices.append), body)
-    pauses = {round(n.wait_s, 2) for n in notices if n.reason == "429 Too Many Requests" and n.wait_s > 0.09}
-    # 0.1 + 0.2 + 0.4 < 1 s ≤ ... + 0.8: the block was learned by doubling, never the 5 s cap at once.
-    assert {0.1, 0.2, 0.4, 0.8} <= pauses and max(pauses) <= 1.6, pauses
 
 
-def test_good_answers_halve_the_learned_pause_every_round():
+def test_a_stretch_without_429s_halves_the_learned_pause():
+    """Blocks of about 3 s are learned; then every stretch without a 429 four times as long as the
+    learned pause halves it, back to the first pause (the clock is the limiter's: moved, not slept)."""
+
     async def main() -> None:
-        limiter = FamilyLimiter("consulta", 2, 0, pause_initial=1, pause_cap=30)
-        for _ in range(6):  # a block and five probes: 1, 2, 4, 8, 16, 30
-            limiter.throttled(limiter.ticket())
-            limiter._paused_until = 0  # end the pause without waiting for it
-        assert limiter.stats.next_pause_s == 30 and limiter.limit == 1
-        seen = []
-        for _ in range(2 * 6):  # rounds of a limit of 1 (counted as 2)
+        clock = [1000.0]
+        limiter = FamilyLimiter("consulta", 2, 0, pause_initial=0.5, pause_cap=30)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_limits, "_now", lambda: clock[0])
+            for _ in range(3):  # a block: 0.5, 1, 2 s of pauses, then the probe is answered
+                limiter.throttled(limiter.ticket())
+                clock[0] = limiter._paused_until
             limiter.feedback(limiter.ticket(), "ok", latency=0.01)
-            seen.append(limiter.stats.next_pause_s)
-        assert sorted(set(seen), reverse=True) == [30, 15, 7.5, 3.75, 1.875, 1]
-        assert not limiter.probing
+            assert not limiter.probing and limiter.stats.next_pause_s == 3.5
+            seen = []
+            for _ in range(40):
+                clock[0] += 1.0
+                limiter.feedback(limiter.ticket(), "ok", latency=0.01)
+                seen.append(limiter.stats.next_pause_s)
+        assert sorted(set(seen), reverse=True) == [3.5, 1.75, 0.875, 0.5]
+        assert seen.index(1.75) == 11  # 14 s (4 × 3.5) after the last 429, 2 s before the probe
 
     anyio.run(main)
 
@@ -262,21 +275,18 @@ def test_probing_slows_with_every_block_and_speeds_up_past_the_level():
         window(limit, MIN_WINDOW * 2)
         steps.append(limit.limit - before)
     assert steps == [2, 3, 2, 1]  # after a first block: by √limit to just under it, then by one
-    limit.throttled()  # blocked again: every step up now takes twice the windows
-    assert limit.probe_rounds == 2 and limit.limit == 8
+    limit.throttled()  # blocked again, after the step up from 15: back to 15, and every step up
+    assert limit.probe_rounds == 2 and limit.limit == 15  # now takes twice the windows
+    limit.throttled()  # blocked at the level it went back to: halve
+    assert limit.probe_rounds == 4 and limit.limit == 7
     windows = 0
     while limit.limit < 16:
         window(limit, MIN_WINDOW * 2)
         windows += 1
-    assert windows == 16
-    limit.value = 4.0
-    limit.throttled()  # and again, wherever it is
-    assert limit.probe_rounds == 4
-    windows = 0
-    while limit.limit < 16:  # every level past the last block held for its rounds: faster again
-        window(limit, MIN_WINDOW * 2)
-        windows += 1
-    assert limit.probe_rounds == 1 and windows == 4 + 4 + 4 + 2 + 10  # 2→3→4, held at 4, 5, then 1 a step
+    # +1 every 4 windows up to the level of the last block (15); held there for its 4 windows, the
+    # server allows more now: one more step, and probing speeds up again (every 2 windows).
+    assert windows == 4 * 8 + 4, windows
+    assert limit.probe_rounds == 2
 
 
 def test_the_slow_start_doubles_from_four_and_gives_the_no_load_latency():

@@ -75,6 +75,7 @@ class AdaptiveLimit:
         self._throttled_at: float | None = None
         self._probe_rounds = 1
         self._healthy_at_wall = 0
+        self._held: float | None = None  # the last level a step up left behind, healthy
         self._slow_windows = 0
         self.cuts: dict[str, int] = {"errors": 0, "latency": 0, "429": 0}
 
@@ -90,9 +91,10 @@ class AdaptiveLimit:
         """The limit was the bottleneck at some point of this window (a request waited, or in-flight hit it)."""
         self._used = True
 
-    def answer(self, round_: int, ok: bool, latency_s: float) -> bool:
+    def answer(self, round_: int, ok: bool, latency_s: float, *, may_grow: bool = True) -> bool:
         """One answer (``ok``: a good one, else a 5xx, timeout or dropped connection) of a request
-        sent at round ``round_``. True when the limit changed."""
+        sent at round ``round_``. True when the limit changed. ``may_grow`` False holds a healthy
+        window's limit where it is (the caller's clock says a probe up would cost too much now)."""
         if round_ != self.round:
             return False
         self._answers += 1
@@ -106,7 +108,7 @@ class AdaptiveLimit:
             return self._judge_slow_start()
         if self._answers < max(MIN_WINDOW, 2 * self.limit):
             return False
-        return self._judge()
+        return self._judge(may_grow)
 
     def _judge_slow_start(self) -> bool:
         """Double while the answers look like the first ones; anything else ends the slow start
@@ -126,17 +128,22 @@ class AdaptiveLimit:
         return True
 
     def throttled(self) -> None:
-        """The family got a 429 that starts a block: halve, and remember the level."""
+        """A 429 block about load: back to the last level held without one if the limit has
+        been raised since (the step up found the block), else halve; remember the level."""
         self.slow_start = False
+        new = self.value * THROTTLE_FACTOR
         if self._throttled_at is not None:
             self._probe_rounds = min(MAX_PROBE_ROUNDS, self._probe_rounds * 2)  # blocked again
+            if self._held is not None and new < self._held < self.value:
+                new = self._held
         self._throttled_at = self.value
+        self._held = None
         self._healthy_at_wall = 0
-        self._set(self.value * THROTTLE_FACTOR)
+        self._set(new)
         self.decreases += 1
         self.cuts["429"] += 1
 
-    def _judge(self) -> bool:
+    def _judge(self, may_grow: bool = True) -> bool:
         errors = self._errors / self._answers
         median = statistics.median(self._latencies) if self._latencies else None
         verdict: Verdict
@@ -158,8 +165,10 @@ class AdaptiveLimit:
         if median is not None:
             self.noload = median if self.noload is None else min(self.noload, median)
         self.last_verdict = verdict
-        if verdict == "healthy":
+        if verdict == "healthy" and may_grow:
             new = self._grown()
+            if new > self.value:
+                self._held = self.value
         old = self.limit
         self._set(new)
         if self.limit < old:

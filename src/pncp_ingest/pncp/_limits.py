@@ -48,7 +48,9 @@ Signal = Literal["ok", "throttled", "overloaded"]
 
 DEFAULT_PAUSE_INITIAL = 1.0
 DEFAULT_PAUSE_CAP = 30.0
-SHRINK_ROUNDS = 1  # rounds of good answers (× the limit) that halve the learned pause
+SHRINK_AFTER = 4.0  # a stretch without a 429 this many times the learned pause halves it
+LASTING_PAUSES = 3  # a block that still answers the probe after this many pauses is kept up by the server
+GROW_HOLD = 10.0  # after a cut by a block, hold the limit this many times the block's length
 RETRY_COST = 5  # tokens a retry after a 5xx / bad body costs (AWS: 5)
 TIMEOUT_RETRY_COST = 10  # after a timeout or a dropped connection (AWS: 10)
 
@@ -167,10 +169,16 @@ class FamilyLimiter:
         self._paused_until = 0.0
         self._epoch = 0  # bumped at every pause: a 429 of an older epoch belongs to a block already paused
         self._probing = False  # after a pause: one request at a time until one is not a 429
-        self._next_pause = self.pause_initial
-        self._good_since_pause = 0
+        self._start_pause = self.pause_initial  # the learned first pause of a block
+        self._next_pause = self.pause_initial  # the next pause of the block in progress
+        self._block_began = 0.0
+        self._block_pauses = 0
+        self._last_429 = 0.0
+        self._good_since_probe = 0
+        self._quick_blocks = 0  # blocks in a row that came back within a round
         self._blocks_seen = False
-        self._block_cut = False  # this block already halved the limit
+        self._block_cut = False  # this block already cut the limit
+        self._grow_after = 0.0  # after a cut by a block: no probe above the limit before this time
 
     # -- what the client and the display read ---------------------------------------------------
 
@@ -211,32 +219,60 @@ class FamilyLimiter:
         self._epoch += 1
 
     def throttled(self, ticket: Ticket, retry_after: float | None = None) -> float:
-        """A 429: pause the family (Retry-After, else the learned pause) and, if it starts a block,
-        halve the limit. Returns the seconds the family is paused from now."""
+        """A 429: pause the family (Retry-After, else the learned pause) and, if the block is about
+        load, cut the limit. Returns the seconds the family is paused from now."""
         if ticket.epoch != self._epoch:
             return self.pause_remaining  # in flight when the block's pause began: already answered
+        now = _now()
+        self._last_429 = now
         if not self._probing:
             self.stats.blocks += 1
-            # A block that comes back before a single good answer since the last one is this load's.
-            load = self._blocks_seen and self._good_since_pause <= 1
+            # A block that came back within a round of the last one's end is likely this load's;
+            # twice in a row it is (a random burst does that once in ~(limit × burst rate)², a
+            # block over the server's limit every time).
+            quick = self._blocks_seen and self._good_since_probe < max(self.limit, 2)
+            self._quick_blocks = self._quick_blocks + 1 if quick else 0
+            load = self._quick_blocks >= 2
             self._blocks_seen = True
             self._block_cut = False
+            self._block_began = now
+            self._block_pauses = 0
+            self._next_pause = self._start_pause
         else:
-            load = not self._block_cut  # the block outlasted its first pause: a real block, not a blip
+            # The block outlasted its pauses: a block the server keeps up over time, not a burst
+            # of a few 429s that the requests in flight (or the first probes) use up.
+            load = not self._block_cut and self._block_pauses >= LASTING_PAUSES
         if load and self.adaptive:
             self._block_cut = True
+            self._quick_blocks = 0
             self._adaptive.throttled()
             self._limit_changed()
         if retry_after is not None:
             seconds = retry_after
         else:
             seconds = self._next_pause
-            self._next_pause = min(self.pause_cap, max(self._next_pause * 2, self.pause_initial))
-            self.stats.next_pause_s = self._next_pause
-        self._good_since_pause = 0
+            self._next_pause = min(self.pause_cap, seconds * 2)
+            self._block_pauses += 1
+        self.stats.next_pause_s = self._next_pause
+        self._good_since_probe = 0
         self._probing = True
         self.pause(seconds)
         return self.pause_remaining
+
+    def _block_over(self, now: float) -> None:
+        """The probe was answered: the block is over. Learn its length; after a cut, hold the limit
+        for ``GROW_HOLD`` × what the block cost before probing above it again."""
+        self._probing = False
+        lasted = now - self._block_began
+        if self._block_pauses > 1:
+            # It outlasted its first pause: the next block starts with a pause as long as this one was.
+            self._start_pause = min(self.pause_cap, max(self.pause_initial, lasted))
+        elif self._block_pauses == 1:
+            self._start_pause = max(self.pause_initial, self._start_pause / 2)  # shorter than thought
+        self.stats.next_pause_s = self._start_pause
+        if self._block_cut:
+            self._grow_after = now + GROW_HOLD * lasted
+        self._wake()
 
     def feedback(self, ticket: Ticket, signal: Signal, *, latency: float | None = None) -> None:
         """What one admitted request's answer says: ``ok``, or ``overloaded`` (5xx, timeout, dropped
@@ -244,23 +280,24 @@ class FamilyLimiter:
         if signal == "throttled":
             self.throttled(ticket)
             return
+        now = _now()
         if self._probing and ticket.epoch == self._epoch:
-            self._probing = False  # the block is over: everyone may go
-            self._wake()
+            self._block_over(now)  # everyone may go
         ok = signal == "ok"
         if ok:
             self.budget.earn()
             self.stats.retry_budget = self.budget.tokens
-            self._good_since_pause += 1
-            if self._good_since_pause >= SHRINK_ROUNDS * max(self.limit, 2) and self._next_pause > self.pause_initial:
-                self._next_pause = max(self.pause_initial, self._next_pause / 2)
-                self.stats.next_pause_s = self._next_pause
-                self._good_since_pause = 0
+            self._good_since_probe += 1
+            if self._start_pause > self.pause_initial and now - self._last_429 >= SHRINK_AFTER * self._start_pause:
+                # A long stretch without a 429: the next block may be a short one.
+                self._start_pause = max(self.pause_initial, self._start_pause / 2)
+                self.stats.next_pause_s = self._start_pause
+                self._last_429 = now
         if not self.adaptive:
             return
         if latency is None:
-            latency = _now() - ticket.sent_at
-        if self._adaptive.answer(ticket.round, ok, latency):
+            latency = now - ticket.sent_at
+        if self._adaptive.answer(ticket.round, ok, latency, may_grow=now >= self._grow_after):
             self._limit_changed()
 
     def allow_retry(self, cost: int) -> bool:
