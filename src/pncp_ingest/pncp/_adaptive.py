@@ -23,11 +23,13 @@ that the rest is judged against (a client that starts at its ceiling never sees 
   up to just under its level, then by one), and once the family has been blocked again, by one
   per ``probe_rounds`` windows.
 
-A 429 block that is about load (see :mod:`._limits`) halves the limit at once (:meth:`throttled`).
-From then on every +1 waits ``probe_rounds`` healthy windows, doubling with each further load
-block (up to 64) and halving each time the level of the last one is held and passed, so a server
-that blocks above some load is probed ever more rarely (each block costs its whole length), and
-one that allows more is found again.
+A 429 block that is about load (see :mod:`._limits`) cuts the limit at once (:meth:`throttled`):
+back to the level a step up left if the limit was raised since the last block (that step found
+it), else by half. From then on every +1 waits ``probe_rounds`` healthy windows, doubling with
+each further load block (up to 64) and halving each time the level of the last one is held and
+passed, so a server that blocks above some load is probed ever more rarely (each block costs its
+whole length), and one that allows more is found again. The caller may also hold growth for a
+while (``may_grow``): the family holds it for ten times a block's length after a cut.
 
 The no-load latency only goes down, except at a limit of one: latency there cannot be our load,
 so it becomes the new no-load latency (a server that got slower on its own is not chased to zero).

@@ -6,21 +6,26 @@ Each API family (``consulta``, ``detail``) has one :class:`FamilyLimiter`:
   ``PNCP_CONSULTA_CONCURRENCY``) and is never above it. It moves on evidence of load judged over
   windows of answers (error share, latency against the no-load latency), not on each error; a
   429 halves it at once. The rules are in :mod:`._adaptive`.
-- **A 429 halves the limit when it is about load**: when the block outlasts its first pause (the
-  probe gets a 429 too: a server blocking this client for a while), or when a block comes back
-  before a single good answer since the last one (it recurs as soon as the load does). A burst
-  of 429s that is over by the probe, at a random moment, is not about our load (the simulator's
-  and PNCP's detail API's random bursts): it pauses the family but leaves the limit alone.
+- **A 429 cuts the limit when the block is about load**: when the block outlasts three pauses
+  (the third probe gets a 429 too: the server keeps it up over time), or when blocks come back
+  within a round of the last one's end twice in a row (they recur as soon as the load does).
+  A burst of a few 429s at a random moment (the simulator's, PNCP's detail API's) is used up by
+  the requests in flight and the first probes, and comes back within a round only by chance: it
+  pauses the family but leaves the limit alone. The cut is the adaptive limit's (halve, or back
+  to the level below the step up that found the block); after it, the limit is held for
+  ``GROW_HOLD`` (10) × the block's length before it may probe upwards again, so finding a block
+  costs at most about a tenth of the time.
 - **A 429 pauses the family, for a learned time.** Every worker of the family waits, not just
   the one that got it. With a Retry-After the pause is what the server says. Without one (the
   consulta API's HTML 429), the block's length is learned: the first pause is short
   (``PNCP_THROTTLE_PAUSE_INITIAL``, 1 s), and while the block lasts it doubles, up to
   ``PNCP_THROTTLE_PAUSE`` (the cap). After a pause a single request probes whether the block is
   over; the others wait for its answer, so a block that lasts costs one request per pause, not
-  one per worker. Every round of good answers (as many as the limit) halves the learned pause
-  again, so a block that comes back soon starts near its learned length and a rare one short.
-  429s of requests already in flight when a pause began belong to that block: they neither
-  lengthen the pause nor cut the limit again.
+  one per worker. A block that outlasted its first pause teaches its length: the next block
+  starts with one pause that long; one over at its first probe halves it, and so does every
+  stretch without a 429 four times as long as it, so a block that comes back soon is waited out
+  in one pause and a rare one starts short. 429s of requests already in flight when a pause
+  began belong to that block: they neither lengthen the pause nor cut the limit again.
 - **A retry budget** (the AWS SDKs' retry quota): each family starts with ``PNCP_RETRY_BUDGET``
   tokens; a retry after a 5xx or a bad body costs 5, after a timeout or a dropped connection 10,
   and every good answer gives one back (up to the start). With the budget spent, a failing request
@@ -65,7 +70,7 @@ class FamilyStats:
     doubles to find the no-load latency), ``min_limit`` the lowest it went, ``ceiling`` the configured maximum, ``paused_s`` the seconds the family spent
     paused by 429s (a pause in progress counts in full), ``blocks`` how many 429 blocks began (a
     pause after a good answer), ``pauses`` every pause (a block that lasts takes several),
-    ``next_pause_s`` the learned pause the next 429 without Retry-After gets, ``max_in_flight``
+    ``next_pause_s`` the pause the next 429 without Retry-After gets (in a block: its next pause), ``max_in_flight``
     the most requests that were ever in flight at once (never above ``ceiling``),
     ``retry_budget`` the tokens left and ``retries_refused`` the retries it refused.
     """
