@@ -70,8 +70,9 @@ def test_the_pause_doubles_while_429s_keep_coming_and_the_next_block_starts_at_t
 
 
 def test_a_stretch_without_429s_halves_the_learned_pause():
-    """Blocks of about 3 s are learned; then every stretch without a 429 four times as long as the
-    learned pause halves it, back to the first pause (the clock is the limiter's: moved, not slept)."""
+    """A block seen to last 1.5 s teaches a first pause of 2.25 s; then every stretch without a 429
+    four times as long as the learned pause halves it, back to the first pause (the clock is the
+    limiter's: moved, not slept)."""
 
     async def main() -> None:
         clock = [1000.0]
@@ -82,14 +83,14 @@ def test_a_stretch_without_429s_halves_the_learned_pause():
                 limiter.throttled(limiter.ticket())
                 clock[0] = limiter._paused_until
             limiter.feedback(limiter.ticket(), "ok", latency=0.01)
-            assert not limiter.probing and limiter.stats.next_pause_s == 3.5
+            assert not limiter.probing and limiter.stats.next_pause_s == 2.25
             seen = []
             for _ in range(40):
                 clock[0] += 1.0
                 limiter.feedback(limiter.ticket(), "ok", latency=0.01)
                 seen.append(limiter.stats.next_pause_s)
-        assert sorted(set(seen), reverse=True) == [3.5, 1.75, 0.875, 0.5]
-        assert seen.index(1.75) == 11  # 14 s (4 × 3.5) after the last 429, 2 s before the probe
+        assert sorted(set(seen), reverse=True) == [2.25, 1.125, 0.5625, 0.5]
+        assert seen.index(1.125) == 6  # 9 s (4 × 2.25) after the last 429, 2 s before the probe
 
     anyio.run(main)
 

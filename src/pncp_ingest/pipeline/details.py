@@ -211,7 +211,7 @@ class DetailsDay(DayJob[Fetched]):
         # Room for a few rounds of results: the fetchers keep the API busy while a checkpoint or a
         # publish holds the writer (a publish stalled every fetcher with one round of room).
         self.buffer = 4 * day.ctx.settings.concurrency
-        self.workers = min(len(self.todo), day.ctx.settings.concurrency + 2)
+        self.workers = min(len(self.todo), 2 * day.ctx.settings.concurrency + 2)
         day.event("progress", compras_planned=len(self.todo))
         return message.format(len(self.todo))
 
@@ -222,8 +222,8 @@ class DetailsDay(DayJob[Fetched]):
             for compra, needed in work:  # one shared iterator: each contratação goes to one worker
                 await send(await fetch_details(self.client, compra, needed))
 
-        # fetch_details asks for one kind at a time: a worker per in-flight place (and two spare)
-        # keeps every place of the detail family busy.
+        # fetch_details asks for one kind at a time: two workers per in-flight place (and two spare)
+        # keep every place of the detail family busy while some wait out a retry's backoff.
         async with anyio.create_task_group() as tg:
             for _ in range(self.workers):
                 tg.start_soon(worker)

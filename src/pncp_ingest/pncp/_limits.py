@@ -55,6 +55,7 @@ DEFAULT_PAUSE_INITIAL = 1.0
 DEFAULT_PAUSE_CAP = 30.0
 SHRINK_AFTER = 4.0  # a stretch without a 429 this many times the learned pause halves it
 LASTING_PAUSES = 3  # a block that still answers the probe after this many pauses is kept up by the server
+LEARN_FACTOR = 1.5  # the next block's first pause: this × the longest the last one was seen to last
 GROW_HOLD = 10.0  # after a cut by a block, hold the limit this many times the block's length
 RETRY_COST = 5  # tokens a retry after a 5xx / bad body costs (AWS: 5)
 TIMEOUT_RETRY_COST = 10  # after a timeout or a dropped connection (AWS: 10)
@@ -173,10 +174,12 @@ class FamilyLimiter:
         self._rate = AsyncLimiter(1, 1.0 / rate) if rate > 0 else None
         self._paused_until = 0.0
         self._epoch = 0  # bumped at every pause: a 429 of an older epoch belongs to a block already paused
-        self._probing = False  # after a pause: one request at a time until one is not a 429
+        self._probing = False  # after a pause: one probe at a time until an answer is not a 429
+        self._epoch_in_flight = 0  # requests in flight that were sent since the last pause began
         self._start_pause = self.pause_initial  # the learned first pause of a block
         self._next_pause = self.pause_initial  # the next pause of the block in progress
         self._block_began = 0.0
+        self._block_seen_until = 0.0
         self._block_pauses = 0
         self._last_429 = 0.0
         self._good_since_probe = 0
@@ -222,6 +225,7 @@ class FamilyLimiter:
             self.stats.pauses += 1
         self._paused_until = until
         self._epoch += 1
+        self._epoch_in_flight = 0
 
     def throttled(self, ticket: Ticket, retry_after: float | None = None) -> float:
         """A 429: pause the family (Retry-After, else the learned pause) and, if the block is about
@@ -247,6 +251,7 @@ class FamilyLimiter:
             # The block outlasted its pauses: a block the server keeps up over time, not a burst
             # of a few 429s that the requests in flight (or the first probes) use up.
             load = not self._block_cut and self._block_pauses >= LASTING_PAUSES
+        self._block_seen_until = ticket.sent_at  # the block was still on when this was sent
         if load and self.adaptive:
             self._block_cut = True
             self._quick_blocks = 0
@@ -270,8 +275,10 @@ class FamilyLimiter:
         self._probing = False
         lasted = now - self._block_began
         if self._block_pauses > 1:
-            # It outlasted its first pause: the next block starts with a pause as long as this one was.
-            self._start_pause = min(self.pause_cap, max(self.pause_initial, lasted))
+            # It outlasted its first pause: the next block starts with one pause of 1.5 × the
+            # longest it was seen to last (a burst used up by the probes teaches little).
+            seen = self._block_seen_until - self._block_began
+            self._start_pause = min(self.pause_cap, max(self.pause_initial, LEARN_FACTOR * seen))
         elif self._block_pauses == 1:
             self._start_pause = max(self.pause_initial, self._start_pause / 2)  # shorter than thought
         self.stats.next_pause_s = self._start_pause
@@ -287,7 +294,7 @@ class FamilyLimiter:
             return
         now = _now()
         if self._probing and ticket.epoch == self._epoch:
-            self._block_over(now)  # everyone may go
+            self._block_over(ticket.sent_at)  # everyone may go
         ok = signal == "ok"
         if ok:
             self.budget.earn()
@@ -325,10 +332,13 @@ class FamilyLimiter:
 
     def _can_enter(self) -> bool:
         if self._probing:
-            return self._in_flight < 1
+            # One probe at a time, whatever is still in flight from before the pause: a request
+            # hanging until its timeout must not hold the probe (and so the family) back.
+            return self._epoch_in_flight < 1 and self._in_flight < self.limit
         return self._in_flight < self.limit
 
     def _enter(self) -> None:
+        self._epoch_in_flight += 1
         self._in_flight += 1
         self.stats.in_flight = self._in_flight
         if self._in_flight > self.stats.max_in_flight:
@@ -336,7 +346,9 @@ class FamilyLimiter:
         if self._in_flight >= self.limit:
             self._adaptive.used()
 
-    def _release(self) -> None:
+    def _release(self, epoch: int) -> None:
+        if epoch == self._epoch and self._epoch_in_flight > 0:
+            self._epoch_in_flight -= 1
         self._in_flight -= 1
         self.stats.in_flight = self._in_flight
         self._wake()
@@ -359,7 +371,7 @@ class FamilyLimiter:
             await waiter.event.wait()
         except BaseException:
             if waiter.granted:
-                self._release()
+                self._release(self._epoch)
             else:
                 self._waiters.remove(waiter)
             raise
@@ -381,10 +393,11 @@ class FamilyLimiter:
 
 
 class _Slot:
-    __slots__ = ("limiter",)
+    __slots__ = ("epoch", "limiter")
 
     def __init__(self, limiter: FamilyLimiter) -> None:
         self.limiter = limiter
+        self.epoch = 0
 
     async def __aenter__(self) -> Ticket:
         limiter = self.limiter
@@ -392,15 +405,18 @@ class _Slot:
             if limiter._paused_until > _now():
                 await limiter._wait_pause()
             await limiter._acquire()
+            entered = limiter._epoch
             try:
                 if limiter._rate is not None:
                     await limiter._rate.acquire()
             except BaseException:
-                limiter._release()
+                limiter._release(entered)
                 raise
             if limiter._paused_until <= _now():
-                return limiter.ticket()
-            limiter._release()
+                ticket = limiter.ticket()
+                self.epoch = entered
+                return ticket
+            limiter._release(entered)
 
     async def __aexit__(self, *exc: object) -> None:
-        self.limiter._release()
+        self.limiter._release(self.epoch)
