@@ -134,21 +134,22 @@ class Day:
         if not batch.size:
             return
         self.summary.checkpoints += 1
-        name = f"{utcnow():%Y%m%dT%H%M%S%f}-{self.ctx.run.run_id}-{self.summary.checkpoints:05d}"
+        number = self.summary.checkpoints
+        name = f"{utcnow():%Y%m%dT%H%M%S%f}-{self.ctx.run.run_id}-{number:05d}"
         if self._commits is None:
-            await self._commit(name, batch)
+            await self._commit(name, number, batch)
             return
         await self._commit_slots.acquire()
 
         async def commit() -> None:
             try:
-                await self._commit(name, batch)
+                await self._commit(name, number, batch)
             finally:
                 self._commit_slots.release()
 
         self._commits.start_soon(commit)
 
-    async def _commit(self, name: str, batch: _Batch) -> None:
+    async def _commit(self, name: str, number: int, batch: _Batch) -> None:
         with tempfile.TemporaryDirectory(prefix="pncp-part-") as tmp:
             part = Path(tmp) / "part.parquet" if batch.rows else None
             if part is not None:
@@ -163,7 +164,7 @@ class Day:
         self._commits_since_publish += 1
         self.event(
             "checkpoint",
-            f"committed {self.job.describe(len(batch.rows))} (checkpoint {self.summary.checkpoints})",
+            f"committed {self.job.describe(len(batch.rows))} (checkpoint {number})",
             rows=len(batch.rows),
             name=name,
         )
