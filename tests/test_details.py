@@ -265,16 +265,3 @@ def test_every_checkpoint_commits_and_the_publish_just_before_the_last_is_skippe
         line.split("published ")[1].split(" rows")[0] for line in result.stderr.splitlines() if "published " in line
     ]
     assert len(published) == 2 and published[-1] == "50", result.stderr
-
-
-def test_a_day_the_job_cannot_size_keeps_the_publish_cadence(sim, tmp_path):
-    """The listing does not know its size ahead: it publishes every 20 commits, then at the end."""
-    dest = str(tmp_path / "bronze")
-    result = run_cli(
-        "contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--checkpoint-every", "1", "-v"
-    )
-    assert result.code == 0, result.stderr
-    published = [
-        line.split("published ")[1].split(" rows")[0] for line in result.stderr.splitlines() if "published " in line
-    ]
-    assert len(published) == 3 and published[-1] == "50", result.stderr
