@@ -72,6 +72,8 @@ THROTTLE_ENV = {"PNCP_THROTTLE_PAUSE": "1", "PNCP_MAX_RETRIES": "12"}
 SCENARIOS = [
     Scenario("details 2000 @50ms x32", 2000, 50, 32),
     Scenario("details 1500 @50ms x32", 1500, 50, 32),
+    # The same without the adaptive limit's slow start (4, doubling): what finding the limit costs a fault-free day.
+    Scenario("details 1500 @50ms x32, fixed limit", 1500, 50, 32, env={"PNCP_ADAPTIVE": "false"}),
     Scenario("details 2000 @0ms x32 (our CPU)", 2000, 0, 32),
     Scenario("memory: details 2000 @0ms", 2000, 0, 32),
     Scenario("memory: details 8000 @0ms", 8000, 0, 32),
