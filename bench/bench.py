@@ -14,6 +14,10 @@ numbers to bench/out/results.json, so runs can be compared.
 Scenarios:
 - details of a 2,000-contratação day at 50 ms latency and 32 in flight (the bound is 640/s), and
   the same at 0 ms (CPU-bound: our own cost per request);
+- a fault-free 1,500-contratação day at 50 ms and 32 in flight (`--only 1500`): `details` alone
+  (also with a fixed limit, PNCP_ADAPTIVE=false: what the adaptive slow start costs), and the
+  whole day, `contratacoes` then `details` as two processes, against the latency bound of each
+  (requests × latency ÷ in-flight limit: consulta at 8, detail at 32; see DayResult);
 - memory: the same day at 2,000 and 8,000 contratações (peak RSS must not grow with the day), with
   the package's default Arrow allocator, then with each of the system one and mimalloc forced
   (ARROW_DEFAULT_MEMORY_POOL);

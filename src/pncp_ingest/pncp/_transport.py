@@ -130,7 +130,7 @@ class AiohttpGetter:
     The session and its connector are made at the first request (inside the running event loop).
     Errors leave as httpx exceptions, mapped as by httpx-aiohttp (see ``_aiohttp_transport_class``).
     TLS: httpx's default context (certifi's CAs, as before) when the API is https; an http API
-    pays nothing for it (building that context costs ~50 ms at start)."""
+    pays nothing for it (building that context costs tens of ms at start)."""
 
     def __init__(self, limits: httpx.Limits, timeout: httpx.Timeout, headers: dict[str, str], *, https: bool) -> None:
         self._limits = limits
