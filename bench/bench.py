@@ -14,6 +14,10 @@ numbers to bench/out/results.json, so runs can be compared.
 Scenarios:
 - details of a 2,000-contratação day at 50 ms latency and 32 in flight (the bound is 640/s), and
   the same at 0 ms (CPU-bound: our own cost per request);
+- a fault-free 1,500-contratação day at 50 ms and 32 in flight (`--only 1500`): `details` alone
+  (also with a fixed limit, PNCP_ADAPTIVE=false: what the adaptive slow start costs), and the
+  whole day, `contratacoes` then `details` as two processes, against the latency bound of each
+  (requests × latency ÷ in-flight limit: consulta at 8, detail at 32; see DayResult);
 - memory: the same day at 2,000 and 8,000 contratações (peak RSS must not grow with the day), with
   the package's default Arrow allocator, then with each of the system one and mimalloc forced
   (ARROW_DEFAULT_MEMORY_POOL);
@@ -71,6 +75,9 @@ THROTTLE_ENV = {"PNCP_THROTTLE_PAUSE": "1", "PNCP_MAX_RETRIES": "12"}
 
 SCENARIOS = [
     Scenario("details 2000 @50ms x32", 2000, 50, 32),
+    Scenario("details 1500 @50ms x32", 1500, 50, 32),
+    # The same without the adaptive limit's slow start (4, doubling): what finding the limit costs a fault-free day.
+    Scenario("details 1500 @50ms x32, fixed limit", 1500, 50, 32, env={"PNCP_ADAPTIVE": "false"}),
     Scenario("details 2000 @0ms x32 (our CPU)", 2000, 0, 32),
     Scenario("memory: details 2000 @0ms", 2000, 0, 32),
     Scenario("memory: details 8000 @0ms", 8000, 0, 32),
@@ -91,6 +98,41 @@ SCENARIOS = [
         throttle=THROTTLE,
     ),
 ]
+
+
+# The whole day as two processes (bench/bench.py `--only day`): see run_day().
+DAY_SCENARIOS = [Scenario("day 1500 @50ms x32: contratacoes + details", 1500, 50, 32)]
+CONSULTA_CONCURRENCY = 8  # PNCP_CONSULTA_CONCURRENCY in every scenario
+
+
+@dataclass
+class DayResult:
+    """One day landed by two processes, ``contratacoes`` then ``details``, each measured alone.
+
+    The latency bound of a process is the time its requests need at its in-flight limit when
+    every request takes exactly the simulated latency and nothing else costs anything:
+    requests × latency ÷ in-flight. The listing's requests are consulta pages (plus the one
+    /modalidades call) at PNCP_CONSULTA_CONCURRENCY (8) in flight; the details' are detail pages
+    at PNCP_CONCURRENCY (32). The day's bound is the sum of both, and its ratio that sum over the
+    two processes' wall times (process start to exit, interpreter start and imports included).
+    """
+
+    scenario: str
+    listing_requests: int
+    listing_wall_s: float
+    listing_cpu_s: float
+    listing_bound_s: float
+    details_requests: int
+    details_wall_s: float
+    details_cpu_s: float
+    details_bound_s: float
+    wall_s: float
+    bound_s: float
+    ratio: float
+    contratacoes: int
+    itens: int
+    failed: int
+    exit_codes: tuple[int, int]
 
 
 @dataclass
@@ -205,6 +247,56 @@ def run(scenario: Scenario, workdir: Path) -> Result:
     )
 
 
+def run_day(scenario: Scenario, workdir: Path) -> DayResult:
+    """``contratacoes`` then ``details`` for one day, two processes, each timed from start to exit.
+
+    Setup, not measured: a first listing into a throwaway folder and a GET of every detail page,
+    so the simulator has built every response once (its first-time generation is not latency)."""
+    dest = str(workdir / _slug(scenario.name))
+    env = {
+        **os.environ,
+        "PNCP_CONSULTA_RATE": "0",
+        "PNCP_CONSULTA_CONCURRENCY": str(CONSULTA_CONCURRENCY),
+        "PNCP_RATE": "0",
+        "PNCP_CONCURRENCY": str(scenario.concurrency),
+        "PNCP_CHECKPOINT_EVERY": str(scenario.checkpoint_every),
+        **scenario.env,
+    }
+    cli = [sys.executable, "-m", "pncp_ingest"]
+    latency = scenario.latency_ms / 1000
+    with SimulatorProcess(seed=1, per_day=scenario.contratacoes, big_items=True) as sim:
+        warmup = [*cli, "contratacoes", "--date", DAY, "--dest", dest + "-warm", "--base-url", sim.base_url, "-q"]
+        if subprocess.run(warmup, env=env, capture_output=True).returncode != 0:
+            raise SystemExit(f"setup failed for {scenario.name}")
+        warm(sim.base_url, _detail_paths(sim.truth(DAY)))
+        sim.set_faults(latency_ms=scenario.latency_ms)
+        common = ["--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json", "-q"]
+        code_l, wall_l, cpu_l, _, out_l = run_measured([*cli, "contratacoes", *common], env)
+        code_d, wall_d, cpu_d, _, out_d = run_measured([*cli, "details", *common], env)
+    listing, details = _json(out_l), _json(out_d)
+    bound_l = listing.get("requests", 0) * latency / CONSULTA_CONCURRENCY
+    bound_d = details.get("requests", 0) * latency / scenario.concurrency
+    wall = wall_l + wall_d
+    return DayResult(
+        scenario.name,
+        listing.get("requests", 0),
+        round(wall_l, 3),
+        round(cpu_l, 3),
+        round(bound_l, 3),
+        details.get("requests", 0),
+        round(wall_d, 3),
+        round(cpu_d, 3),
+        round(bound_d, 3),
+        round(wall, 3),
+        round(bound_l + bound_d, 3),
+        round((bound_l + bound_d) / wall, 3) if wall else 0.0,
+        listing.get("contratacoes", 0),
+        details.get("itens", 0),
+        listing.get("failed", 0) + details.get("failed", 0),
+        (code_l, code_d),
+    )
+
+
 def _detail_paths(truth: dict[str, Any]) -> list[str]:
     """Every detail page the run will ask for (pagina 1.. at tamanhoPagina=500, itens and arquivos)."""
     paths = []
@@ -266,6 +358,21 @@ def main() -> int:
                 f"{r.exit_code:>4}",
                 flush=True,
             )
+        day_results = [run_day(s, Path(tmp)) for s in DAY_SCENARIOS if args.only in s.name]
+    if day_results:
+        print(
+            f"\n{'day (two processes)':44} {'listing req':>11} {'wall s':>6} {'bound s':>7} "
+            f"{'details req':>11} {'wall s':>6} {'bound s':>7} {'day wall s':>10} {'bound s':>7} {'ratio':>5} "
+            f"{'CPU s':>5} {'failed':>6} {'exit':>5}"
+        )
+        for d in day_results:
+            print(
+                f"{d.scenario:44} {d.listing_requests:>11} {d.listing_wall_s:>6.2f} {d.listing_bound_s:>7.2f} "
+                f"{d.details_requests:>11} {d.details_wall_s:>6.2f} {d.details_bound_s:>7.2f} {d.wall_s:>10.2f} "
+                f"{d.bound_s:>7.2f} {d.ratio:>5.0%} {d.listing_cpu_s + d.details_cpu_s:>5.2f} {d.failed:>6} "
+                f"{'/'.join(map(str, d.exit_codes)):>5}",
+                flush=True,
+            )
     derived = _derived({r.scenario: r for r in results})
     if not args.only or "floor" in args.only:
         derived.update(_floor(derived))
@@ -285,12 +392,14 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "results": [asdict(r) for r in results],
+        "days": [asdict(d) for d in day_results],
         "derived": {k: v for k, v in derived.items() if k != "lines"},
     }
     (OUT / "results.json").write_text(json.dumps(doc, indent=2))
     print(f"results written to {OUT / 'results.json'}")
     fixed_fails = {s.name for s in SCENARIOS if s.env.get("PNCP_ADAPTIVE") == "false"}
-    return 0 if all(r.exit_code == 0 for r in results if r.scenario not in fixed_fails) else 1
+    days_ok = all(d.exit_codes == (0, 0) for d in day_results)
+    return 0 if days_ok and all(r.exit_code == 0 for r in results if r.scenario not in fixed_fails) else 1
 
 
 def _floor(derived: dict[str, Any]) -> dict[str, Any]:

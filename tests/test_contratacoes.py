@@ -227,3 +227,17 @@ def test_a_second_run_on_a_held_day_exits_3_naming_the_holder(sim_factory, tmp_p
         _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert sorted(ids(dest)) == truth_ids(sim)
+
+
+def test_the_listing_publishes_on_the_cadence_until_it_knows_the_day_is_ending(sim, tmp_path):
+    """A listing knows its size once every modalidade's page 1 is in: 50 contratações at one a
+    checkpoint publish after 20 commits and at the end, not after 40 too."""
+    dest = str(tmp_path / "bronze")
+    result = run_cli(
+        "contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--checkpoint-every", "1", "-v"
+    )
+    assert result.code == 0, result.stderr
+    published = [
+        line.split("published ")[1].split(" rows")[0] for line in result.stderr.splitlines() if "published " in line
+    ]
+    assert len(published) == 2 and published[-1] == "50", result.stderr

@@ -246,3 +246,22 @@ def test_details_and_contratacoes_may_run_on_the_same_day_at_once(sim_factory, t
     assert after.code == 0, after.stderr
     assert during.json["contratacoes"] + after.json["contratacoes"] == len(sim.truth(DAY)["contratacoes"])
     assert_complete(sim, dest)
+
+
+def test_every_checkpoint_commits_and_the_publish_just_before_the_last_is_skipped(sim, tmp_path):
+    """50 contratações, a checkpoint each: commits run in the background while the writer takes
+    the next results, and all 50 land; publishes come after 20 commits and at the end (50), not
+    after 40 too, since the last publish then folds no more than 30 (1.5x the cadence of 20).
+    (A publish folds what is committed when it starts: a background commit may add one.)"""
+    dest = str(tmp_path / "bronze")
+    contratacoes(sim, dest)
+    result = details(sim, dest, "--checkpoint-every", "1", "-v")
+    assert result.code == 0, result.stderr
+    assert result.json["checkpoints"] == 50
+    committed = [line for line in result.stderr.splitlines() if "committed details of 1 contratações" in line]
+    assert sorted(int(line.split("(checkpoint ")[1].rstrip(")")) for line in committed) == list(range(1, 51))
+    assert_complete(sim, dest)
+    published = [
+        line.split("published ")[1].split(" rows")[0] for line in result.stderr.splitlines() if "published " in line
+    ]
+    assert len(published) == 2 and published[-1] == "50", result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json as _json
+import os
 import signal
 import sys
 import traceback
@@ -578,13 +579,30 @@ def main() -> None:
     _exiting_process = True
     try:
         app()
-    except SystemExit:
+    except SystemExit as exc:
+        if isinstance(exc.code, int | None):
+            _exit_now(exc.code or 0)
         raise
     except BaseException as exc:  # pragma: no cover - last resort, never a bare traceback for the user
         print(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --verbose)", file=sys.stderr)
         if "--verbose" in sys.argv or "-v" in sys.argv:
             traceback.print_exc()
         sys.exit(1)
+
+
+def _exit_now(code: int) -> None:
+    """End the process with ``code`` once its output is flushed, skipping the interpreter's teardown.
+
+    The command's work is over by then: every file is closed, every commit made, every thread
+    idle. What teardown would still do is free every object and module one by one (pyarrow's
+    included), which took 0.1-0.2 s of each command's wall time for nothing (measured with
+    `make bench`). The command line only: called as a library, nothing here runs."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be written anyway
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

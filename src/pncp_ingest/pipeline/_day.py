@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import pyarrow as pa
 import pyarrow.parquet as pq
+from anyio.abc import TaskGroup
 
 from ..config import Settings
 from ..dates import utcnow
@@ -34,8 +36,15 @@ from ..writer import write_encodable
 from ._run import DaySummary, Event, EventKind, EventSink, Failure, RunSummary, cancel_on, recover
 
 T = TypeVar("T")
+# Checkpoints being written while the writer takes the next results (each holds its batch's rows):
+# staging a part and its commit record is mostly Parquet encoding and fsyncs, which leave the event
+# loop free, so a listing's writer no longer waits on each of them in turn.
+COMMITS_IN_FLIGHT = 2
 # Publishing merges pending parts in memory: publishing every N commits bounds that memory.
 PUBLISH_AFTER_COMMITS = 20
+# ...except near the end of a day whose size the job knows: the last publish may fold up to this
+# many commits rather than publish at N and again moments later (see Day._end_is_near).
+PUBLISH_LAST_COMMITS = PUBLISH_AFTER_COMMITS * 3 // 2
 
 
 @dataclass
@@ -75,6 +84,8 @@ class Day:
         self._batch = _Batch()
         self._commits_since_publish = 0
         self._last_publish = time.monotonic()
+        self._commits: TaskGroup | None = None  # set inside committing()
+        self._commit_slots = anyio.Semaphore(COMMITS_IN_FLIGHT)
 
     def event(self, kind: EventKind, message: str = "", **data: Any) -> None:
         self.ctx.on_event(Event(kind, self.dataset.name, self.date, message, data))
@@ -102,13 +113,43 @@ class Day:
         if self.job.publish_while_running and self._publish_due():
             await self.publish()
 
+    @asynccontextmanager
+    async def committing(self) -> AsyncIterator[None]:
+        """While inside, :meth:`checkpoint` commits in the background (up to ``COMMITS_IN_FLIGHT``
+        at once) and the writer goes on taking results; leaving waits for every commit, and a
+        commit that fails fails the day as it did in the writer."""
+        async with anyio.create_task_group() as tg:
+            self._commits = tg
+            try:
+                yield
+            finally:
+                self._commits = None
+
     async def checkpoint(self) -> None:
-        """Stage and commit the batch: from here on its results are done."""
+        """Stage and commit the batch: from here on its results are done.
+
+        Inside :meth:`committing` this returns once the commit has started (the next batch fills
+        meanwhile); the batch's results are done when its ``checkpoint`` event says so."""
         batch, self._batch = self._batch, _Batch()
         if not batch.size:
             return
         self.summary.checkpoints += 1
-        name = f"{utcnow():%Y%m%dT%H%M%S%f}-{self.ctx.run.run_id}-{self.summary.checkpoints:05d}"
+        number = self.summary.checkpoints
+        name = f"{utcnow():%Y%m%dT%H%M%S%f}-{self.ctx.run.run_id}-{number:05d}"
+        if self._commits is None:
+            await self._commit(name, number, batch)
+            return
+        await self._commit_slots.acquire()
+
+        async def commit() -> None:
+            try:
+                await self._commit(name, number, batch)
+            finally:
+                self._commit_slots.release()
+
+        self._commits.start_soon(commit)
+
+    async def _commit(self, name: str, number: int, batch: _Batch) -> None:
         with tempfile.TemporaryDirectory(prefix="pncp-part-") as tmp:
             part = Path(tmp) / "part.parquet" if batch.rows else None
             if part is not None:
@@ -123,7 +164,7 @@ class Day:
         self._commits_since_publish += 1
         self.event(
             "checkpoint",
-            f"committed {self.job.describe(len(batch.rows))} (checkpoint {self.summary.checkpoints})",
+            f"committed {self.job.describe(len(batch.rows))} (checkpoint {number})",
             rows=len(batch.rows),
             name=name,
         )
@@ -146,10 +187,23 @@ class Day:
         }
 
     def _publish_due(self) -> bool:
-        return self._commits_since_publish > 0 and (
-            self._commits_since_publish >= PUBLISH_AFTER_COMMITS
-            or time.monotonic() - self._last_publish >= self.ctx.settings.publish_every
-        )
+        if not self._commits_since_publish:
+            return False
+        if time.monotonic() - self._last_publish >= self.ctx.settings.publish_every:
+            return True
+        return self._commits_since_publish >= PUBLISH_AFTER_COMMITS and not self._end_is_near()
+
+    def _end_is_near(self) -> bool:
+        """Whether the day's last publish will come before the pending commits reach
+        ``PUBLISH_LAST_COMMITS``: then an intermediate publish only makes the last one read
+        and write again the whole published file (1,500 contratações at 20 commits a publish
+        had two merges of 1,000 and 1,500 rows instead of one of 1,500)."""
+        remaining = self.job.remaining()
+        if remaining is None:
+            return False
+        every = self.ctx.settings.checkpoint_every
+        commits_to_come = -(-(self._batch.size + remaining) // every)  # ceil
+        return self._commits_since_publish + commits_to_come <= PUBLISH_LAST_COMMITS
 
     async def publish(self) -> None:
         self._commits_since_publish, self._last_publish = 0, time.monotonic()
@@ -198,6 +252,10 @@ class DayJob(Generic[T]):
     def take(self, result: T, day: Day) -> None:
         raise NotImplementedError
 
+    def remaining(self) -> int | None:
+        """How many more results ``take`` will get this run, if the job knows (None: unknown)."""
+        return None
+
     def describe(self, rows: int) -> str:
         """How a checkpoint of ``rows`` rows reads in the operator's output."""
         return f"{rows} rows"
@@ -225,13 +283,14 @@ async def run_day(ctx: RunContext, job: DayJob[T], day: date, summary: DaySummar
                 async with send:
                     await job.fetch(send.send)
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(cancel_on, ctx.stop, fetch_all)
-                async with receive:
-                    async for result in receive:
-                        job.take(result, today)
-                        await today.took()
-            await today.checkpoint()
+            async with today.committing():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_on, ctx.stop, fetch_all)
+                    async with receive:
+                        async for result in receive:
+                            job.take(result, today)
+                            await today.took()
+                await today.checkpoint()
             await lease.ensure()
             await today.publish()
             await today.state.save_failures(today.failures)

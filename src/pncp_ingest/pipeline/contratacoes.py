@@ -62,12 +62,22 @@ class ListingJob(DayJob[dict[str, Any]]):
         self.page = page
         self.codes = codes
         self.known: set[str] = set()  # keys committed for the day: listed again, written once
+        # Per modalidade, the records its passes' first pages announced: once every modalidade's
+        # page 1 is in, the day's size is known (``remaining``).
+        self.announced: dict[int, int] = {}
 
     async def plan(self, day: Day) -> str:
         # Each run lists every page again, so the day's failures start empty and replace the last run's.
         self.day = day
         self.known = await day.state.committed_keys()
         return f"listing {len(self.codes)} modalidades{self.endpoint}"
+
+    def remaining(self) -> int | None:
+        """Records still to come, once every modalidade's page 1 said how many it has: an upper
+        bound of the rows (a record already committed makes none)."""
+        if len(self.announced) < len(self.codes):
+            return None
+        return max(0, sum(self.announced.values()) - self.day.summary.listed)
 
     async def fetch(self, send: Send) -> None:
         async with anyio.create_task_group() as tg:
@@ -149,6 +159,7 @@ class ListingJob(DayJob[dict[str, Any]]):
         await fetch(1)
         if failed:
             return None
+        self.announced[code] = self.announced.get(code, 0) + totals[0][0]
         pages = totals[0][1]
         if pages > 1:
             day.event("progress", pages_planned=pages - 1)

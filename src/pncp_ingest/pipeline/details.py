@@ -248,6 +248,9 @@ class DetailsDay(DayJob[Fetched]):
                 meta["versions"] = {cid: fetched.compra.version}
             day.add(details_row(fetched), meta)
 
+    def remaining(self) -> int:
+        return len(self.todo) - self.handled
+
     def describe(self, rows: int) -> str:
         return f"details of {rows} contratações"
 
