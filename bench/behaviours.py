@@ -87,9 +87,7 @@ BEHAVIOURS = [
     # A longer day: every block the client finds costs it ~2-3 s that the oracle, knowing the
     # limit in advance, never pays; PNCP's days take hours against its 25 s blocks (here a run of
     # ~45 s against 2 s blocks: the same ratio as ~9 minutes against PNCP's).
-    Behaviour(
-        "consulta-like", {"block_over": 12, "block_rate": 200, "block_s": 2}, per_day=3000, run_limit_s=60
-    ),
+    Behaviour("consulta-like", {"block_over": 12, "block_rate": 200, "block_s": 2}, per_day=3000, run_limit_s=60),
     Behaviour("saturating", {"knee": 8, "overload_at": 24}),
     Behaviour("bursts", {"rate_429": 0.01, "burst_429": 3, "seed": 5}),
     # Issue 12's fault mix in real time (PNCP's own pauses: 1 s first, 30 s cap): ~5 % of requests
@@ -293,6 +291,28 @@ def summarise(runs: list[Run]) -> tuple[list[str], dict[str, Any]]:
         )
         lines.append("")
     return lines, derived
+
+
+def markdown(runs: list[Run]) -> str:
+    """The behaviours table as the README shows it: every run, with its share of the oracle."""
+    out = [
+        "| behaviour | client | compras/s | of oracle | run s | requests | retried | 429s | paused s "
+        "| server blocks | limit min/end | cuts err/lat/429 | failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(r.behaviour for r in runs):
+        mine = [r for r in runs if r.behaviour == name]
+        fixed = [r.compras_per_s for r in mine if r.mode.startswith("fixed") and r.failed == 0]
+        oracle = max(fixed, default=0.0)
+        for r in mine:
+            limits = "-" if r.limit_min is None else f"{r.limit_min}/{r.limit_end}"
+            cuts = "-" if not r.cuts else f"{r.cuts.get('errors', 0)}/{r.cuts.get('latency', 0)}/{r.cuts.get('429', 0)}"
+            share = f"{r.compras_per_s / oracle:.0%}" if oracle else "-"
+            out.append(
+                f"| {r.behaviour} | {r.mode} | {r.compras_per_s:.1f} | {share} | {r.run_s:.2f} | {r.requests} | "
+                f"{r.wasted:.1%} | {r.share_429:.1%} | {r.paused_s:.1f} | {r.server_blocks} | {limits} | {cuts} | {r.failed} |"
+            )
+    return "\n".join(out)
 
 
 def main() -> int:

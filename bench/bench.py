@@ -378,6 +378,7 @@ def main() -> int:
         derived.update(_floor(derived))
     for line in derived["lines"]:
         print(line)
+    runs: list[behaviours.Run] = []
     if with_behaviours:
         print("\nserver behaviours (bench/behaviours.py): adaptive vs fixed concurrency, ceiling 32", flush=True)
         with tempfile.TemporaryDirectory(prefix="pncp-behaviours-") as tmp:
@@ -396,10 +397,42 @@ def main() -> int:
         "derived": {k: v for k, v in derived.items() if k != "lines"},
     }
     (OUT / "results.json").write_text(json.dumps(doc, indent=2))
-    print(f"results written to {OUT / 'results.json'}")
+    (OUT / "tables.md").write_text(markdown(results, day_results, runs if with_behaviours else []))
+    print(f"results written to {OUT / 'results.json'}, the README's tables to {OUT / 'tables.md'}")
     fixed_fails = {s.name for s in SCENARIOS if s.env.get("PNCP_ADAPTIVE") == "false"}
     days_ok = all(d.exit_codes == (0, 0) for d in day_results)
     return 0 if days_ok and all(r.exit_code == 0 for r in results if r.scenario not in fixed_fails) else 1
+
+
+def markdown(results: list[Result], days: list[DayResult], runs: list[behaviours.Run]) -> str:
+    """The README's benchmark tables, from this run only (so their rows compare)."""
+    out = [
+        "| scenario | requests | wall s | req/s | ratio (wall) | ratio (run) | CPU ms/req | peak RSS MB | 429s | limit min/end | paused s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        limits = "-" if r.limit_min is None else f"{r.limit_min}/{r.limit_final}"
+        out.append(
+            f"| {r.scenario} | {r.requests} | {r.wall_s:.2f} | {r.requests_per_s:.0f} | {_fmt(r.ratio, '.0%')} | "
+            f"{_fmt(r.run_ratio, '.0%')} | {r.cpu_ms_per_request:.2f} | {r.peak_rss_mb:.1f} | {r.throttled} | {limits} | "
+            f"{_fmt(r.paused_s, '.1f')} |"
+        )
+    if days:
+        out += [
+            "",
+            "| day, two processes | listing requests | listing wall s (bound) | details requests | details wall s (bound) "
+            "| day wall s (bound) | ratio | CPU s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for d in days:
+            out.append(
+                f"| {d.scenario} | {d.listing_requests} | {d.listing_wall_s:.2f} ({d.listing_bound_s:.2f}) | "
+                f"{d.details_requests} | {d.details_wall_s:.2f} ({d.details_bound_s:.2f}) | {d.wall_s:.2f} "
+                f"({d.bound_s:.2f}) | {d.ratio:.0%} | {d.listing_cpu_s + d.details_cpu_s:.2f} |"
+            )
+    if runs:
+        out += ["", behaviours.markdown(runs)]
+    return "\n".join(out) + "\n"
 
 
 def _floor(derived: dict[str, Any]) -> dict[str, Any]:
