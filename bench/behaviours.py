@@ -135,7 +135,8 @@ class Run:
     exit_code: int = 0
 
 
-def _detail_paths(truth: dict[str, Any]) -> list[str]:
+def detail_paths(truth: dict[str, Any]) -> list[str]:
+    """Every detail page a run will ask for (pagina 1.. at tamanhoPagina=500, itens and arquivos)."""
     paths = []
     for c in truth["contratacoes"]:
         base = f"/pncp/v1/orgaos/{c['orgaoEntidade']['cnpj']}/compras/{c['anoCompra']}/{c['sequencialCompra']}"
@@ -145,7 +146,8 @@ def _detail_paths(truth: dict[str, Any]) -> list[str]:
     return paths
 
 
-def _summary(stdout: str) -> dict[str, Any]:
+def last_json(stdout: str) -> dict[str, Any]:
+    """The --json summary: the last line of a command's output that is a JSON object."""
     for line in reversed(stdout.strip().splitlines()):
         try:
             doc = json.loads(line)
@@ -184,7 +186,7 @@ def _one(
         # Stopped like Ctrl-C: it checkpoints what it has and still prints --json (interrupted).
         proc.send_signal(signal.SIGINT)
         stdout, _ = proc.communicate()
-    summary = _summary(stdout)
+    summary = last_json(stdout)
     server = sim.stats()
     requests = int(summary.get("requests") or 0)
     retries = int(summary.get("retries") or 0)
@@ -226,7 +228,7 @@ def run_behaviour(behaviour: Behaviour, work: Path) -> list[Run]:
         )
         if setup.returncode != 0:
             raise SystemExit(f"setup failed for {behaviour.name}: {setup.stderr}")
-        warm(sim.base_url, _detail_paths(sim.truth(DAY)))
+        warm(sim.base_url, detail_paths(sim.truth(DAY)))
         plan = [("fault-free adaptive", True, behaviour.ceiling)] if behaviour.fault_free_baseline else []
         plan += [("adaptive", True, behaviour.ceiling)] + [(f"fixed {conc}", False, conc) for conc in behaviour.sweep]
         for mode, adaptive, conc in plan:

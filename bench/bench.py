@@ -51,6 +51,7 @@ from pncp_ingest.testing import SimulatorProcess
 
 sys.path.insert(0, str(Path(__file__).parent))
 import behaviours
+from behaviours import detail_paths, last_json
 from throttle import ThrottledSimulator
 from transport import warm
 
@@ -206,7 +207,7 @@ def run(scenario: Scenario, workdir: Path) -> Result:
         )
         if setup.returncode != 0:
             raise SystemExit(f"setup failed for {scenario.name}: {setup.stderr}")
-        warm(sim.base_url, _detail_paths(sim.truth(DAY)))
+        warm(sim.base_url, detail_paths(sim.truth(DAY)))
         sim.set_faults(latency_ms=scenario.latency_ms)
         extra = ["--batch-size", str(scenario.batch_size)] if scenario.batch_size else []
         code, wall, cpu, rss, stdout = run_measured(
@@ -214,7 +215,7 @@ def run(scenario: Scenario, workdir: Path) -> Result:
             {**env, **scenario.env},
         )
         server = sim.throttle() if isinstance(sim, ThrottledSimulator) else {}
-    summary = _json(stdout)
+    summary = last_json(stdout)
     requests = summary.get("requests", 0)
     bound = scenario.concurrency / (scenario.latency_ms / 1000) if scenario.latency_ms else None
     rate = requests / wall if wall else 0.0
@@ -268,12 +269,12 @@ def run_day(scenario: Scenario, workdir: Path) -> DayResult:
         warmup = [*cli, "contratacoes", "--date", DAY, "--dest", dest + "-warm", "--base-url", sim.base_url, "-q"]
         if subprocess.run(warmup, env=env, capture_output=True).returncode != 0:
             raise SystemExit(f"setup failed for {scenario.name}")
-        warm(sim.base_url, _detail_paths(sim.truth(DAY)))
+        warm(sim.base_url, detail_paths(sim.truth(DAY)))
         sim.set_faults(latency_ms=scenario.latency_ms)
         common = ["--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json", "-q"]
         code_l, wall_l, cpu_l, _, out_l = run_measured([*cli, "contratacoes", *common], env)
         code_d, wall_d, cpu_d, _, out_d = run_measured([*cli, "details", *common], env)
-    listing, details = _json(out_l), _json(out_d)
+    listing, details = last_json(out_l), last_json(out_d)
     bound_l = listing.get("requests", 0) * latency / CONSULTA_CONCURRENCY
     bound_d = details.get("requests", 0) * latency / scenario.concurrency
     wall = wall_l + wall_d
@@ -295,32 +296,6 @@ def run_day(scenario: Scenario, workdir: Path) -> DayResult:
         listing.get("failed", 0) + details.get("failed", 0),
         (code_l, code_d),
     )
-
-
-def _detail_paths(truth: dict[str, Any]) -> list[str]:
-    """Every detail page the run will ask for (pagina 1.. at tamanhoPagina=500, itens and arquivos)."""
-    paths = []
-    for c in truth["contratacoes"]:
-        base = f"/pncp/v1/orgaos/{c['orgaoEntidade']['cnpj']}/compras/{c['anoCompra']}/{c['sequencialCompra']}"
-        for pagina in range(1, truth["itens"][c["numeroControlePNCP"]] // 500 + 2):
-            paths.append(f"{base}/itens?pagina={pagina}&tamanhoPagina=500")
-        paths.append(f"{base}/arquivos?pagina=1&tamanhoPagina=500")
-    return paths
-
-
-def _json(stdout: str) -> dict[str, Any]:
-    for line in reversed(stdout.strip().splitlines()):
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            return doc
-    try:
-        doc = json.loads(stdout)
-        return doc if isinstance(doc, dict) else {}
-    except ValueError:
-        return {}
 
 
 def _fmt(value: Any, spec: str = "") -> str:
