@@ -113,6 +113,19 @@ BEHAVIOURS = [
         client_env={"PNCP_TIMEOUT": "10", "PNCP_RATE": "0", "PNCP_CONSULTA_RATE": "0"},
         run_limit_s=240,
     ),
+    # Issue 12's own simulator case: 1,200 contratações at 80 ms, 1 % of requests start a burst of
+    # three 429s, 5 % 5xx, --concurrency 24, PNCP_THROTTLE_PAUSE=3 (the issue measured 370 s adaptive,
+    # 66 s fixed with the rules it replaced).
+    Behaviour(
+        "issue 12 case",
+        {"rate_429": 0.01, "burst_429": 3, "rate_5xx": 0.05, "seed": 5},
+        per_day=1200,
+        ceiling=24,
+        sweep=(24,),
+        latency_ms=80,
+        client_env={"PNCP_THROTTLE_PAUSE": "3", "PNCP_RATE": "0", "PNCP_CONSULTA_RATE": "0"},
+        run_limit_s=400,
+    ),
 ]
 
 
