@@ -12,7 +12,12 @@ Behaviours (all in the simulator's fault keys, see `python -m pncp_ingest.testin
 - consulta-like: more than 12 in flight, or more than 200 requests within a second, block every
   request for 2 s with the HTML 429 and no Retry-After (a day of 1,000 contratações: see below);
 - saturating: latency grows with in-flight past 8 (50 ms × n / 8), 503 at once past 24;
-- bursts: 1 % of requests start a burst of three 429s, whatever the load (the simulator's rate_429).
+- bursts: 1 % of requests start a burst of three 429s, whatever the load (the simulator's rate_429);
+- fault mix: issue 12's realistic mix, in real time (1 s first pause, 30 s cap, 10 s timeout):
+  ~5 % 429s in bursts of three, 5 % 5xx, 1 % hangs, 1 % dropped connections, 1 % truncated JSON,
+  100–500 ms latency, 120 contratações at --concurrency 8 (target: under 60 s);
+- issue 12 case: the issue's own simulator run (1,200 at 80 ms, 1 % bursts of three 429s, 5 % 5xx,
+  --concurrency 24, PNCP_THROTTLE_PAUSE=3), adaptive next to fixed 24.
 
 Throughput is contratações (itens + arquivos) per second of the run's own duration (--json
 duration_s, without the interpreter's start), so runs of one table compare (a run still going
