@@ -354,6 +354,23 @@ def test_sigkill_at_random_instants_then_rerun_gives_the_same_result(sim_factory
     assert leftovers == []
 
 
+def test_a_rerun_removes_parts_a_publish_killed_between_records_and_parts_left_behind(sim_factory, tmp_path):
+    """A publish deletes commit records, then their parts: killed in between, the day is complete
+    but holds parts without records. The next run with nothing to fetch there still cleans them."""
+    sim = sim_factory(seed=11, per_day=20, big_items=False)
+    dest = str(tmp_path / "bronze")
+    sim.update("2025-10-23", "2025-10-20", share=0.5)
+    assert atualizacoes(sim, dest, "2025-10-23").code == 0
+    parts = Path(dest) / "_state" / "pncp_details" / "2025-10-20" / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    (parts / "20261130T074034338024-20261130T074033Z-2e27ea-00001.parquet").write_bytes(b"PAR1 left behind")
+    sim.reset_stats()
+    again = atualizacoes(sim, dest, "2025-10-23")
+    assert again.code == 0, again.stderr
+    assert sim.stats()["requests"].get("itens", 0) == 0  # nothing to fetch: only the leftover to remove
+    assert [k for k in list_keys(dest, "_state", hidden=True) if "/parts/" in k] == []
+
+
 def test_backfill_with_atualizacoes_captures_the_range_and_a_rerun_skips_it(sim_factory, tmp_path):
     sim = sim_factory(seed=17, per_day=20, big_items=False)
     dest = str(tmp_path / "bronze")

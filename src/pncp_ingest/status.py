@@ -46,8 +46,9 @@ class DayStatus:
 
     @property
     def complete(self) -> bool:
-        """Listed, and every contratação has both kinds of details (or is gone), nothing held."""
-        return self.listed and self.pending == 0 and not self.details_failed and not self.held_by
+        """Listed, every contratação has both kinds of details (or is gone), nothing held, and no
+        staged part left (unpublished commits, or a killed publish's leftovers: a run cleans them)."""
+        return self.listed and self.pending == 0 and not self.details_failed and not self.held_by and not self.parts
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "complete": self.complete}

@@ -211,7 +211,8 @@ async def _apply(ctx: RunContext, client: PncpClient, pub: _Publication, details
         ctx.run.days.append(summary)
     if not details:
         return
-    done = await DayState(ctx.store, DETAILS, pub.day).committed()
+    state = DayState(ctx.store, DETAILS, pub.day)
+    done = await state.committed()
     fetched_versions: dict[str, str] = done.meta.get("versions", {})
     gone = done.meta.get("gone", {})
     compras = []
@@ -222,8 +223,9 @@ async def _apply(ctx: RunContext, client: PncpClient, pub: _Publication, details
         compra = compra_of(row)
         if compra is not None:
             compras.append(replace(compra, version=job.current[cid]))
-    # A killed run's committed but unpublished details are published by the day's recovery.
-    if compras or await DayState(ctx.store, DETAILS, pub.day).commits():
+    # A killed run's committed but unpublished details are published by the day's recovery, and
+    # its leftovers removed: parts whose records a publish had already deleted when it was killed.
+    if compras or await state.commits() or await state.staged_parts():
         detail_summary = DaySummary(day=pub.day.isoformat(), dataset=DETAILS.name)
         await run_day(ctx, DetailsDay(client, ("itens", "arquivos"), True, None, compras), pub.day, detail_summary)
         if compras:
