@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -111,3 +112,33 @@ def wait_for(predicate: Any, deadline_s: float, what: str) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def kill_at_a_random_moment(
+    command: list[str],
+    env: dict[str, str],
+    rng: Any,
+    progress: Any,
+    *,
+    commits: tuple[int, int],
+    instant: tuple[float, float],
+) -> bool:
+    """Run ``command`` and SIGKILL it after a random number of further commits (``progress()``
+    counts them) or at a random instant (mid-checkpoint, mid-publish, mid-request): a rerun must
+    not care where it was stopped. True if it was killed (False: it finished first)."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if rng.random() < 0.5:
+            target = progress() + rng.randint(*commits)
+            wait_for(lambda: proc.poll() is not None or progress() >= target, 60, "commits")
+        else:
+            time.sleep(rng.uniform(*instant))  # a random instant is the input under test, not a wait
+        killed = proc.poll() is None
+        if killed:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        return killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

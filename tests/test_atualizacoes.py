@@ -4,11 +4,9 @@ newest-version-wins rule of the ``pncp`` publish merge."""
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
+from bronze import cli_command, cli_env, kill_at_a_random_moment, list_keys, read_bronze, run_cli, wait_for
 
 from pncp_ingest.records import Contratacao, bronze_row
 from pncp_ingest.records.schema import ATUALIZACOES, CONTRATACOES, newest
@@ -303,45 +301,15 @@ def test_sigkill_at_random_instants_then_rerun_gives_the_same_result(sim_factory
     rng = random.Random(seed)
     env = cli_env(PNCP_CONCURRENCY="4")
     kills = 0
+    command = cli_command(
+        "atualizacoes", "--date", "2025-10-23", "--to", "2025-10-24", "--dest", dest, "--base-url", sim.base_url
+    ) + ["--checkpoint-every", "5"]
+
+    def progress() -> int:
+        return len([k for k in list_keys(dest, "_state") if "/commits/" in k or "/manifest" in k])
+
     for _ in range(4):
-        proc = subprocess.Popen(
-            cli_command(
-                "atualizacoes",
-                "--date",
-                "2025-10-23",
-                "--to",
-                "2025-10-24",
-                "--dest",
-                dest,
-                "--base-url",
-                sim.base_url,
-                "--checkpoint-every",
-                "5",
-            ),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            before = len([k for k in list_keys(dest, "_state") if "/commits/" in k or "/manifest" in k])
-            if rng.random() < 0.5:
-                target = before + rng.randint(1, 4)
-                wait_for(
-                    lambda: proc.poll() is not None
-                    or len([k for k in list_keys(dest, "_state") if "/commits/" in k or "/manifest" in k]) >= target,
-                    60,
-                    "commits",
-                )
-            else:
-                time.sleep(rng.uniform(0.2, 1.5))  # a random instant is the input under test, not a wait
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+        kills += kill_at_a_random_moment(command, env, rng, progress, commits=(1, 4), instant=(0.2, 1.5))
         pncp = read_bronze(dest, "pncp").column("numeroControlePNCP").to_pylist()
         assert len(pncp) == len(set(pncp)), "duplicated rows visible after a kill"
         history(dest)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
-import time
 
-from bronze import cli_command, cli_env, list_keys, read_bronze, run_cli, wait_for
+from bronze import cli_command, cli_env, kill_at_a_random_moment, list_keys, read_bronze, run_cli
 
 DAY = "2025-10-22"
 
@@ -183,37 +181,15 @@ def test_sigkill_at_random_moments_then_resume_gives_exactly_the_uninterrupted_r
     rng = random.Random(2026)
     env = cli_env(PNCP_CONCURRENCY="8")
     kills = 0
+    command = cli_command(
+        "details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--checkpoint-every", "10"
+    )
+
+    def progress() -> int:
+        return len([k for k in list_keys(dest, "_state/pncp_details") if "/commits/" in k])
+
     for round_ in range(4):
-        proc = subprocess.Popen(
-            cli_command(
-                "details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--checkpoint-every", "10"
-            ),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            # Kill after a random number of further commits, or a random instant (mid-checkpoint,
-            # mid-publish, mid-request): the rerun must not care where it was stopped.
-            before = len([k for k in list_keys(dest, "_state/pncp_details") if "/commits/" in k])
-            if rng.random() < 0.5:
-                target = before + rng.randint(1, 3)
-                wait_for(
-                    lambda: proc.poll() is not None
-                    or len([k for k in list_keys(dest, "_state/pncp_details") if "/commits/" in k]) >= target,
-                    60,
-                    "commits",
-                )
-            else:
-                time.sleep(rng.uniform(0.3, 1.2))  # a random instant is the input under test, not a wait
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+        kills += kill_at_a_random_moment(command, env, rng, progress, commits=(1, 3), instant=(0.3, 1.2))
         rows = read_bronze(dest, "pncp_details").column("numeroControlePNCP").to_pylist()
         assert len(rows) == len(set(rows)), f"duplicated rows visible after kill {round_}"
     assert kills >= 2, "the runs finished before they could be killed: make the day slower"
