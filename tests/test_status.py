@@ -54,24 +54,23 @@ def test_status_shows_complete_and_one_meaning_per_word(sim, tmp_path):
     assert row[header.index("complete")] == "yes"
 
 
-@pytest.mark.parametrize(
-    "flag",
-    [
-        ["--base-url", "http://127.0.0.1:9/api"],
-        ["--concurrency", "4"],
-        ["--rate", "2"],
-        ["--timeout", "5"],
-        ["--max-retries", "1"],
-        ["--checkpoint-every", "7"],
-        ["--quiet"],
-        ["--verbose"],
-    ],
-)
-def test_status_takes_the_options_every_command_takes(tmp_path, flag):
+@pytest.mark.parametrize("flag", [["--quiet"], ["--verbose"], ["--env-file", ".env"]])
+def test_status_takes_the_output_options_every_command_takes(tmp_path, flag):
     (tmp_path / "bronze").mkdir()
     result = invoke("status", "--date", DAY, "--dest", str(tmp_path / "bronze"), *flag, "--json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["days"][0]["never_run"] is True
+
+
+@pytest.mark.parametrize(
+    "flag", [["--base-url", "http://127.0.0.1:9/api"], ["--concurrency", "4"], ["--rate", "2"], ["--timeout", "5"]]
+)
+def test_status_refuses_the_api_options_it_would_ignore(tmp_path, flag):
+    (tmp_path / "bronze").mkdir()
+    result = invoke("status", "--date", DAY, "--dest", str(tmp_path / "bronze"), *flag)
+    assert result.code == 2
+    assert result.stderr.splitlines() == [f"error: status does not take {flag[0]} (see `pncp-ingest status --help`)"]
+    assert flag[0] not in invoke("status", "--help").stdout
 
 
 def test_status_date_help_does_not_say_ingest():
