@@ -168,7 +168,7 @@ def test_status_reports_each_day_from_the_state(sim, tmp_path):
     assert day["last_run"]["pncp"]["outcome"] == "ok" and day["held_by"] == {}
     plain = invoke("status", "--date", DAY, "--dest", dest)
     header, row = plain.stdout.strip().splitlines()
-    assert header.split("\t")[0] == "day" and row.split("\t")[:3] == [DAY, "no", str(total)]
+    assert header.split("\t")[0] == "day" and row.split("\t")[:4] == [DAY, "no", "details pending", str(total)]
 
 
 def test_status_over_more_than_a_year_is_accepted(tmp_path):
@@ -223,7 +223,7 @@ def test_a_listing_is_final_only_if_it_started_after_the_day_ended_in_brasilia()
     assert listed("2025-10-23T03:00:05+00:00", 2.0).complete
     assert not listed("2025-10-23T03:00:05+00:00", 10.0).complete  # started 5 s before the day ended
     before = listed("2025-10-23T02:59:00+00:00", 1.0)
-    assert not before.complete and before.open_because == "listed before the day ended"
+    assert not before.complete and before.open_because == "listed before day end"
 
 
 def test_backfill_interrupted_by_ctrl_c_says_how_to_continue(sim_factory, tmp_path):

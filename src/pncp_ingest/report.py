@@ -130,11 +130,12 @@ class Reporter(Protocol):
 
 
 def print_status_lines(statuses: list[DayStatus], stream: TextIO | None = None) -> None:
-    """``status`` off a terminal: a header and one tab-separated line per day (``-`` = never run)."""
-    from .tables import STATUS_COLUMNS, status_row
+    """``status`` off a terminal: a header and one tab-separated line per day (``-`` = never run or
+    nothing to say), the reason a day is not complete in ``why_not``."""
+    from .tables import STATUS_LINE_HEADER, status_row
 
     out = stream or sys.stdout
-    print("\t".join(c.name.replace(" ", "_") for c in STATUS_COLUMNS), file=out)
+    print("\t".join(STATUS_LINE_HEADER), file=out)
     for st in statuses:
         print("\t".join(status_row(st)), file=out)
     out.flush()

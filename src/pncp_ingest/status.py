@@ -65,29 +65,30 @@ class DayStatus:
 
     @property
     def open_because(self) -> str | None:
-        """Why the day is not complete, in a few words (None when it is); the most pressing reason first."""
+        """Why the day is not complete, in a few words (None when it is); the most pressing reason
+        first. The counts are in the other fields."""
         if self.complete:
             return None
         if self.never_run:
             return "never run"
         if self.held_by:
-            return f"a run holds {', '.join(sorted(self.held_by))}"
+            return "held by a run"
         listing = self.last_run.get(CONTRATACOES.name)
         if self.contratacoes_failed:
-            return f"{self.contratacoes_failed} listing failures"
+            return "listing failed"
         if not listing:
-            return "not listed yet"
+            return "not listed"
         if not self.listed_cleanly:
-            return f"last listing {listing.get('outcome')}"
+            return f"listing {str(listing.get('outcome')).split(':')[0]}"
         if self.details_failed:
-            return f"{self.details_failed} details failed"
+            return "details failed"
         if self.pending:
-            return f"{self.pending} without details"
+            return "details pending"
         if self.parts:
-            return f"{self.parts} staged parts left"
+            return "staged parts left"
         if utcnow() < day_end(date.fromisoformat(self.day)):
             return "day not over"
-        return "listed before the day ended"
+        return "listed before day end"
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "complete": self.complete, "open_because": self.open_because}
