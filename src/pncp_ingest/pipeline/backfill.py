@@ -31,8 +31,8 @@ from ..storage import ObjectStore
 from ._day import RunContext
 from ._summary import DaySummary
 from .atualizacoes import ingest_atualizacoes
-from .contratacoes import ingest_contratacoes
 from .details import ingest_details
+from .listing import CONTRATACOES_LISTING, ingest_listing
 
 # How often a day set aside is looked at again (a handful of small state reads each time); days
 # take minutes against PNCP, so a slower poll costs little and spares the bucket.
@@ -77,7 +77,7 @@ async def ingest_backfill(
             ctx.event("day_end", CONTRATACOES, day, f"held by {holders}: coming back after the range")
             return False
         first = len(summary.days)
-        await ingest_contratacoes(ctx, [day], modalidades)
+        await ingest_listing(ctx, [day], listing=CONTRATACOES_LISTING, modalidades=modalidades)
         if any(d.status == "held" for d in summary.days[first:]):
             return False  # details of a listing another run is still writing would miss its end
         if details and not ctx.stopping():
