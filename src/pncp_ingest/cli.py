@@ -34,7 +34,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .config import Settings, aws_settings_from, load_settings, unknown_settings
 from .dates import brasilia_today, day_range, parse_day
-from .errors import PncpIngestError, StoppedAtOnce, UsageError
+from .errors import PncpIngestError, StoppedAtOnce, UnknownModalidadeError, UsageError
 from .signals import run_until_signalled, stop_at_once_outside_the_loop
 
 if TYPE_CHECKING:  # the engine (pyarrow, aioboto3) is imported by the command that runs, not by --help
@@ -282,7 +282,7 @@ def _execute(command: str, common: Common, work: Work) -> None:
             _json_after_error(command, common, settings, exc, interrupted=exc.signal_name)
             raise typer.Exit(exc.exit_code) from None
         except PncpIngestError as exc:
-            reporter.error(str(exc))
+            reporter.error(_phrase(exc))
             if common.verbose:
                 traceback.print_exc()
             _json_after_error(command, common, settings, exc)
@@ -297,6 +297,15 @@ def _execute(command: str, common: Common, work: Work) -> None:
             _json_after_error(command, common, settings, exc)
             raise typer.Exit(1) from None
     raise typer.Exit(summary.exit_code)
+
+
+def _phrase(exc: PncpIngestError) -> str:
+    """The library's error as this command line's advice: which flag to change."""
+    if isinstance(exc, UnknownModalidadeError):
+        return f"--modalidade {', '.join(map(str, exc.unknown))} is not a modalidade PNCP serves: " + (
+            f"use one of {', '.join(map(str, exc.served))}"
+        )
+    return str(exc)
 
 
 def _json_after_error(
@@ -415,9 +424,32 @@ def contratacoes(common: Common, date: Date, to: To = None, modalidade: Modalida
     _execute("contratacoes", common, work)
 
 
+@command()
+def contratos(common: Common, date: Date, to: To = None) -> None:
+    """List the contratos (and empenhos) PNCP published on the day(s), every page, and commit the new ones.
+
+    Example: pncp-ingest contratos --date yesterday --dest s3://lake/bronze --json
+    """
+
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from .pipeline import run_contratos
+
+        days = _ingest_days(date, to, reporter)
+        reporter.start("contratos", [d.isoformat() for d in days], settings.dest, settings)
+        return await run_contratos(settings, days, on_event=reporter.event, stop=stop)
+
+    _execute("contratos", common, work)
+
+
 class Only(str, enum.Enum):
     itens = "itens"
     arquivos = "arquivos"
+
+
+class UpdatedDataset(str, enum.Enum):
+    contratacoes = "contratacoes"
+    contratos = "contratos"
+    atas = "atas"
 
 
 @command()
@@ -525,15 +557,22 @@ def atualizacoes(
             "--back", min=0, help="Also the N update days before --date (records move between windows: re-list them)."
         ),
     ] = 0,
+    dataset: Annotated[
+        list[UpdatedDataset] | None,
+        typer.Option(
+            "--dataset", help="Capture only this dataset: contratacoes, contratos or atas (repeatable; default all)."
+        ),
+    ] = None,
     modalidade: Modalidade = None,
     with_details: Annotated[
         bool,
         typer.Option("--details/--no-details", help="Fetch again the itens and arquivos of what changed (default)."),
     ] = True,
 ) -> None:
-    """List the contratações PNCP changed on the day(s) (/atualizacao), keep every version in
-    pncp_atualizacoes, and bring pncp (and, by default, pncp_details) of their publication days
-    up to the newest version.
+    """List the records PNCP changed on the day(s) (/atualizacao) for contratações, contratos and
+    atas; keep every version in the history datasets (pncp_atualizacoes, pncp_contratos_atualizacoes,
+    pncp_atas_atualizacoes), and bring the current datasets (pncp, pncp_contratos, pncp_atas; and,
+    by default, pncp_details) of their publication days up to the newest version.
 
     Example: pncp-ingest atualizacoes --date yesterday --back 3 --dest s3://lake/bronze --json
     """
@@ -552,7 +591,13 @@ def atualizacoes(
             details="yes" if with_details else "no",
         )
         return await run_atualizacoes(
-            settings, days, modalidades=codes, details=with_details, on_event=reporter.event, stop=stop
+            settings,
+            days,
+            datasets=[d.value for d in dataset] if dataset else None,
+            modalidades=codes,
+            details=with_details,
+            on_event=reporter.event,
+            stop=stop,
         )
 
     _execute("atualizacoes", common, work)
