@@ -111,10 +111,10 @@ def test_the_wheel_installs_and_runs_a_day_outside_the_checkout(wheel, tmp_path,
         assert sim.stdout is not None
         base_url = sim.stdout.readline().split()[-1]  # "listening http://HOST:PORT/api"
         dest = tmp_path / "bronze"
-        for command in ("contratacoes", "details"):
+        for command in ("contratacoes", "details", "contratos"):
             out = run(cli, command, "--date", DAY, "--dest", dest, "--base-url", base_url, "--json", cwd=tmp_path)
             doc = json.loads(out.stdout)
-            assert doc["status"] == "ok" and doc["contratacoes"] == 3, doc
+            assert doc["status"] == "ok" and doc["contratacoes"] == (0 if command == "contratos" else 3), doc
         status = json.loads(run(cli, "status", "--date", DAY, "--dest", dest, "--json", cwd=tmp_path).stdout)
         assert status["days"][0]["complete"] is True
     finally:
