@@ -4,10 +4,11 @@ One client is opened lazily (or by :meth:`S3Store.check`) and kept for the store
 :meth:`S3Store.aclose` closes it. Keys are stored under ``prefix/``. Addressing is path-style,
 which every S3-compatible server accepts.
 
-Retries: botocore's "standard" mode (the AWS SDKs' default), with up to ``ATTEMPTS`` (5)
-attempts per request: throttling (503 SlowDown, 429), 5xx, dropped connections and timeouts are
+Retries: botocore's "standard" mode (the AWS SDKs' default), with up to ``ATTEMPTS`` (6: the
+first and 5 retries) per request: throttling (503 SlowDown, 429), 5xx, dropped connections and timeouts are
 retried with jittered exponential backoff, drawing on the client's retry quota (500 tokens, 5 a
-retry, 10 after a timeout; successes pay back), so a store that keeps failing is not hammered. ``check()`` probes with 3 attempts (the mode's default) to fail fast.
+retry, 10 after a timeout; successes pay back), so a store that keeps failing is not hammered.
+``check()`` probes with 3 attempts (the mode's default) to fail fast.
 A retry can resend a request S3 already carried out: see ``state.py`` for why that is harmless.
 
 Error mapping, everywhere (a storage error never leaves as a traceback):
@@ -64,8 +65,8 @@ DOWNLOAD_CHUNK = 1024 * 1024
 MAX_POOL_CONNECTIONS = 32
 #: Batch limit of DeleteObjects.
 DELETE_BATCH = 1000
-#: Attempts per request (botocore "standard" retry mode); ``check()`` uses CHECK_ATTEMPTS.
-ATTEMPTS = 5
+#: Attempts per request, the first included (botocore "standard" retry mode), and for ``check()``.
+ATTEMPTS = 6
 CHECK_ATTEMPTS = 3
 #: How often a put_if_absent that got 409 ConditionalRequestConflict is tried again.
 CONFLICT_RETRIES = 4
@@ -189,7 +190,7 @@ class S3Store(ObjectStore):
 
     def _config(self, *, attempts: int, connect_timeout: float, read_timeout: float) -> Config:
         return Config(
-            retries={"mode": "standard", "max_attempts": attempts},
+            retries={"mode": "standard", "total_max_attempts": attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=MAX_POOL_CONNECTIONS,

@@ -17,6 +17,7 @@ subprocess at ``proxy.url`` while it is up. Faults can be changed at any time (`
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import socket
 import threading
@@ -58,10 +59,18 @@ class S3FaultProxy:
         self.stats = {"forwarded": 0, "slowdown": 0, "dropped": 0}
         self._rng = random.Random(seed)
         self._slowdown = self._drop = 0.0
+        self._aimed: list[tuple[str, str | None, str]] = []
         self.set_faults(slowdown=slowdown, drop=drop)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
+
+    def fail_next(self, fate: str, *, method: str | None = None, path_contains: str = "") -> None:
+        """Give ``fate`` (``"slowdown"`` or ``"dropped"``) to the next request with this method
+        whose path holds ``path_contains``, whatever the shares say (for a test to aim at one step)."""
+        if fate not in ("slowdown", "dropped"):
+            raise ValueError(f"unknown fate {fate!r}: use 'slowdown' or 'dropped'")
+        self._aimed.append((fate, method, path_contains))
 
     def set_faults(self, *, slowdown: float = 0.0, drop: float = 0.0) -> None:
         """Change the fault shares for the requests that arrive from now on."""
@@ -111,7 +120,7 @@ class S3FaultProxy:
         # No decompression, no cookies: relay bytes as they are.
         async with aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()) as session:
             app = web.Application(client_max_size=1 << 30)
-            app.router.add_route("*", "/{tail:.*}", lambda request: self._handle(session, request))
+            app.router.add_route("*", "/{tail:.*}", functools.partial(self._handle, session))
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             listener = socket.create_server((self.host, self.port))
@@ -124,7 +133,12 @@ class S3FaultProxy:
             finally:
                 await runner.cleanup()
 
-    def _draw(self) -> str:
+    def _draw(self, request: web.Request) -> str:
+        for aimed in self._aimed:
+            fate, method, path = aimed
+            if method in (None, request.method) and path in request.path:
+                self._aimed.remove(aimed)
+                return fate
         roll = self._rng.random()
         if roll < self._slowdown:
             return "slowdown"
@@ -133,7 +147,7 @@ class S3FaultProxy:
         return "forwarded"
 
     async def _handle(self, session: aiohttp.ClientSession, request: web.Request) -> web.StreamResponse:
-        fate = self._draw()
+        fate = self._draw(request)
         self.stats[fate] += 1
         body = await request.read()
         if fate == "slowdown":
