@@ -76,17 +76,21 @@ def test_a_dropped_request_was_carried_out_but_its_answer_never_arrives(
     assert client.head_object(Bucket=s3_bucket, Key="k")["ContentLength"] == len(b"landed")
 
 
-def test_the_shares_are_seeded() -> None:
-    def fates(seed: int) -> list[str]:
-        proxy = S3FaultProxy("http://127.0.0.1:1", slowdown=0.2, drop=0.2, seed=seed)
-        return [proxy._draw(_AnyRequest()) for _ in range(200)]  # type: ignore[arg-type]
+def test_the_shares_are_seeded(s3_endpoint: str) -> None:
+    def fates(seed: int) -> list[int]:
+        with S3FaultProxy(s3_endpoint, slowdown=0.3, seed=seed) as proxy:
+            return [status(f"{proxy.url}/healthz") for _ in range(60)]
 
     assert fates(3) == fates(3) != fates(4)
-    assert 20 < fates(3).count("slowdown") < 60 and 20 < fates(3).count("dropped") < 60
+    assert set(fates(3)) == {200, 503} and 8 < fates(3).count(503) < 30
 
 
-class _AnyRequest:
-    method, path = "GET", "/"
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def row(key: str) -> dict[str, Any]:
