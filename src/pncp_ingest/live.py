@@ -23,7 +23,7 @@ from rich.text import Text
 
 from .config import Settings
 from .pipeline import Event, RunSummary, StatsSnapshot
-from .report import RetryLines, redact_url
+from .report import RetryLines, explain, redact_url
 from .tables import summary_table
 
 
@@ -174,7 +174,7 @@ class RichReporter:
         if self.stats.checkpoints:
             self.console.print(f"[dim]{self.stats.checkpoints} checkpoint(s) committed[/]", highlight=False)
         for failure in summary.failures[:10]:
-            self.console.print(f"[red]failed[/] {failure.day} {failure.what}: {failure.reason}", highlight=False)
+            self.console.print(f"[red]failed[/] {failure.day} {failure.what}: {explain(failure)}", highlight=False)
         if summary.failures:
             self.console.print("Failed work is not marked done: run the same command again to retry it.")
 

@@ -17,7 +17,7 @@ from .dates import utcnow
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .pipeline import Event, RunSummary
+    from .pipeline import Event, Failure, RunSummary
     from .status import DayStatus
 
 RETRY_LINES_EVERY = 5.0  # seconds: retries beyond one line per this interval are counted, not printed
@@ -32,6 +32,13 @@ def redact_url(url: str) -> str:
             host = f"{host}:{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return url
+
+
+def explain(failure: Failure) -> str:
+    """A failure's reason, with what to run about it where the library named the case (``code``)."""
+    if failure.code == "not_listed":
+        return f"{failure.reason}; run `pncp-ingest contratacoes --date {failure.day}` first (same --dest)"
+    return failure.reason
 
 
 class RetryLines:
@@ -106,7 +113,7 @@ class PlainReporter:
             always=True,
         )
         for failure in summary.failures[:20]:
-            self.line(f"failed {failure.day} {failure.what}: {failure.reason}", always=True)
+            self.line(f"failed {failure.day} {failure.what}: {explain(failure)}", always=True)
         if len(summary.failures) > 20:
             self.line(f"... and {len(summary.failures) - 20} more failures (see --json)", always=True)
         if summary.failures:

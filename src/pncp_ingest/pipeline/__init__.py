@@ -25,8 +25,9 @@ import anyio
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient, RetryNotice, client_config
-from ..storage import ObjectStore, open_store
-from ._run import (
+from ..storage import open_store
+from ._day import RunContext
+from ._summary import (
     DaySummary,
     Event,
     EventSink,
@@ -38,7 +39,7 @@ from ._run import (
     new_run_id,
 )
 from .atualizacoes import ingest_atualizacoes
-from .backfill import ingest_backfill
+from .backfill import day_done, ingest_backfill
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details
 
@@ -50,13 +51,14 @@ __all__ = [
     "FamilySnapshot",
     "RunSummary",
     "StatsSnapshot",
+    "day_done",
     "run_atualizacoes",
     "run_backfill",
     "run_contratacoes",
     "run_details",
 ]
 
-Body = Callable[[Settings, ObjectStore, PncpClient, list[date], RunSummary], Awaitable[RunSummary]]
+Body = Callable[[RunContext, list[date]], Awaitable[None]]
 
 STATS_EVERY = 0.25  # seconds between two ``stats`` events (a live display refreshes at about this pace)
 
@@ -89,9 +91,15 @@ async def _report_stats(client: PncpClient, command: str, day: date, on_event: E
 
 
 async def _run(
-    command: str, settings: Settings, days: list[date], run_id: str | None, body: Body, on_event: EventSink = ignore
+    command: str,
+    settings: Settings,
+    days: list[date],
+    run_id: str | None,
+    body: Body,
+    on_event: EventSink = ignore,
+    stop: anyio.Event | None = None,
 ) -> RunSummary:
-    """What every command shares: open and check the store, one client, the summary, errors.
+    """What every command shares: open and check the store, one client, the run's context, errors.
 
     Raises PncpIngestError for fatal errors, with the partial summary attached as ``err.summary``."""
     store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
@@ -107,7 +115,7 @@ async def _run(
                     async with anyio.create_task_group() as tg:
                         if on_event is not ignore:
                             tg.start_soon(_report_stats, client, command, days[0], on_event)
-                        await body(settings, store, client, days, summary)
+                        await body(RunContext(settings, store, client, summary, on_event, stop), days)
                         tg.cancel_scope.cancel()
                 finally:
                     if on_event is not ignore:
@@ -138,8 +146,8 @@ async def run_contratacoes(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest contratacoes`` as a function. Setting ``stop`` winds the run down cleanly."""
-    body = partial(ingest_contratacoes, modalidades=modalidades, on_event=on_event, stop=stop)
-    return await _run("contratacoes", settings, days, run_id, body, on_event)
+    body = partial(ingest_contratacoes, modalidades=modalidades)
+    return await _run("contratacoes", settings, days, run_id, body, on_event, stop)
 
 
 async def run_details(
@@ -154,8 +162,8 @@ async def run_details(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest details`` as a function. Setting ``stop`` winds the run down cleanly."""
-    body = partial(ingest_details, resume=resume, batch_size=batch_size, only=only, on_event=on_event, stop=stop)
-    return await _run("details", settings, days, run_id, body, on_event)
+    body = partial(ingest_details, resume=resume, batch_size=batch_size, only=only)
+    return await _run("details", settings, days, run_id, body, on_event, stop)
 
 
 async def run_backfill(
@@ -170,15 +178,8 @@ async def run_backfill(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest backfill`` as a function: days in order, complete ones skipped."""
-    body = partial(
-        ingest_backfill,
-        details=details,
-        atualizacoes=atualizacoes,
-        modalidades=modalidades,
-        on_event=on_event,
-        stop=stop,
-    )
-    return await _run("backfill", settings, days, run_id, body, on_event)
+    body = partial(ingest_backfill, details=details, atualizacoes=atualizacoes, modalidades=modalidades)
+    return await _run("backfill", settings, days, run_id, body, on_event, stop)
 
 
 async def run_atualizacoes(
@@ -192,5 +193,5 @@ async def run_atualizacoes(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest atualizacoes`` as a function: ``days`` are update days."""
-    body = partial(ingest_atualizacoes, modalidades=modalidades, details=details, on_event=on_event, stop=stop)
-    return await _run("atualizacoes", settings, days, run_id, body, on_event)
+    body = partial(ingest_atualizacoes, modalidades=modalidades, details=details)
+    return await _run("atualizacoes", settings, days, run_id, body, on_event, stop)

@@ -15,14 +15,12 @@ from typing import Any
 
 import anyio
 
-from ..config import Settings
-from ..errors import ApiError, UsageError
+from ..errors import ApiError, UnknownModalidadeError
 from ..pncp import ConsultaPage, PncpClient
 from ..records import Contratacao, bronze_row
 from ..records.schema import CONTRATACOES, version_text
-from ..storage import ObjectStore
-from ._day import Day, DayJob, RunContext, run_day
-from ._run import DaySummary, EventSink, RunSummary, each_day
+from ._day import Day, DayJob, RunContext, each_day, run_day
+from ._summary import DaySummary
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 # Listing a modalidade again costs as many pages as it has; three passes let a day that is still
@@ -37,10 +35,7 @@ async def resolve_modalidades(client: PncpClient, requested: list[int] | None) -
         return served
     unknown = sorted(set(requested) - set(served))
     if unknown:
-        raise UsageError(
-            f"--modalidade {', '.join(map(str, unknown))} is not a modalidade PNCP serves: "
-            f"use one of {', '.join(map(str, served))}"
-        )
+        raise UnknownModalidadeError(unknown, served)
     return sorted(set(requested))
 
 
@@ -65,11 +60,12 @@ class ListingJob(DayJob[dict[str, Any]]):
         # Per modalidade, the records its passes' first pages announced: once every modalidade's
         # page 1 is in, the day's size is known (``remaining``).
         self.announced: dict[int, int] = {}
+        self.listed = 0
 
     async def plan(self, day: Day) -> str:
         # Each run lists every page again, so the day's failures start empty and replace the last run's.
         self.day = day
-        self.known = await day.state.committed_keys()
+        self.known = (await day.committed()).keys
         return f"listing {len(self.codes)} modalidades{self.endpoint}"
 
     def remaining(self) -> int | None:
@@ -77,17 +73,17 @@ class ListingJob(DayJob[dict[str, Any]]):
         bound of the rows (a record already committed makes none)."""
         if len(self.announced) < len(self.codes):
             return None
-        return max(0, sum(self.announced.values()) - self.day.summary.listed)
+        return max(0, sum(self.announced.values()) - self.listed)
 
     async def fetch(self, send: Send) -> None:
         async with anyio.create_task_group() as tg:
             for code in self.codes:
                 tg.start_soon(self._modalidade, code, send)
 
-    @staticmethod
-    def listed_id(raw: Any, day: Day) -> str | None:
+    def listed_id(self, raw: Any, day: Day) -> str | None:
         """Count a listed record; its ``numeroControlePNCP``, or None (a failed record) if it has none."""
-        day.summary.listed += 1
+        self.listed += 1
+        day.count(listed=1)
         key = raw.get("numeroControlePNCP") if isinstance(raw, dict) else None
         if not isinstance(key, str) or not key:
             day.fail("record", f"a listed record without numeroControlePNCP: {str(raw)[:120]}")
@@ -140,7 +136,7 @@ class ListingJob(DayJob[dict[str, Any]]):
                 day.fail(f"modalidade {code} page {pagina}", str(exc))
                 failed = True
                 return
-            day.summary.pages += 1
+            day.count(pages=1)
             if totals and totals[-1] != (page.total_registros, page.total_paginas):
                 day.event(
                     "notice",
@@ -193,32 +189,23 @@ class ContratacoesDay(ListingJob):
     def describe(self, rows: int) -> str:
         return f"{rows} contratações"
 
+    def committed(self, rows: list[dict[str, Any]], summary: DaySummary) -> None:
+        summary.contratacoes += len(rows)
+
     def closing(self, day: Day) -> str:
         s = day.summary
         return f"{s.contratacoes} new of {s.listed} listed, {s.failed} failed"
 
 
-async def ingest_contratacoes(
-    settings: Settings,
-    store: ObjectStore,
-    client: PncpClient,
-    days: list[date],
-    summary: RunSummary,
-    *,
-    modalidades: list[int] | None = None,
-    on_event: EventSink,
-    stop: anyio.Event | None = None,
-) -> RunSummary:
-    """Ingest the contratações of ``days`` into ``store``; fills and returns ``summary``.
+async def ingest_contratacoes(ctx: RunContext, days: list[date], modalidades: list[int] | None = None) -> None:
+    """Ingest the contratações of ``days`` into the run's destination.
 
-    When ``stop`` is set, listing stops, what was listed is committed and published, and the
-    remaining days are left for the next run."""
-    codes = await resolve_modalidades(client, modalidades)
-    ctx = RunContext(settings, store, summary, on_event, stop)
+    When the run's stop is set, listing stops, what was listed is committed and published, and
+    the remaining days are left for the next run."""
+    codes = await resolve_modalidades(ctx.client, modalidades)
 
     async def day_body(day: date, day_summary: DaySummary) -> bool:
-        await run_day(ctx, ContratacoesDay(client, codes), day, day_summary)
+        await run_day(ctx, ContratacoesDay(ctx.client, codes), day, day_summary)
         return True
 
-    await each_day(days, CONTRATACOES, store, summary, on_event, day_body, stop)
-    return summary
+    await each_day(ctx, days, CONTRATACOES, day_body)
