@@ -182,7 +182,7 @@ class DayState:
             "committed_at": utcnow().isoformat(),
         }
         if not await create(self.store, self._commit_key(name), _dumps(record)):
-            raise RuntimeError(f"commit {name} already exists with another content")  # names are unique per run: a bug
+            raise RuntimeError(f"commit {name} already exists with other content")  # names are unique per run: a bug
 
     async def last_run(self) -> dict[str, Any] | None:
         """The outcome of the last run that finished (or failed) on this day, for ``status``."""

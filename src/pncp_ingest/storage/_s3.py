@@ -4,12 +4,12 @@ One client is opened lazily (or by :meth:`S3Store.check`) and kept for the store
 :meth:`S3Store.aclose` closes it. Keys are stored under ``prefix/``. Addressing is path-style,
 which every S3-compatible server accepts.
 
-Retries: botocore's "standard" mode (the AWS SDKs' default), with up to ``ATTEMPTS`` (6: the
-first and 5 retries) per request: throttling (503 SlowDown, 429), 5xx, dropped connections and timeouts are
-retried with jittered exponential backoff, drawing on the client's retry quota (500 tokens, 5 a
-retry, 10 after a timeout; successes pay back), so a store that keeps failing is not hammered.
-``check()`` probes with 3 attempts (the mode's default) to fail fast.
-A retry can resend a request S3 already carried out: see ``state.py`` for why that is harmless.
+Retries: botocore's "standard" mode (the AWS SDKs' default), up to ``ATTEMPTS`` (6: the first
+and 5 retries) per request. Throttling (503 SlowDown, 429), 5xx, dropped connections and
+timeouts are retried with jittered exponential backoff (up to 1, 2, 4, 8, 16 s), drawing on the
+client's retry quota (500 tokens, 5 a retry, 10 after a timeout; successes pay back), so a store
+that keeps failing is not hammered. ``check()`` makes 3 attempts (the mode's default) to fail
+fast. A retry can resend a request S3 already carried out: ``state.py`` says why that is harmless.
 
 Error mapping, everywhere (a storage error never leaves as a traceback):
 
