@@ -241,7 +241,13 @@ def run_all(invocations: list[list[str]], sim, dest: str, source: str) -> None:
         run_example(args, sim, dest, source)
     if brasilia_today() != today:
         pytest.skip("Brasília's midnight passed during the test: `today` changed between commands")
-    assert_days_complete(sim, dest, details_days(invocations))
+    days = details_days(invocations)
+    assert_days_complete(sim, dest, days)
+    # A day that has ended is complete after the file's jobs ran (today stays open until it ends).
+    for day in sorted(d for d in days if d < today):
+        status = run_cli("status", "--date", day.isoformat(), "--dest", dest, "--json")
+        [doc] = status.json["days"]
+        assert doc["complete"], (source, doc["open_because"])
 
 
 # --------------------------------------------------------------------------- (a) the reader snippets
@@ -419,7 +425,8 @@ def test_the_crontab_runs_contratacoes_then_details_hourly_for_today_and_nightly
         day = steps[0][1]
         # The nightly lines then capture yesterday's updates (atualizacoes).
         commands = [s for s, _ in steps]
-        assert commands in (["contratacoes", "details"], ["contratacoes", "details", "atualizacoes"]), (number, steps)
+        nightly = ["contratacoes", "details", "contratos", "atualizacoes"]  # contratos: a complete day needs them
+        assert commands in (["contratacoes", "details"], nightly), (number, steps)
         assert {d for _, d in steps} == {day}, (number, steps)
         schedules.setdefault(day, []).append(fields)
     # today: at a fixed minute of every hour; yesterday: at a fixed time of every day.
@@ -442,7 +449,7 @@ def test_every_crontab_command_exits_0_against_the_simulator(sim, tmp_path):
 def test_every_systemd_execstart_exits_0_against_the_simulator(service, sim, tmp_path):
     invocations = exec_invocations(service)
     assert [args[0] for args in invocations][:2] == ["contratacoes", "details"]
-    assert {args[0] for args in invocations[2:]} <= {"atualizacoes"}
+    assert {args[0] for args in invocations[2:]} <= {"contratos", "atualizacoes"}
     run_all(invocations, sim, str(tmp_path / "bronze"), service.name)
 
 
