@@ -515,8 +515,8 @@ def backfill(
     ] = False,
     modalidade: Modalidade = None,
 ) -> None:
-    """Each day of a range in order: contratações, then details. Complete days are skipped: a day
-    is complete once it was listed after it ended in Brasília and every detail is in.
+    """Each day of a range in order: contratações, then details, then contratos. Complete days are
+    skipped: a day is complete once it was listed after it ended in Brasília and every detail is in.
 
     Resumable: stop it (Ctrl-C, SIGTERM, a crash) and run the same command again.
 
