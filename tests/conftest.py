@@ -1,5 +1,7 @@
 """Shared fixtures: the PNCP simulator (fixtures_sim.py) and the S3 server (fixtures_s3.py)."""
 
+import inspect
+
 import pytest
 from fixtures_s3 import *  # noqa: F403
 from fixtures_sim import *  # noqa: F403
@@ -14,13 +16,14 @@ PROCESS_NAMES = {"subprocess", "run_cli", "cli_command", "in_terminal", "Simulat
 
 
 def _starts_a_process(item) -> bool:
-    if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+    names = set(getattr(item, "fixturenames", ()))
+    if PROCESS_FIXTURES & names:
         return True
+    # The test's own body, and the fixtures its module defines (unwrapped: their code, not pytest's).
+    module = getattr(item, "module", None)
     functions = [getattr(item, "function", None)]
-    for name in getattr(item, "fixturenames", ()):
-        defs = item.session._fixturemanager.getfixturedefs(name, item) or ()
-        functions.extend(d.func for d in defs)
-    return any(PROCESS_NAMES & set(getattr(f, "__code__", None).co_names) for f in functions if hasattr(f, "__code__"))
+    functions += [inspect.unwrap(f) for f in (getattr(module, n, None) for n in names) if callable(f)]
+    return any(PROCESS_NAMES & set(f.__code__.co_names) for f in functions if hasattr(f, "__code__"))
 
 
 def pytest_collection_modifyitems(items):
