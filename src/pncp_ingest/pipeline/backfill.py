@@ -40,6 +40,12 @@ from .details import ingest_details
 HELD_POLL_S = 2.0
 
 
+def day_done(status: DayStatus, details: bool = True) -> bool:
+    """Whether a backfill skips the day without a request: complete, or, for a run without details,
+    listed and its listing not held. Airflow's tasks skip days by this rule too."""
+    return status.complete or (not details and status.listed and CONTRATACOES.name not in status.held_by)
+
+
 def _stopped(stop: anyio.Event | None) -> bool:
     return stop is not None and stop.is_set()
 
@@ -61,12 +67,9 @@ async def ingest_backfill(
         """The leases that keep this run off the day (a details run does not block --no-details)."""
         return status.held_by if details else {k: v for k, v in status.held_by.items() if k == CONTRATACOES.name}
 
-    def done(status: DayStatus) -> bool:
-        return status.complete or (not details and status.listed and not blocking(status))
-
     async def one_day(day: date, status: DayStatus) -> bool:
         """Run the day (or skip it when complete); False if another run holds part of it."""
-        if done(status):
+        if day_done(status, details):
             summary.days.append(DaySummary(day=day.isoformat(), dataset=CONTRATACOES.name, status="skipped"))
             on_event(Event("day_end", CONTRATACOES.name, day, "already complete: skipped"))
             return True

@@ -231,6 +231,7 @@ class DetailsDay(DayJob[Fetched]):
     def take(self, fetched: Fetched, day: Day) -> None:
         day.event("progress", compras_done=1)
         self.handled += 1
+        day.summary.pending -= 1  # the summary's pending is what later runs have left, as the log says
         cid = fetched.compra.id
         day.failures.pop(cid, None)
         if fetched.gone:
@@ -267,7 +268,7 @@ class DetailsDay(DayJob[Fetched]):
             return "the day's listing found no contratações: nothing to fetch"
         return (
             f"details of {s.contratacoes} contratações ({s.itens} itens, {s.arquivos} arquivos), "
-            f"{s.failed} failed, {s.gone} gone, {s.pending - self.handled} left for later runs"
+            f"{s.failed} failed, {s.gone} gone, {s.pending} left for later runs"
         )
 
 
