@@ -10,13 +10,11 @@ from __future__ import annotations
 import enum
 import json as _json
 import os
-import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from datetime import date as Day
-from types import FrameType
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -25,7 +23,8 @@ import typer
 from . import __version__
 from .config import Settings, load_settings, unknown_settings
 from .dates import brasilia_today, day_range, parse_day
-from .errors import PncpIngestError, StoppedAtOnce, UsageError, collapse
+from .errors import PncpIngestError, StoppedAtOnce, UsageError
+from .signals import run_until_signalled, stop_at_once_outside_the_loop
 
 if TYPE_CHECKING:  # the engine (pyarrow, aioboto3) is imported by the command that runs, not by --help
     from .pipeline import RunSummary
@@ -100,76 +99,17 @@ def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
 
 
 Work = Callable[[Settings, "Reporter", anyio.Event], Awaitable["RunSummary"]]
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-async def _run_until_signalled(work: Work, settings: Settings, reporter: Reporter) -> RunSummary:
-    """Run ``work``; SIGINT/SIGTERM ask it to wind down (commit what is complete, release the
-    lease), a second signal stops it at once (:class:`StoppedAtOnce`)."""
-    stop = anyio.Event()
-    received: list[str] = []
-    summary: RunSummary | None = None
-    try:
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                with anyio.open_signal_receiver(*SIGNALS) as signals:
-                    async for signum in signals:
-                        received.append(signal.Signals(signum).name)
-                        if stop.is_set():
-                            tg.cancel_scope.cancel()
-                            return
-                        stop.set()
-                        reporter.line(
-                            f"{received[0]} received: committing what is complete, then stopping "
-                            "(send it again to stop at once)",
-                            always=True,
-                        )
-
-            tg.start_soon(watch)
-            summary = await work(settings, reporter, stop)
-            tg.cancel_scope.cancel()
-    except BaseException as raised:
-        if len(received) > 1:  # whatever the cancelled work raised on its way out
-            raise StoppedAtOnce(received[-1]) from None
-        exc = collapse(raised)  # the task group wraps what the run raised
-        if exc is raised:
-            raise
-        raise exc from None
-    if summary is None:  # the second signal cancelled the work before it returned
-        raise StoppedAtOnce(received[-1])
-    summary.interrupted = received[0] if received else None
-    return summary
-
-
-def _stop_now(signum: int, frame: FrameType | None) -> None:
-    raise StoppedAtOnce(signal.Signals(signum).name, second=False)
-
-
-@contextmanager
-def _signals_stop_at_once() -> Iterator[None]:
-    """Outside the event loop (start-up, the summary), a signal stops at once too, with the same
-    line and exit code. The event loop's own handlers replace these while it runs and put the
-    defaults back when it ends, hence :func:`_reinstall`.
-
-    Leaving, a process run from the command line ignores further signals: its work is done and
-    it exits within moments, so a late second Ctrl-C must not turn exit 130 into a traceback or
-    a death by signal. Called in-process (tests), the caller's handlers are put back."""
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    _reinstall()
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_IGN if _exiting_process else handler)
-
-
 _exiting_process = False  # set by main(): this interpreter ends when the command does
 
 
-def _reinstall() -> None:
-    for sig in SIGNALS:
-        signal.signal(sig, _stop_now)
+def _first_signal_line(reporter: Reporter) -> Callable[[str], None]:
+    def say(name: str) -> None:
+        reporter.line(
+            f"{name} received: committing what is complete, then stopping (send it again to stop at once)",
+            always=True,
+        )
+
+    return say
 
 
 def _execute(command: str, common: dict[str, Any], overrides: dict[str, Any], work: Work) -> None:
@@ -179,15 +119,18 @@ def _execute(command: str, common: dict[str, Any], overrides: dict[str, Any], wo
     reporter = make_reporter(quiet=common["quiet"], verbose=common["verbose"])
     settings: Settings | None = None
     again = f"run the same {command} command again to continue"
-    with _signals_stop_at_once():
+    with stop_at_once_outside_the_loop(ignore_after=_exiting_process) as reinstall:
         try:
             settings = load_settings(common["env_file"], **overrides)
             for warning in unknown_settings(common["env_file"]):
                 reporter.warning(warning)
+            run = partial(work, settings, reporter)
             try:
-                summary = anyio.run(_run_until_signalled, work, settings, reporter)
+                outcome = anyio.run(partial(run_until_signalled, run, on_first=_first_signal_line(reporter)))
             finally:
-                _reinstall()
+                reinstall()
+            summary = outcome.value
+            summary.interrupted = outcome.interrupted
             reporter.summary(summary)
             if summary.interrupted:
                 reporter.line(

@@ -7,12 +7,13 @@ reads (done concurrently), so a year's status is quick even on S3.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import anyio
 
 from .config import Settings
+from .dates import BRASILIA, utcnow
 from .errors import ConfigError
 from .records.schema import CONTRATACOES, DETAILS
 from .state import DayState, Lease
@@ -40,18 +41,70 @@ class DayStatus:
     last_run: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
-    def listed(self) -> bool:
+    def listed_cleanly(self) -> bool:
         """The last contratações run of the day listed every page and nothing failed."""
         return self.last_run.get(CONTRATACOES.name, {}).get("outcome") == "ok" and not self.contratacoes_failed
 
     @property
+    def listed_after_the_day(self) -> bool:
+        """That listing started once the day had ended in Brasília. A listing taken while PNCP was
+        still publishing the day misses what came later, so only such a listing is final."""
+        started = listing_started(self.last_run.get(CONTRATACOES.name, {}))
+        return started is not None and started >= day_end(date.fromisoformat(self.day))
+
+    @property
+    def listed(self) -> bool:
+        """The day's listing is final: clean, and taken after the day had ended."""
+        return self.listed_cleanly and self.listed_after_the_day
+
+    @property
     def complete(self) -> bool:
-        """Listed, every contratação has both kinds of details (or is gone), nothing held, and no
-        staged part left (unpublished commits, or a killed publish's leftovers: a run cleans them)."""
+        """Listed for good, every contratação has both kinds of details (or is gone), nothing held,
+        and no staged part left (unpublished commits, or a killed publish's leftovers: a run cleans them)."""
         return self.listed and self.pending == 0 and not self.details_failed and not self.held_by and not self.parts
 
+    @property
+    def open_because(self) -> str | None:
+        """Why the day is not complete, in a few words (None when it is); the most pressing reason first."""
+        if self.complete:
+            return None
+        if self.never_run:
+            return "never run"
+        if self.held_by:
+            return f"a run holds {', '.join(sorted(self.held_by))}"
+        listing = self.last_run.get(CONTRATACOES.name)
+        if self.contratacoes_failed:
+            return f"{self.contratacoes_failed} listing failures"
+        if not listing:
+            return "not listed yet"
+        if not self.listed_cleanly:
+            return f"last listing {listing.get('outcome')}"
+        if self.details_failed:
+            return f"{self.details_failed} details failed"
+        if self.pending:
+            return f"{self.pending} without details"
+        if self.parts:
+            return f"{self.parts} staged parts left"
+        if utcnow() < day_end(date.fromisoformat(self.day)):
+            return "day not over"
+        return "listed before the day ended"
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "complete": self.complete}
+        return {**asdict(self), "complete": self.complete, "open_because": self.open_because}
+
+
+def day_end(day: date) -> datetime:
+    """When ``day`` ends in Brasília: PNCP's day is Brasília's."""
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=BRASILIA)
+
+
+def listing_started(run: dict[str, Any]) -> datetime | None:
+    """When a day's recorded run started: its end less its duration (None for no or an unreadable record)."""
+    try:
+        finished = datetime.fromisoformat(str(run["finished_at"]))
+        return finished - timedelta(seconds=float(run.get("duration_s") or 0.0))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def day_status(store: ObjectStore, day: date) -> DayStatus:
@@ -81,7 +134,9 @@ async def day_status(store: ObjectStore, day: date) -> DayStatus:
             status.held_by[name] = Lease.describe(doc)
         run = await state.last_run()
         if run:
-            status.last_run[name] = {k: run.get(k) for k in ("run_id", "command", "outcome", "finished_at")}
+            status.last_run[name] = {
+                k: run.get(k) for k in ("run_id", "command", "outcome", "finished_at", "duration_s")
+            }
     # Any run of the day takes a lease first, so no lease and nothing else means nothing ever ran.
     status.never_run = not (
         leases or status.last_run or contratacoes.keys or done.keys or status.contratacoes_failed or status.parts
