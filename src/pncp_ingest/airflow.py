@@ -31,6 +31,7 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import anyio
@@ -44,6 +45,7 @@ from .pipeline._run import new_run_id
 from .pipeline.backfill import day_done
 from .records import DetailKind
 from .records.schema import CONTRATACOES, DETAILS
+from .signals import run_until_signalled
 from .status import read_status
 from .storage import open_store
 
@@ -98,38 +100,20 @@ def run_days(moment: datetime, days_back: int) -> str:
     return (today - timedelta(days=days_back)).isoformat()
 
 
-async def _until_sigterm(work: Work, settings: Settings, reporter: LoggingReporter) -> RunSummary:
-    """Run ``work``; SIGTERM asks it to wind down (a second one stops at once), as in the CLI."""
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM) as received:
-                async for _ in received:
-                    if stop.is_set():
-                        tg.cancel_scope.cancel()
-                        return
-                    stop.set()
-                    reporter.warning("SIGTERM received: committing what is complete, then stopping")
-
-        # Signals reach only the main thread; elsewhere Airflow's own handling applies.
-        if threading.current_thread() is threading.main_thread():
-            tg.start_soon(watch)
-        summary = await work(settings, stop)
-        if stop.is_set():
-            summary.interrupted = "SIGTERM"
-        tg.cancel_scope.cancel()
-    return summary
-
-
 def _run(
     command: str, days: list[date], settings: Settings, work: Work, reporter: LoggingReporter, held_delay: timedelta
 ) -> dict[str, Any]:
     reporter.start(command, [d.isoformat() for d in days], settings.dest, settings)
     # anyio installs its own SIGTERM handler for the run; Airflow's must be back afterwards.
     previous = signal.getsignal(signal.SIGTERM)
+
+    def winding_down(name: str) -> None:
+        reporter.warning(f"{name} received: committing what is complete, then stopping")
+
     try:
-        summary = anyio.run(_until_sigterm, work, settings, reporter)
+        outcome = anyio.run(
+            partial(run_until_signalled, partial(work, settings), on_first=winding_down, signals=(signal.SIGTERM,))
+        )
     except BaseException as raised:
         exc = collapse(raised)
         if not isinstance(exc, PncpIngestError):
@@ -140,6 +124,8 @@ def _run(
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+    summary = outcome.value
+    summary.interrupted = outcome.interrupted
     reporter.summary(summary)
     if summary.interrupted:
         _raise_for(143, f"{command} stopped by SIGTERM: committed work is kept; the retry continues", held_delay)
