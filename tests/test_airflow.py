@@ -126,6 +126,8 @@ def test_exit_codes_become_airflow_outcomes(sim_factory, tmp_path):
         settings = {{"dest": {dest!r}, "base_url": {sim.base_url!r}, "max_retries": 0}}
         result = {{"usage": outcome(lambda: ingest_contratacoes("2025-02-30", settings=settings))}}
         result["config"] = outcome(lambda: ingest_contratacoes("2025-10-22", settings={{**settings, "concurrency": 0}}))
+        open({str(tmp_path / "a-file")!r}, "w").close()
+        result["dest"] = outcome(lambda: ingest_details("2025-10-22", settings={{**settings, "dest": {str(tmp_path / "a-file")!r}}}))
         result["ok"] = outcome(lambda: ingest_contratacoes("2025-10-22", settings=settings))
 
         async def hold_and_run():
@@ -159,6 +161,7 @@ def test_exit_codes_become_airflow_outcomes(sim_factory, tmp_path):
     assert outcomes == {
         "usage": "AirflowFailException",
         "config": "AirflowFailException",
+        "dest": "AirflowFailException",
         "ok": "ok",
         "held": "AirflowRescheduleException 5.0",
         "held_daily": "AirflowRescheduleException 7.0",
@@ -310,6 +313,26 @@ def test_the_daily_dag_ingests_the_days_of_its_data_interval(readme_home, sim_fa
     truth = [r["numeroControlePNCP"] for d in days for r in sim.truth(d)["contratacoes"]]
     assert sorted(ids(dest, "pncp")) == sorted(truth)
     assert sorted(ids(dest, "pncp_details")) == sorted(truth)
+
+
+@pytest.mark.s3
+def test_a_missing_bucket_fails_the_task_for_good_before_any_request(s3_endpoint, sim, tmp_path):
+    """Checking which days are complete reads the destination first: a bucket that does not exist is
+    the run's own configuration error (no retries), not a storage outage to retry."""
+    found = in_airflow(
+        """
+        import json
+        from pncp_ingest.airflow import ingest_contratacoes
+        try:
+            ingest_contratacoes("2025-10-22", settings={"dest": "s3://no-such-bucket-here/bronze"})
+            print(json.dumps("ok"))
+        except Exception as exc:
+            print(json.dumps(f"{type(exc).__name__}: {exc}"))
+        """,
+        airflow_env(tmp_path, PNCP_BASE_URL=sim.base_url),
+    )
+    assert found.startswith("AirflowFailException: ") and "no-such-bucket-here" in found, found
+    assert sum(sim.stats()["requests"].values()) == 0
 
 
 def test_sigterm_in_a_task_winds_down_then_the_retry_finishes(sim_factory, tmp_path):

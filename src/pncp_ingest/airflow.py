@@ -205,6 +205,7 @@ async def _complete_days(settings: Settings, days: list[date]) -> tuple[list[dat
     """Which of ``days`` backfill would skip (``day_done``), and the destination's URL."""
     store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
     async with store:
+        await store.check()  # a bad destination fails here as it would in the run: one line, its exit code
         statuses = await read_status(store, days)
     return [d for d, status in zip(days, statuses, strict=True) if day_done(status)], store.url
 
