@@ -3,8 +3,9 @@
 The tasks call the library (``run_contratacoes``, ``run_details``), not a shell, and map its
 outcomes onto Airflow's:
 
-* a complete day is skipped without an API request, by ``pncp-ingest backfill``'s own rule
-  (``day_done``), so a rerun goes straight to what is missing;
+* a day whose contratações and details are complete is skipped without an API request, by
+  ``pncp-ingest backfill``'s own rule (``contratacoes_done``: these DAGs do not list contratos),
+  so a rerun goes straight to what is missing;
 * all done → the task succeeds; its one XCom entry is the ``--json`` summary (counts only);
 * a day held by another run (exit 3) → the task is rescheduled (``AirflowRescheduleException``)
   after ``held_delay``, without using a retry: the holder is usually finishing the day;
@@ -41,8 +42,8 @@ from .dates import BRASILIA, day_range, parse_day
 from .errors import PncpIngestError, UsageError, collapse
 from .logreport import LoggingReporter
 from .pipeline import DaySummary, Event, EventSink, RunSummary, run_contratacoes, run_details
-from .pipeline._run import new_run_id
-from .pipeline.backfill import day_done
+from .pipeline._summary import new_run_id
+from .pipeline.backfill import contratacoes_done
 from .records import DetailKind
 from .records.schema import CONTRATACOES, DETAILS
 from .signals import run_until_signalled
@@ -202,12 +203,13 @@ Command = Callable[[Settings, list[date], EventSink, anyio.Event], Awaitable[Run
 
 
 async def _complete_days(settings: Settings, days: list[date]) -> tuple[list[date], str]:
-    """Which of ``days`` backfill would skip (``day_done``), and the destination's URL."""
+    """Which of ``days`` backfill would not list nor detail again (``contratacoes_done``), and the
+    destination's URL."""
     store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
     async with store:
         await store.check()  # a bad destination fails here as it would in the run: one line, its exit code
         statuses = await read_status(store, days)
-    return [d for d, status in zip(days, statuses, strict=True) if day_done(status)], store.url
+    return [d for d, status in zip(days, statuses, strict=True) if contratacoes_done(status)], store.url
 
 
 def _task(
