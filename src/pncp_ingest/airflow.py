@@ -69,7 +69,7 @@ __all__ = [
     "ingest_contratacoes",
     "ingest_details",
     "plan_batches",
-    "run_days",
+    "run_day",
 ]
 
 CONSULTA_POOL = "pncp_consulta"
@@ -94,9 +94,9 @@ def _days(days: str | Sequence[str]) -> list[date]:
     return [parse_day(d, "days") for d in ([days] if isinstance(days, str) else days)]
 
 
-def run_days(moment: datetime, days_back: int) -> str:
-    """The Brasília day of ``moment`` (a run's data interval end) and ``days_back`` days before it,
-    as ISO days: a rerun, ``catchup`` or Airflow's backfill does the days of its own interval."""
+def run_day(moment: datetime, days_back: int) -> str:
+    """The Brasília day ``days_back`` days before that of ``moment`` (a run's data interval end), as
+    an ISO day: a rerun, ``catchup`` or Airflow's backfill does the days of its own interval."""
     today = moment.astimezone(BRASILIA).date()
     return (today - timedelta(days=days_back)).isoformat()
 
@@ -305,7 +305,7 @@ def daily_dag(
                 logical_date: datetime | None = None,
                 dag_run: Any = None,
             ) -> dict[str, Any]:
-                day = run_days(_moment(data_interval_end, logical_date, dag_run), days_back)
+                day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
                 return ingest_contratacoes(day, settings=settings, held_delay=held_delay)
 
             @task(task_id=f"details_{when}", pool=detail_pool, **task_args)
@@ -316,7 +316,7 @@ def daily_dag(
                 logical_date: datetime | None = None,
                 dag_run: Any = None,
             ) -> dict[str, Any]:
-                day = run_days(_moment(data_interval_end, logical_date, dag_run), days_back)
+                day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
                 return ingest_details(day, batch_size=batch_size, settings=settings, held_delay=held_delay)
 
             listing() >> detail()
