@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pncp_ingest.testing import SimulatedPncp, SimulatorProcess
-from pncp_ingest.testing._contratos import ATA_MAX_VIGENCIA_DAYS, SimulatedOutcomes
+from pncp_ingest.testing import SimulatedOutcomes, SimulatedPncp, SimulatorProcess
+from pncp_ingest.testing._contratos import ATA_MAX_VIGENCIA_DAYS
 
 DATA = Path(__file__).parent / "data"
 DAY = "2025-10-22"

@@ -17,7 +17,17 @@ or from a shell: ``python -m pncp_ingest.testing serve --port 0 --seed 42``.
 """
 
 from ._app import Faults, make_app, serve
+from ._contratos import SimulatedOutcomes
 from ._data import MODALIDADES, SimulatedPncp
 from ._process import SimulatorProcess, SimulatorStartError
 
-__all__ = ["MODALIDADES", "Faults", "SimulatedPncp", "SimulatorProcess", "SimulatorStartError", "make_app", "serve"]
+__all__ = [
+    "MODALIDADES",
+    "Faults",
+    "SimulatedOutcomes",
+    "SimulatedPncp",
+    "SimulatorProcess",
+    "SimulatorStartError",
+    "make_app",
+    "serve",
+]
