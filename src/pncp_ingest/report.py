@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -65,6 +66,72 @@ class RetryLines:
         return f" (+{more} more retries since the last line)" if more else ""
 
 
+UPDATES = "pncp_atualizacoes"
+
+
+@dataclass
+class _Tally:
+    days: set[str] = field(default_factory=set)
+    contratacoes: int = 0
+    itens: int = 0
+    arquivos: int = 0
+    failed: int = 0
+
+
+class PublicationDays:
+    """During ``atualizacoes``, the publication days an update day touches (often dozens, each with
+    its start, checkpoint and end lines per dataset) summed into one line per update day and
+    dataset. With --verbose each is shown as it happens, and nothing is summed."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.update_day: str | None = None
+        self.tallies: dict[str, _Tally] = {}
+
+    def start(self, command: str, verbose: bool) -> None:
+        self.active = command == "atualizacoes" and not verbose
+
+    def take(self, event: Event) -> tuple[list[str], bool]:
+        """(summed lines due now, whether ``event`` is shown as usual). Failures are always shown."""
+        if not self.active or event.kind in ("failure", "retry", "stats", "run_start"):
+            return [], True
+        if event.dataset == UPDATES:
+            due = self.flush() if event.kind == "day_start" else []
+            if event.kind == "day_start":
+                self.update_day = event.day.isoformat()
+            # A replaced version kept in history is a checkpoint of another update day: summed too.
+            return due, event.day.isoformat() == self.update_day or event.kind == "recovered"
+        if self.update_day is None or event.kind == "recovered":
+            return [], True
+        if event.kind == "day_end":
+            day = event.data.get("summary")
+            tally = self.tallies.setdefault(event.dataset, _Tally())
+            tally.days.add(event.day.isoformat())
+            if day is not None:
+                tally.contratacoes += day.contratacoes
+                tally.itens += day.itens
+                tally.arquivos += day.arquivos
+                tally.failed += day.failed
+        return [], False
+
+    def flush(self) -> list[str]:
+        """The summed lines of the update day so far (called at its end or the run's)."""
+        lines = []
+        for dataset, t in sorted(self.tallies.items()):
+            span = (
+                f"{len(t.days)} publication days ({min(t.days)}..{max(t.days)})"
+                if len(t.days) > 1
+                else (f"publication day {min(t.days)}")
+            )
+            if dataset == "pncp_details":
+                what = f"itens and arquivos of {t.contratacoes} changed contratações ({t.itens} itens, {t.arquivos} arquivos)"
+            else:
+                what = f"{t.contratacoes} newer versions applied"
+            lines.append(f"{dataset} updated on {self.update_day}: {what} over {span}, {t.failed} failed")
+        self.tallies = {}
+        return lines
+
+
 class PlainReporter:
     """Timestamped lines on stderr: start, each checkpoint, retries, each day's end, the summary."""
 
@@ -73,6 +140,7 @@ class PlainReporter:
         self.verbose = verbose
         self.stream = stream or sys.stderr
         self.retries = RetryLines(verbose)
+        self.publication_days = PublicationDays()
 
     def line(self, text: str, *, always: bool = False) -> None:
         if self.quiet and not always:
@@ -83,6 +151,7 @@ class PlainReporter:
         self.line(f"warning: {message}", always=True)
 
     def start(self, command: str, dates: list[str], dest: str, settings: Settings, **extra: Any) -> None:
+        self.publication_days.start(command, self.verbose)
         span = dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]} ({len(dates)} days)"
         more = "".join(f", {name} {value}" for name, value in extra.items())
         self.line(
@@ -92,6 +161,11 @@ class PlainReporter:
         )
 
     def event(self, event: Event) -> None:
+        due, shown = self.publication_days.take(event)
+        for text in due:
+            self.line(text)
+        if not shown:
+            return
         if event.kind in ("run_start", "progress", "stats") or (event.kind == "notice" and not self.verbose):
             return
         if event.kind == "retry":
@@ -105,6 +179,8 @@ class PlainReporter:
             self.line(f"{event.dataset} {event.day}: {event.message}")
 
     def summary(self, summary: RunSummary) -> None:
+        for text in self.publication_days.flush():
+            self.line(text)
         doc = summary.to_json()
         self.line(
             f"end {summary.command} status={doc['status']} contratacoes={doc['contratacoes']} itens={doc['itens']} "
@@ -124,7 +200,17 @@ class PlainReporter:
 
 
 def print_json(summary: RunSummary, stream: TextIO | None = None) -> None:
-    print(json.dumps(summary.to_json(), ensure_ascii=False), file=stream or sys.stdout, flush=True)
+    print(json.dumps(compact(summary.to_json()), ensure_ascii=False), file=stream or sys.stdout, flush=True)
+
+
+def compact(doc: dict[str, Any]) -> dict[str, Any]:
+    """The --json summary with an ``atualizacoes`` run's publication days (dozens per update day)
+    down to their day, dataset, status and the counts that are not zero."""
+    if doc.get("command") != "atualizacoes":
+        return doc
+    keep = ("day", "dataset", "status")
+    days = [d if d.get("dataset") == UPDATES else {k: v for k, v in d.items() if k in keep or v} for d in doc["days"]]
+    return {**doc, "days": days}
 
 
 class Reporter(Protocol):
@@ -137,11 +223,12 @@ class Reporter(Protocol):
 
 
 def print_status_lines(statuses: list[DayStatus], stream: TextIO | None = None) -> None:
-    """``status`` off a terminal: a header and one tab-separated line per day (``-`` = never run)."""
-    from .tables import STATUS_COLUMNS, status_row
+    """``status`` off a terminal: a header and one tab-separated line per day (``-`` = never run or
+    nothing to say), the reason a day is not complete in ``why_not``."""
+    from .tables import STATUS_LINE_HEADER, status_row
 
     out = stream or sys.stdout
-    print("\t".join(c.name.replace(" ", "_") for c in STATUS_COLUMNS), file=out)
+    print("\t".join(STATUS_LINE_HEADER), file=out)
     for st in statuses:
         print("\t".join(status_row(st)), file=out)
     out.flush()
