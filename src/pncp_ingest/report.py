@@ -66,13 +66,10 @@ class RetryLines:
         return f" (+{more} more retries since the last line)" if more else ""
 
 
-UPDATES = "pncp_atualizacoes"
-
-
 @dataclass
 class _Tally:
     days: set[str] = field(default_factory=set)
-    contratacoes: int = 0
+    records: int = 0  # newer versions applied (current datasets), or replaced versions kept (histories)
     itens: int = 0
     arquivos: int = 0
     failed: int = 0
@@ -84,9 +81,15 @@ class PublicationDays:
     dataset. With --verbose each is shown as it happens, and nothing is summed."""
 
     def __init__(self) -> None:
+        from .pipeline import LISTINGS
+
         self.active = False
         self.update_day: str | None = None
         self.tallies: dict[str, _Tally] = {}
+        # Which counter of a day's summary says what a dataset's day did.
+        self.counters = {x.current.name: x.name for x in LISTINGS.values()} | {"pncp_details": "contratacoes"}
+        self.counters |= {x.history.name: "versions" for x in LISTINGS.values()}
+        self.histories = {x.history.name for x in LISTINGS.values()}
 
     def start(self, command: str, verbose: bool) -> None:
         self.active = command == "atualizacoes" and not verbose
@@ -95,24 +98,25 @@ class PublicationDays:
         """(summed lines due now, whether ``event`` is shown as usual). Failures are always shown."""
         if not self.active or event.kind in ("failure", "retry", "stats", "run_start"):
             return [], True
-        if event.dataset == UPDATES:
-            due = self.flush() if event.kind == "day_start" else []
-            if event.kind == "day_start":
-                self.update_day = event.day.isoformat()
-            # A replaced version kept in history is a checkpoint of another update day: summed too.
-            return due, event.day.isoformat() == self.update_day or event.kind == "recovered"
+        due: list[str] = []
+        if event.dataset in self.histories and event.kind == "day_start":
+            # A history dataset's listing of an update day starts: what came before is complete.
+            due = self.flush()
+            self.update_day = event.day.isoformat()
+        if event.dataset in self.histories and event.day.isoformat() == self.update_day:
+            return due, True  # the update day's own listing
         if self.update_day is None or event.kind == "recovered":
-            return [], True
+            return due, True
         if event.kind == "day_end":
             day = event.data.get("summary")
             tally = self.tallies.setdefault(event.dataset, _Tally())
             tally.days.add(event.day.isoformat())
             if day is not None:
-                tally.contratacoes += day.contratacoes
+                tally.records += day.counted(self.counters.get(event.dataset, "contratacoes"))
                 tally.itens += day.itens
                 tally.arquivos += day.arquivos
                 tally.failed += day.failed
-        return [], False
+        return due, False
 
     def flush(self) -> list[str]:
         """The summed lines of the update day so far (called at its end or the run's)."""
@@ -124,9 +128,14 @@ class PublicationDays:
                 else (f"publication day {min(t.days)}")
             )
             if dataset == "pncp_details":
-                what = f"itens and arquivos of {t.contratacoes} changed contratações ({t.itens} itens, {t.arquivos} arquivos)"
+                what = (
+                    f"itens and arquivos of {t.records} changed contratações ({t.itens} itens, {t.arquivos} arquivos)"
+                )
+            elif dataset in self.histories:
+                what = f"{t.records} replaced versions kept"
+                span = span.replace("publication day", "update day")
             else:
-                what = f"{t.contratacoes} newer versions applied"
+                what = f"{t.records} newer versions applied"
             lines.append(f"{dataset} updated on {self.update_day}: {what} over {span}, {t.failed} failed")
         self.tallies = {}
         return lines
@@ -182,10 +191,12 @@ class PlainReporter:
         for text in self.publication_days.flush():
             self.line(text)
         doc = summary.to_json()
+        # contratos, atas and versions only when the run wrote some: most commands write none.
+        more = "".join(f" {k}={doc[k]}" for k in ("contratos", "atas", "versions") if doc[k])
         self.line(
             f"end {summary.command} status={doc['status']} contratacoes={doc['contratacoes']} itens={doc['itens']} "
-            f"arquivos={doc['arquivos']} requests={doc['requests']} retries={doc['retries']} failed={doc['failed']} "
-            f"checkpoints={doc['checkpoints']} duration={doc['duration_s']:.1f}s",
+            f"arquivos={doc['arquivos']}{more} requests={doc['requests']} retries={doc['retries']} "
+            f"failed={doc['failed']} checkpoints={doc['checkpoints']} duration={doc['duration_s']:.1f}s",
             always=True,
         )
         for failure in summary.failures[:20]:
@@ -208,8 +219,11 @@ def compact(doc: dict[str, Any]) -> dict[str, Any]:
     down to their day, dataset, status and the counts that are not zero."""
     if doc.get("command") != "atualizacoes":
         return doc
+    from .pipeline import LISTINGS
+
+    histories = {x.history.name for x in LISTINGS.values()}
     keep = ("day", "dataset", "status")
-    days = [d if d.get("dataset") == UPDATES else {k: v for k, v in d.items() if k in keep or v} for d in doc["days"]]
+    days = [d if d.get("dataset") in histories else {k: v for k, v in d.items() if k in keep or v} for d in doc["days"]]
     return {**doc, "days": days}
 
 

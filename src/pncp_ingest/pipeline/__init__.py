@@ -214,6 +214,6 @@ async def run_atualizacoes(
 ) -> RunSummary:
     """``pncp-ingest atualizacoes`` as a function: ``days`` are update days; ``datasets`` names the
     listings to capture (``contratacoes``, ``contratos``, ``atas``; default all three)."""
-    listings = [LISTINGS[name] for name in datasets or ["contratacoes"]]
+    listings = [LISTINGS[name] for name in datasets or LISTINGS]
     body = partial(ingest_atualizacoes, listings=listings, modalidades=modalidades, details=details)
     return await _run("atualizacoes", settings, days, run_id, body, on_event, stop)

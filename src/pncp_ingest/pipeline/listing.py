@@ -147,8 +147,12 @@ class ListingJob(DayJob[dict[str, Any]]):
         # Each run lists every page again, so the day's failures start empty and replace the last run's.
         self.day = day
         self.known = (await day.committed()).keys
-        what = f"{len(self.parts)} modalidades" if self.listing.by_modalidade else self.listing.noun
-        return f"listing {what} of {self.path.rsplit('/v1/', 1)[-1]}"
+        endpoint = self.path.rsplit("/v1/", 1)[-1]
+        return (
+            f"listing {len(self.parts)} modalidades of {endpoint}"
+            if self.listing.by_modalidade
+            else f"listing {endpoint}"
+        )
 
     def remaining(self) -> int | None:
         """Records still to come, once every part's page 1 said how many it has: an upper bound
