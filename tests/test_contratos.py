@@ -180,7 +180,7 @@ def test_two_runs_on_one_day_one_exits_3(sim_factory, tmp_path):
     import subprocess
 
     sim = sim_factory(seed=4, per_day=5, contratos_per_day=50)
-    sim.set_faults(latency_ms=300)
+    sim.set_faults(latency_ms=5000)  # the first run holds the day while its one page is on the way
     dest = tmp_path / "bronze"
     args = ("contratos", "--date", DAYS[0], "--dest", str(dest), "--base-url", sim.base_url, "--json")
     first = subprocess.Popen(

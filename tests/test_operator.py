@@ -152,6 +152,9 @@ def test_sigterm_during_details_commits_releases_and_resumes(sim_factory, tmp_pa
     resumed = invoke("details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json")
     assert resumed.code == 0, resumed.stderr
     assert summary["contratacoes"] + resumed.json["contratacoes"] == 150
+    doc = json.loads(invoke("status", "--date", DAY, "--dest", dest, "--json").stdout)["days"][0]
+    assert doc["pending"] == 0 and doc["open_because"] == "contratos not listed"
+    assert invoke("contratos", "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
     assert json.loads(invoke("status", "--date", DAY, "--dest", dest, "--json").stdout)["days"][0]["complete"]
 
 
@@ -220,8 +223,8 @@ def test_a_listing_is_final_only_if_it_started_after_the_day_ended_in_brasilia()
         run = {"outcome": "ok", "finished_at": finished_at, "duration_s": duration_s}
         return DayStatus(day, contratacoes=1, details=1, itens_done=1, arquivos_done=1, last_run={"pncp": run})
 
-    assert listed("2025-10-23T03:00:05+00:00", 2.0).complete
-    assert not listed("2025-10-23T03:00:05+00:00", 10.0).complete  # started 5 s before the day ended
+    assert listed("2025-10-23T03:00:05+00:00", 2.0).contratacoes_complete
+    assert not listed("2025-10-23T03:00:05+00:00", 10.0).contratacoes_complete  # started 5 s before the day ended
     before = listed("2025-10-23T02:59:00+00:00", 1.0)
     assert not before.complete and before.open_because == "listed before day end"
 

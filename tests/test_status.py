@@ -42,7 +42,7 @@ def test_a_day_never_run_is_not_an_empty_day(sim, tmp_path):
 
 def test_status_shows_complete_and_one_meaning_per_word(sim, tmp_path):
     dest = str(tmp_path / "bronze")
-    for command in ("contratacoes", "details"):
+    for command in ("contratacoes", "details", "contratos"):
         assert invoke(command, "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
     doc = json.loads(invoke("status", "--date", DAY, "--dest", dest, "--json").stdout)["days"][0]
     total = len(sim.truth(DAY)["contratacoes"])
