@@ -5,8 +5,11 @@ Real CLI against the simulator, local folders and S3."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections import Counter
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from bronze import cli_command, cli_env, kill_at_a_random_moment, list_keys, rea
 
 from pncp_ingest.records import Ata, Contrato, bronze_row
 
+ROOT = Path(__file__).resolve().parent.parent
 DAYS = ("2025-10-20", "2025-10-21")
 LINEAGE = ("_ingested_at", "_run_id", "year", "month", "day")
 MODELS: dict[str, Any] = {"contratos": Contrato, "atas": Ata}
@@ -121,23 +125,33 @@ def test_amendments_land_newest_in_place_and_every_version_in_history(sim_factor
 
 
 def test_backfill_lists_contratos_and_skips_complete_days(sim_factory, tmp_path):
-    sim = sim_factory(seed=9, per_day=8, contratos_per_day=30, atas_per_day=5, big_items=False)
+    # Ten days: contratos link contratações of their day or up to 90 days before, so a few join.
+    sim = sim_factory(seed=9, per_day=6, contratos_per_day=12, atas_per_day=2, big_items=False)
     dest = tmp_path / "bronze"
-    result = run_cli(
-        "backfill", "--date", DAYS[0], "--to", DAYS[1], "--dest", str(dest), "--base-url", sim.base_url, "--json"
-    )
+    first, last = "2025-10-12", DAYS[1]
+    args = ("backfill", "--date", first, "--to", last, "--dest", str(dest), "--base-url", sim.base_url, "--json")
+    result = run_cli(*args)
     assert result.code == 0, result.stderr
-    assert result.json["contratos"] == 60
-    assert published_on(read_bronze(str(dest), "pncp_contratos").to_pylist()) == {
-        date.fromisoformat(d): 30 for d in DAYS
-    }
-    status = run_cli("status", "--date", DAYS[0], "--to", DAYS[1], "--dest", str(dest), "--json")
-    assert [d["complete"] for d in status.json["days"]] == [True, True]
-    assert [d["contratos"] for d in status.json["days"]] == [30, 30]
-    sim.reset_stats()
-    again = run_cli(
-        "backfill", "--date", DAYS[0], "--to", DAYS[1], "--dest", str(dest), "--base-url", sim.base_url, "--json"
+    assert result.json["contratos"] == 120
+    contratos = read_bronze(str(dest), "pncp_contratos").to_pylist()
+    assert set(published_on(contratos).values()) == {12} and len(published_on(contratos)) == 10
+    # What was signed joins what was bought: the example's join agrees with bronze's own keys.
+    bought = {r["numeroControlePNCP"] for r in read_bronze(str(dest), "pncp").to_pylist()}
+    linked = sum(1 for r in contratos if r["numeroControlePncpCompra"] in bought)
+    empenhos = sum(1 for r in contratos if r["numeroControlePncpCompra"] is None)
+    assert linked > 0
+    example = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "read_duckdb.py"), str(dest), "--contratos"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    assert f"120 contratos; {linked} joined to a contratação in bronze, {empenhos} without" in example.stdout
+    status = run_cli("status", "--date", first, "--to", last, "--dest", str(dest), "--json")
+    assert all(d["complete"] for d in status.json["days"])
+    assert [d["contratos"] for d in status.json["days"]] == [12] * 10
+    sim.reset_stats()
+    again = run_cli(*args)
     assert again.code == 0 and again.json["requests"] == 0, again.stderr
     assert sum(sim.stats()["requests"].values()) == 0
 
@@ -177,8 +191,6 @@ def test_sigkill_at_random_instants_then_rerun_is_exact(sim_factory, tmp_path, s
 
 
 def test_two_runs_on_one_day_one_exits_3(sim_factory, tmp_path):
-    import subprocess
-
     sim = sim_factory(seed=4, per_day=5, contratos_per_day=50)
     sim.set_faults(latency_ms=5000)  # the first run holds the day while its one page is on the way
     dest = tmp_path / "bronze"

@@ -39,7 +39,6 @@ import pyarrow.compute as pc
 
 from ..errors import LeaseHeldError
 from ..pncp import PncpClient
-from ..records import bronze_row
 from ..records.schema import DETAILS, Row, version, version_text
 from ..state import DayState
 from ._day import Day, DayJob, RunContext, commit_rows, each_day, read_published, run_day
@@ -69,14 +68,10 @@ class HistoryDay(ListingJob):
         self.dataset = listing.history
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
-        cid = self.listed_id(raw, day)
-        if cid is None:
+        found = self.parse(raw, day)
+        if found is None:
             return
-        try:
-            row = bronze_row(self.listing.model, raw)
-        except ValueError as exc:
-            day.fail(cid, str(exc))
-            return
+        row = found[1]
         key = self.dataset.row_key(row)
         if key in self.known:
             return

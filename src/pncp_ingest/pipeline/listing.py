@@ -179,6 +179,18 @@ class ListingJob(DayJob[dict[str, Any]]):
             return None
         return key
 
+    def parse(self, raw: Any, day: Day, skip: set[str] | None = None) -> tuple[str, dict[str, Any]] | None:
+        """A listed record's key and bronze row; None if its key is in ``skip`` (nothing to do), or
+        if it has no key or does not fit its model (a failed record, saved with its reason)."""
+        key = self.listed_id(raw, day)
+        if key is None or (skip is not None and key in skip):
+            return None
+        try:
+            return key, bronze_row(self.listing.model, raw)
+        except ValueError as exc:
+            day.fail(key, str(exc))
+            return None
+
     async def _part(self, part: Part, send: Send) -> None:
         """List a part until one pass finds as many distinct records as PNCP says it has.
 
@@ -263,14 +275,10 @@ class PublicationDay(ListingJob):
         self.dataset = listing.current
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
-        key = self.listed_id(raw, day)
-        if key is None or key in self.known:
+        found = self.parse(raw, day, skip=self.known)
+        if found is None:
             return
-        try:
-            row = bronze_row(self.listing.model, raw)
-        except ValueError as exc:
-            day.fail(key, str(exc))
-            return
+        key, row = found
         self.known.add(key)
         # The manifest then knows each record's version without reading Parquet (atualizacoes).
         day.add(row, {"versions": {key: version_text(row)}})

@@ -166,6 +166,15 @@ class _Head:
     vigencia: tuple[dt.date, dt.date] | None = None  # atas: [vigenciaInicio, vigenciaFim]
 
 
+@dataclass(slots=True, frozen=True)
+class _Mark:
+    """What the listings need to know of a record before it is built."""
+
+    index: int
+    glob: str  # dataAtualizacaoGlobal as generated
+    vigencia: tuple[dt.date, dt.date] | None
+
+
 class _Store:
     """One dataset: records per publication day, built lazily from heads, amended in place."""
 
@@ -180,15 +189,17 @@ class _Store:
         self._head, self._finish, self.lag_days = head, finish, lag_days
         self._recs: dict[tuple[dt.date, int], _Rec] = {}
         self._days: dict[dt.date, list[_Rec]] = {}
-        self._heads: dict[dt.date, list[_Head]] = {}
+        self._marks: dict[dt.date, list[_Mark]] = {}
         self._moved: dict[str, set[tuple[dt.date, int]]] = {}  # date of the current glob -> amended records
         self._rounds: dict[dt.date, int] = {}  # amend rounds applied per update day
 
-    def heads(self, d: dt.date) -> list[_Head]:
-        hs = self._heads.get(d)
-        if hs is None:
-            hs = self._heads[d] = [self._head(d, i) for i in range(self.per_day)]
-        return hs
+    def marks(self, d: dt.date) -> list[_Mark]:
+        """The dates of each record of day ``d``, without the heads' random state (kept for every day scanned)."""
+        ms = self._marks.get(d)
+        if ms is None:
+            heads = (self._head(d, i) for i in range(self.per_day))
+            ms = self._marks[d] = [_Mark(h.index, h.glob, h.vigencia) for h in heads]
+        return ms
 
     def rec(self, d: dt.date, i: int) -> _Rec:
         key = (d, i)
@@ -213,7 +224,7 @@ class _Store:
         lo, hi = d0.isoformat(), d1.isoformat()
         out: list[_Rec] = []
         for d in _days(d0 - dt.timedelta(days=self.lag_days), d1):
-            for h in self.heads(d):
+            for h in self.marks(d):
                 if lo <= h.glob[:10] <= hi:
                     rec = self.rec(d, h.index)
                     if not rec.rev:
@@ -349,7 +360,7 @@ class SimulatedOutcomes:
             win = self._vig[key] = [
                 (p, h.index)
                 for p in _days(first, d1 + dt.timedelta(days=ATA_START_BEFORE))
-                for h in self.atas.heads(p)
+                for h in self.atas.marks(p)
                 if h.vigencia is not None and h.vigencia[0] <= d1 and h.vigencia[1] >= d0
             ]
         return win

@@ -244,31 +244,31 @@ class SimulatorProcess:
         """Like ``truth``, for the contratações ``/atualizacao`` lists on ``date`` (current dataAtualizacaoGlobal)."""
         return self._truth("/_sim/truth/atualizacao", date, details, versions, exact)
 
-    def truth_contratos(self, date: dt.date | str, versions: bool = False, *, exact: bool = False) -> dict[str, Any]:
-        """The current contratos published on ``date``, in listing order.
+    def truth_contratos(self, day: dt.date | str, versions: bool = False, *, exact: bool = False) -> dict[str, Any]:
+        """The current contratos published on ``day``, in listing order.
 
         ``{"contratos": [...]}``, plus ``"versions": {id: [every version, oldest first]}`` with
         ``versions`` and ``"exotic": {"contratos": {id: {field: exact JSON text}}}`` when the simulator
         serves exotic values. ``exact`` decodes non-integer numbers as ``Decimal``.
         """
-        return self._truth("/_sim/truth/contratos", date, False, versions, exact)
+        return self._truth("/_sim/truth/contratos", day, False, versions, exact)
 
-    def truth_atas(self, date: dt.date | str, versions: bool = False, *, exact: bool = False) -> dict[str, Any]:
-        """The current atas published on ``date``: ``{"atas": [...]}`` (+ ``"versions"`` as for contratos)."""
-        return self._truth("/_sim/truth/atas", date, False, versions, exact)
+    def truth_atas(self, day: dt.date | str, versions: bool = False, *, exact: bool = False) -> dict[str, Any]:
+        """The current atas published on ``day``: ``{"atas": [...]}`` (+ ``"versions"`` as for contratos)."""
+        return self._truth("/_sim/truth/atas", day, False, versions, exact)
 
     def truth_contratos_atualizacao(
-        self, date: dt.date | str, versions: bool = False, *, exact: bool = False
+        self, day: dt.date | str, versions: bool = False, *, exact: bool = False
     ) -> dict[str, Any]:
-        """What ``/v1/contratos/atualizacao`` lists for ``date`` (current dataAtualizacaoGlobal on it),
+        """What ``/v1/contratos/atualizacao`` lists for ``day`` (current dataAtualizacaoGlobal on it),
         in its order: ``{"contratos": [...]}``."""
-        return self._truth("/_sim/truth/contratos/atualizacao", date, False, versions, exact)
+        return self._truth("/_sim/truth/contratos/atualizacao", day, False, versions, exact)
 
     def truth_atas_atualizacao(
-        self, date: dt.date | str, versions: bool = False, *, exact: bool = False
+        self, day: dt.date | str, versions: bool = False, *, exact: bool = False
     ) -> dict[str, Any]:
-        """What ``/v1/atas/atualizacao`` lists for ``date``, in its order: ``{"atas": [...]}``."""
-        return self._truth("/_sim/truth/atas/atualizacao", date, False, versions, exact)
+        """What ``/v1/atas/atualizacao`` lists for ``day``, in its order: ``{"atas": [...]}``."""
+        return self._truth("/_sim/truth/atas/atualizacao", day, False, versions, exact)
 
     def _truth(self, path: str, date: dt.date | str, details: bool, versions: bool, exact: bool) -> dict[str, Any]:
         params: dict[str, str | int] = {
