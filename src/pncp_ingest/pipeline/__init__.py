@@ -40,7 +40,7 @@ from ._summary import (
     new_run_id,
 )
 from .atualizacoes import ingest_atualizacoes
-from .backfill import day_done, ingest_backfill
+from .backfill import contratacoes_done, day_done, ingest_backfill, updates_captured
 from .details import ingest_details
 from .listing import ATAS_LISTING, CONTRATACOES_LISTING, CONTRATOS_LISTING, LISTINGS, Listing, ingest_listing
 
@@ -57,12 +57,15 @@ __all__ = [
     "Listing",
     "RunSummary",
     "StatsSnapshot",
+    "contratacoes_done",
     "day_done",
+    "new_run_id",
     "run_atualizacoes",
     "run_backfill",
     "run_contratacoes",
     "run_contratos",
     "run_details",
+    "updates_captured",
 ]
 
 Body = Callable[[RunContext, list[date]], Awaitable[None]]
