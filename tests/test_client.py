@@ -375,7 +375,10 @@ def test_the_client_needs_no_application_settings(sim_factory):
         detail=FamilyLimits(concurrency=2, rate=0),
         consulta=FamilyLimits(concurrency=1, rate=0),
         timeout=5,
-        retry=RetryPolicy(max_retries=0, backoff_initial=0, backoff_max=0, throttle_pause=0),
+        retry=RetryPolicy(
+            max_retries=0, backoff_initial=0, backoff_max=0, throttle_pause=0, throttle_pause_initial=0, retry_budget=0
+        ),
+        adaptive=True,
     )
 
     async def main() -> list[int]:
