@@ -3,10 +3,9 @@
 A single 5xx or timeout says little: PNCP answers a steady few percent of them whatever the load.
 What says "too much" is a *window* of recent answers sent at the current limit.
 
-The limit starts at ``SLOW_START`` (6: about what the reference reports PNCP lets one client
-keep in flight, so a run never starts above it) and, under a higher ceiling, doubles every few
-answers while they look like the first ones, as TCP's slow start does: the first answers, at low
-load, give the no-load latency that the rest is judged against. Then:
+The limit starts low (``SLOW_START``, 4) and doubles every few answers while they look like the
+first ones, as TCP's slow start does: the first answers, at low load, give the no-load latency
+that the rest is judged against (a client that starts at its ceiling never sees it). Then:
 
 - **errors**: 30 % or more of the window's answers are 5xx, timeouts or dropped connections
   (a steady 7 % of noise reaches that in a window of 30 about once in 6,700; a server falling
@@ -43,7 +42,7 @@ import math
 import statistics
 from typing import Literal
 
-SLOW_START = 6  # the first limit: doubled every SLOW_START_WINDOW answers while they stay healthy
+SLOW_START = 4  # the first limit: doubled every SLOW_START_WINDOW answers while they stay healthy
 SLOW_START_WINDOW = 10
 MIN_WINDOW = 30  # answers; a window is max(MIN_WINDOW, 2 × limit): about two rounds of the limit
 ERROR_LOAD = 0.3  # a window with this share of errors is load (or an outage), not noise

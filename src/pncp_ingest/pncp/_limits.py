@@ -3,7 +3,7 @@
 Each API family (``consulta``, ``detail``) has one :class:`FamilyLimiter`; both share one
 :class:`SharedBudget`, the client's.
 
-- **In-flight limit, adaptive.** It starts at 6 at most (:mod:`._adaptive`'s slow start) and is never above
+- **In-flight limit, adaptive.** It starts low (:mod:`._adaptive`'s slow start) and is never above
   the configured ceiling (``--concurrency`` / ``PNCP_CONSULTA_CONCURRENCY``). It moves on evidence
   of load judged over windows of answers (error share, latency against the no-load latency), not
   on each error. The rules are in :mod:`._adaptive`.
