@@ -47,6 +47,7 @@ SIGMA = 0.5
 LIMIT = 6  # more than this many in flight starts a block
 BLOCK_S = 25.0
 SWEEP = (5, 6, 7)
+SCALE = 10.0  # make bench's: 100 ms calls, 2.5 s blocks
 MODELS = ("client", "family")
 TIME_SETTINGS = ("timeout", "backoff_initial", "backoff_max", "throttle_pause", "throttle_pause_initial")
 RATE_SETTINGS = ("rate", "consulta_rate")
@@ -229,7 +230,7 @@ def run_all(scale: float, models: tuple[str, ...] = MODELS, sweep: tuple[int, ..
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=10.0, help="divide every time by this (1 = PNCP's own)")
+    parser.add_argument("--scale", type=float, default=SCALE, help="divide every time by this (1 = PNCP's own)")
     parser.add_argument("--model", choices=MODELS, action="append", help="a limit model (default: both)")
     parser.add_argument("--sweep", default=",".join(map(str, SWEEP)), help="fixed in-flight settings for the oracle")
     parser.add_argument("--cli", default=sys.executable, help="the Python whose pncp_ingest runs the day")

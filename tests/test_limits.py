@@ -539,3 +539,42 @@ def test_answers_sent_at_another_limit_do_not_count():
     for _ in range(100):
         assert not limit.answer(old, False, 1.0)
     assert limit.limit == 4 and limit.last_verdict is None
+
+
+# -- the pace model the defaults are judged against (bench/pace.py) ------------------------------
+
+
+@pytest.mark.parametrize("scope", ["client", "family"])
+def test_the_simulator_blocks_a_client_over_its_in_flight_limit_per_client_or_per_family(sim_factory, scope):
+    """Three requests in flight over a limit of two: with the limit per client, one listing and two
+    detail calls start a block that the listing gets too; per family, neither family is over it."""
+    sim = sim_factory(seed=11, per_day=5)
+    (_, cnpj, ano, seq) = compras(sim)[0]
+    sim.set_faults(latency_ms=300, latency_sigma=0.5, block_over=2, block_s=30, block_scope=scope)
+    base = sim.base_url
+    detail = f"{base}/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/arquivos"
+    listing = f"{base}/consulta/v1/contratacoes/publicacao?dataInicial=20251022&dataFinal=20251022&codigoModalidadeContratacao=6&pagina=1"
+
+    async def main() -> list[int]:
+        import httpx
+
+        async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+            statuses: list[int] = []
+
+            async def get(url: str) -> None:
+                statuses.append((await http.get(url)).status_code)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(get, detail)
+                tg.start_soon(get, detail)
+                await anyio.sleep(0.05)  # both detail calls in flight (each takes ~300 ms)
+                tg.start_soon(get, listing)
+            statuses.append((await http.get(listing)).status_code)  # after: still blocked?
+            return statuses
+
+    statuses = anyio.run(main)
+    faults = sim.stats()["faults"]
+    if scope == "client":
+        assert statuses.count(429) == 2 and faults["block"] == 1, (statuses, faults)
+    else:
+        assert 429 not in statuses and "block" not in faults, (statuses, faults)
