@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import random
 import statistics
 from typing import Any
 
@@ -462,8 +463,9 @@ def test_a_429_burst_used_up_by_its_probes_cuts_nothing_and_blocks_that_keep_com
             limiter.throttled(sent_with(limiter.ticket(), 3))  # back within a round of the last one's end ...
             clock.now += limiter.pause_remaining
             limiter.feedback(limiter.ticket(), "ok")
-        # ... twice in a row: this load's, at 3, below the 4 the first one revealed: halved
-        assert limiter.limit == 1 and limiter.stats.blocks == 3
+        # ... twice in a row: this load's, at 3: just below it (one below the 4 the first one
+        # revealed: our count may be one above the server's)
+        assert limiter.limit == 2 and limiter.stats.blocks == 3
 
     anyio.run(main)
 
@@ -578,3 +580,17 @@ def test_the_simulator_blocks_a_client_over_its_in_flight_limit_per_client_or_pe
         assert statuses.count(429) == 2 and faults["block"] == 1, (statuses, faults)
     else:
         assert 429 not in statuses and "block" not in faults, (statuses, faults)
+
+
+def test_pncps_spread_of_latencies_is_noise_not_load():
+    """Calls of a lognormal ~1 s (sigma 0.5, PNCP's) at a limit that never changes the server's
+    latency: a day's worth of windows, from the slow start on, cuts nothing (the lowest of many
+    window medians sits well below the true one; the threshold allows for the window's spread)."""
+    rng = random.Random(5)
+    limit = AdaptiveLimit(6)
+    for _ in range(400):
+        round_ = limit.round
+        limit.used()
+        for _ in range(max(MIN_WINDOW, 2 * limit.limit)):
+            limit.answer(round_, True, rng.lognormvariate(0.0, 0.5))
+    assert limit.decreases == 0 and limit.limit == 6, limit.cuts

@@ -14,20 +14,24 @@ that the rest is judged against (a client that starts at its ceiling never sees 
 - **latency** (the gradient idea of Vegas-style limiters such as Netflix's concurrency-limits):
   the window's median latency of good answers against the lowest median seen so far (the
   no-load latency). A server past its knee queues, so its latency grows with what is in flight;
-  when it exceeds ``TOLERANCE`` times the no-load latency (plus ``SLACK_S``) in two windows in a
-  row (one slow window is as likely a hiccup of our own CPU), the limit shrinks in proportion
-  (``limit × (TOLERANCE × noload + SLACK_S) / median``, at most halved), which holds it near
-  the knee instead of far past it. Within the tolerance, latency is noise (payload mix, our CPU);
+  when it exceeds ``TOLERANCE`` times the no-load latency, plus ``SLACK_S``, plus ``NOISE_SE``
+  standard errors of the window's median (from its spread: PNCP's calls vary around their median
+  by a lognormal factor of sigma ~0.5, so a window of 30 has a median within ~12 % of the truth,
+  and the lowest of many such medians sits well below it) in two windows in a row (one slow
+  window is as likely a hiccup of our own CPU), the limit shrinks in proportion (``limit ×
+  threshold / median``, at most halved), which holds it near the knee instead of far past it.
+  Within the threshold, latency is noise (payload mix, our CPU, the server's own spread);
 - otherwise the window was healthy, and if the limit was actually used (something waited for a
   place, or in-flight reached it), it grows by ``√limit`` per window.
 
 A 429 block that is about load (see :mod:`._limits`) reveals a hard limit: the server counts
 requests in flight and blocks past some number. :meth:`throttled` is told the count that caused
 it and comes back to just below it (not to half: below the limit every request is answered at
-full speed, so halving would give up half the pace for nothing). A block at a count below the one
-the last block revealed says that count was not safe either (the server's limit moved down, or
-is not about what is in flight): then the limit halves, and grows back up to just below the new
-count. Above that count the limit grows only when the caller says a probe pays (``may_probe``,
+full speed, so halving would give up half the pace for nothing). Our count of what is in flight
+may be one above the server's (an answer on its way back), so a block one below the count the
+last block revealed is met the same way; one two or more below says that count was not safe at
+all (the server's limit moved down, or is not about what is in flight): then the limit halves,
+and grows back up to just below the new count. Above that count the limit grows only when the caller says a probe pays (``may_probe``,
 decided on the family's clock: a failed probe costs a whole block of every worker); a probe that
 holds a healthy window forgets the count, and growth is free again.
 
@@ -47,9 +51,10 @@ SLOW_START_WINDOW = 10
 MIN_WINDOW = 30  # answers; a window is max(MIN_WINDOW, 2 × limit): about two rounds of the limit
 ERROR_LOAD = 0.3  # a window with this share of errors is load (or an outage), not noise
 TOLERANCE = 1.5  # median latency up to this × the no-load latency is noise
+NOISE_SE = 3.0  # and up to this many standard errors of the window's median more
 SLACK_S = 0.01  # and up to this much more: our own CPU and the loopback, not the server (PNCP: 1–60 s)
 MIN_GRADIENT = 0.5  # a latency cut at most halves the limit
-THROTTLE_FACTOR = 0.5  # a block below the count the last one revealed: that count was not safe either
+THROTTLE_FACTOR = 0.5  # a block well below the count the last one revealed: not an in-flight limit we know
 
 Verdict = Literal["errors", "latency", "healthy", "idle"]
 
@@ -109,7 +114,8 @@ class AdaptiveLimit:
         """Double while the answers look like the first ones; anything else ends the slow start
         (without a cut: the full windows that follow decide)."""
         median = statistics.median(self._latencies) if self._latencies else None
-        slow = median is not None and self.noload is not None and median > TOLERANCE * self.noload + SLACK_S
+        threshold = self._threshold()
+        slow = median is not None and threshold is not None and median > threshold
         if median is not None:
             self.noload = median if self.noload is None else min(self.noload, median)
         # Half the window failing, not ERROR_LOAD: three in ten is one noise draw in 30 at 7 %.
@@ -124,10 +130,10 @@ class AdaptiveLimit:
 
     def throttled(self, at: int) -> None:
         """A 429 block about load, caused by ``at`` requests in flight: back to just below that
-        count; at or below a count an earlier block revealed, halve."""
+        count; two or more below the count an earlier block revealed, halve."""
         self.slow_start = False
         at = max(1, at)
-        if self.blocked_at is not None and at < self.blocked_at:
+        if self.blocked_at is not None and at < self.blocked_at - 1:
             new = self.value * THROTTLE_FACTOR
         else:
             new = min(self.value, at - 1)
@@ -141,7 +147,8 @@ class AdaptiveLimit:
         median = statistics.median(self._latencies) if self._latencies else None
         verdict: Verdict
         new = self.value
-        slow = median is not None and self.noload is not None and median > TOLERANCE * self.noload + SLACK_S
+        threshold = self._threshold()
+        slow = median is not None and threshold is not None and median > threshold
         self._slow_windows = self._slow_windows + 1 if slow else 0
         if errors >= ERROR_LOAD:
             verdict, new = "errors", self.value * max(MIN_GRADIENT, 1 - errors)
@@ -150,7 +157,8 @@ class AdaptiveLimit:
         elif slow and self._slow_windows >= 2:
             assert median is not None and self.noload is not None
             verdict = "latency"
-            new = self.value * max(MIN_GRADIENT, (TOLERANCE * self.noload + SLACK_S) / median)
+            assert threshold is not None
+            new = self.value * max(MIN_GRADIENT, threshold / median)
         elif slow:
             verdict = "idle"  # once may be a hiccup: neither cut nor grow
         else:
@@ -183,6 +191,16 @@ class AdaptiveLimit:
         if self.value + 1 < self.blocked_at:
             return min(step, self.blocked_at - 1)
         return self.value + 1 if may_probe else self.value
+
+    def _threshold(self) -> float | None:
+        """The median latency above which this window is slow (None: no no-load latency yet)."""
+        if self.noload is None:
+            return None
+        noise = 0.0
+        if len(self._latencies) >= 4:
+            q1, _, q3 = statistics.quantiles(self._latencies, n=4)
+            noise = NOISE_SE * 0.93 * (q3 - q1) / math.sqrt(len(self._latencies))  # the median's standard error
+        return TOLERANCE * self.noload + SLACK_S + noise
 
     def _set(self, value: float) -> None:
         """A new limit starts a new window (even when it is the same: a cut of 1 stays 1)."""

@@ -8,7 +8,8 @@ Each API family (``consulta``, ``detail``) has one :class:`FamilyLimiter`; both 
   of load judged over windows of answers (error share, latency against the no-load latency), not
   on each error. The rules are in :mod:`._adaptive`.
 - **A 429 block about load reveals a hard limit.** A block is about load when it outlasts three
-  pauses (the third probe gets a 429 too: the server keeps it up over time), or when blocks come
+  pauses (the third probe gets a 429 too: the server keeps it up over time; a block that starts
+  with a learned long pause: when a probe gets a 429 as late as that), or when blocks come
   back within a round of the last one's end twice in a row (they recur as soon as the load does).
   A burst of a few 429s at a random moment (the simulator's, PNCP's detail API's) is used up by
   the requests in flight and the first probes, and comes back within a round only by chance: it
@@ -302,9 +303,11 @@ class FamilyLimiter:
             self._block_pauses = 0
             self._next_pause = self._start_pause
         else:
-            # The block outlasted its pauses: a block the server keeps up over time, not a burst
-            # of a few 429s that the requests in flight (or the first probes) use up.
-            load = not self._block_cut and self._block_pauses >= LASTING_PAUSES
+            # The block outlasted its pauses (or, started with a learned long pause, the time they
+            # take): a block the server keeps up over time, not a burst of a few 429s that the
+            # requests in flight (or the first probes) use up.
+            lasting = ticket.sent_at - self._block_began >= (2**LASTING_PAUSES - 1) * self.pause_initial
+            load = not self._block_cut and (self._block_pauses >= LASTING_PAUSES or lasting)
         self._block_seen_until = ticket.sent_at  # the block was still on when this was sent
         if load and self.adaptive:
             self._block_cut = True
