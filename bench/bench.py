@@ -33,7 +33,8 @@ Scenarios:
   saturating server, random 429 bursts; the adaptive limit next to a sweep of fixed concurrencies;
 - PNCP's pace (bench/pace.py, `--only pace`): one day, contratações then details, with the
   defaults next to the best fixed setting of a sweep, against PNCP's latencies and its in-flight
-  limit (6, counted per client and per family), time scaled by 10.
+  limit (6, counted per client and per family), time scaled by 10; then the limiter over 6 hours
+  in virtual time (bench/pace_hours.py): blocks per hour once it has learned the limit.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from pncp_ingest.testing import SimulatorProcess
 sys.path.insert(0, str(Path(__file__).parent))
 import behaviours
 import pace
+import pace_hours
 from behaviours import detail_paths, last_json
 from throttle import ThrottledSimulator
 from transport import warm
@@ -372,6 +374,11 @@ def main() -> int:
         pace_runs = pace.run_all(pace.SCALE)
         derived["pace"] = [asdict(r) for r in pace_runs]
         print("\n".join(pace.table(pace_runs, pace.SCALE)))
+        derived["pace_hours"] = [pace_hours.run(case, 6) for case in pace_hours.CASES]
+        for r in derived["pace_hours"]:
+            print(
+                f"  over 6 h (virtual time), {r['case']}: {r['of_oracle']:.0%} of the oracle, blocks per hour {r['blocks_per_hour']}"
+            )
     OUT.mkdir(exist_ok=True)
     doc = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
