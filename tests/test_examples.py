@@ -745,10 +745,10 @@ ROOT = EXAMPLES.parent
 def test_s3_local_script_cites_nothing_outside_the_repository_and_moves_every_port():
     script = (ROOT / "scripts" / "s3-local.sh").read_text()
     assert "/work/" not in script and ".md" not in script
-    default = subprocess.run(
-        ["bash", "scripts/s3-local.sh", "command"], capture_output=True, text=True, cwd=ROOT, check=True
-    ).stdout
     env = {k: v for k, v in os.environ.items() if k != "S3_LOCAL_PORT"}
+    default = subprocess.run(
+        ["bash", "scripts/s3-local.sh", "command"], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    ).stdout
     moved = subprocess.run(
         ["bash", "scripts/s3-local.sh", "command"],
         capture_output=True,

@@ -24,11 +24,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import anyio
 import typer
-
-# typer (0.2x on) ships click inside itself: its Context and usage errors are these.
-from typer._click import Context
-from typer._click.exceptions import NoArgsIsHelpError, NoSuchOption
-from typer._click.exceptions import UsageError as ClickUsageError
+from click import Context
+from click.exceptions import NoArgsIsHelpError, NoSuchOption
+from click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperGroup
 
 from . import __version__
