@@ -32,12 +32,15 @@ class Settings(BaseSettings):
     dest: str = "./data/bronze"
     s3_endpoint_url: str | None = None
 
-    # The detail API (/pncp/v1: itens, arquivos, modalidades) tolerates concurrency well;
-    # the consulta API (/consulta/v1 listings) throttles hard, so it has its own, lower limits.
-    concurrency: int = Field(8, ge=1, le=512)
-    rate: float = Field(10.0, ge=0)
-    consulta_concurrency: int = Field(2, ge=1, le=512)
-    consulta_rate: float = Field(1.0, ge=0)
+    # Each API family's ceiling of requests in flight, and of requests per second (0 = none): the
+    # detail API (/pncp/v1: itens, arquivos, modalidades) and the consulta API (/consulta/v1
+    # listings). PNCP blocks a client with more than about 6 in flight (HTML 429s for ~25 s), so
+    # neither starts above that; the rates are a safety cap that does not bind at PNCP's
+    # latencies (~1 s a call: 6 in flight make ~6 requests/s).
+    concurrency: int = Field(6, ge=1, le=512)
+    rate: float = Field(20.0, ge=0)
+    consulta_concurrency: int = Field(6, ge=1, le=512)
+    consulta_rate: float = Field(20.0, ge=0)
 
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0, le=100)

@@ -28,7 +28,7 @@ from tenacity.wait import wait_random_exponential
 from ..errors import ApiError, ApiUnreachableError, NotFoundError
 from ..records import DETAIL_KINDS, DETAIL_MODELS, DetailKind, bronze_rows_json, loads
 from ._config import ClientConfig, Family, FamilyLimits, RetryNotice
-from ._limits import RETRY_COST, TIMEOUT_RETRY_COST, FamilyLimiter, FamilyStats, Signal
+from ._limits import RETRY_COST, TIMEOUT_RETRY_COST, FamilyLimiter, FamilyStats, SharedBudget, Signal
 from ._transport import HttpClient, HttpResponse, create_http_client
 
 CONSULTA_PAGE_SIZE = 50  # the contratações endpoints' maximum (400 above it)
@@ -84,16 +84,9 @@ class PncpClient:
         self._http = http or create_http_client(config)
         policy = config.retry
         by_family: tuple[tuple[Family, FamilyLimits], ...] = (("consulta", config.consulta), ("detail", config.detail))
+        shared = SharedBudget()
         self._families: dict[Family, FamilyLimiter] = {
-            name: FamilyLimiter(
-                name,
-                limits.concurrency,
-                limits.rate,
-                adaptive=config.adaptive,
-                pause_initial=policy.throttle_pause_initial,
-                pause_cap=policy.throttle_pause,
-                retry_budget=policy.retry_budget,
-            )
+            name: FamilyLimiter(name, limits, policy, adaptive=config.adaptive, shared=shared)
             for name, limits in by_family
         }
         self.stats.families = {name: limiter.stats for name, limiter in self._families.items()}

@@ -123,6 +123,18 @@ class Faults(BaseModel):
     block_rate: float = Field(
         0.0, ge=0, description="more than this many requests arriving within one second start a block (0 = off)"
     )
+    # PNCP's pace: each call takes ~latency_ms (a lognormal around it), and a client with more
+    # than block_over requests in flight is blocked for block_s (HTML 429s, no Retry-After). We do
+    # not know whether PNCP counts each API family apart or both together (a per-IP limit would):
+    # block_scope says which.
+    latency_sigma: float = Field(
+        0.0, ge=0, description="latency_ms is the median of a lognormal with this sigma (0 = always latency_ms)"
+    )
+    block_scope: Literal["family", "client"] = Field(
+        "family",
+        description='what block_over and block_rate count and a block stops: each API family apart ("family") '
+        'or both together ("client", as a per-IP limit would)',
+    )
 
 
 def _now_utc() -> str:
@@ -219,8 +231,8 @@ class SimState:
         self.faults = faults
         self.rng = random.Random(faults.seed)
         self.burst = {"consulta": 0, "detail": 0}
-        self.blocked_until = {"consulta": 0.0, "detail": 0.0}
-        self.arrivals: dict[str, deque[float]] = {"consulta": deque(), "detail": deque()}
+        self.blocked_until = {"consulta": 0.0, "detail": 0.0, "client": 0.0}
+        self.arrivals: dict[str, deque[float]] = {"consulta": deque(), "detail": deque(), "client": deque()}
         self.day_requests: Counter[dt.date] = Counter()  # /publicacao page requests per day, for grow_every
         self.grown: Counter[dt.date] = Counter()
         self._repeat_share: dict[str, bool] = {}
@@ -414,13 +426,14 @@ class SimState:
                 rng = self.rng
                 self.in_flight[family] += 1
                 try:
-                    in_flight = self.in_flight[family]
+                    in_flight = self._counted_in_flight(f, family)
                     if f.knee or f.overload_at or f.block_s:
                         self.max_in_flight[family] = max(self.max_in_flight[family], in_flight)
                     fault = self._load_fault(f, family, in_flight)
                     if fault is not None:
                         return fault
-                    delay = f.latency_ms + (rng.uniform(0, f.jitter_ms) if f.jitter_ms else 0.0)
+                    delay = f.latency_ms * (rng.lognormvariate(0.0, f.latency_sigma) if f.latency_sigma else 1.0)
+                    delay += rng.uniform(0, f.jitter_ms) if f.jitter_ms else 0.0
                     if f.knee and in_flight > f.knee:
                         delay *= in_flight / f.knee
                     if delay > 0:
@@ -447,10 +460,17 @@ class SimState:
 
         return handler
 
+    def _counted_in_flight(self, f: Faults, family: str) -> int:
+        """The requests in flight a block counts: this family's, or with ``block_scope`` "client" every affected family's."""
+        if f.block_scope == "client":
+            return sum(self.in_flight[name] for name in f.families)
+        return self.in_flight[family]
+
     def _load_fault(self, f: Faults, family: str, in_flight: int) -> web.StreamResponse | None:
         """The load-dependent answers: a block (too many in flight, or arriving too fast) and overload."""
         if f.block_s and (f.block_over or f.block_rate):
             now = asyncio.get_running_loop().time()
+            family = "client" if f.block_scope == "client" else family
             arrivals = self.arrivals[family]
             arrivals.append(now)
             while arrivals and arrivals[0] <= now - 1.0:
