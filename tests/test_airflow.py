@@ -234,8 +234,8 @@ def dags_test(env: dict[str, str], *args: str) -> str:
 def test_the_readme_steps_leave_a_fresh_airflow_home_ready(readme_home):
     """Pools need ``db migrate`` first; a triggered run of a paused DAG waits for ever: both are unpaused."""
     assert dict(airflow_db(readme_home, "select pool, slots from slot_pool where pool like 'pncp_%'")) == {
-        "pncp_consulta": 2,
-        "pncp_detail": 4,
+        "pncp_consulta": 1,
+        "pncp_detail": 1,
     }
     assert dict(airflow_db(readme_home, "select dag_id, is_paused from dag")) == {"pncp_daily": 0, "pncp_backfill": 0}
 
