@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
-from typing import Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -25,6 +24,7 @@ import anyio
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient, RetryNotice, client_config
+from ..records import DetailKind
 from ..storage import open_store
 from ._day import RunContext
 from ._summary import (
@@ -156,7 +156,7 @@ async def run_details(
     *,
     resume: bool = True,
     batch_size: int | None = None,
-    only: Literal["itens", "arquivos"] | None = None,
+    only: DetailKind | None = None,
     on_event: EventSink = ignore,
     run_id: str | None = None,
     stop: anyio.Event | None = None,
