@@ -344,6 +344,7 @@ def contratacoes(
 class Only(str, enum.Enum):
     itens = "itens"
     arquivos = "arquivos"
+    resultados = "resultados"
 
 
 @app.command()
@@ -363,7 +364,10 @@ def details(
         ),
     ] = None,
     checkpoint_every: CheckpointEvery = None,
-    only: Annotated[Only | None, typer.Option("--only", help="Fetch one kind only: itens or arquivos.")] = None,
+    only: Annotated[
+        Only | None,
+        typer.Option("--only", help="Fetch one kind only: itens, arquivos or resultados (with their itens)."),
+    ] = None,
     dest: Dest = None,
     base_url: BaseUrl = None,
     concurrency: Concurrency = None,
@@ -405,6 +409,53 @@ def details(
         )
 
     _execute("details", common, overrides, work)
+
+
+@app.command()
+def resultados(
+    date: Date,
+    to: To = None,
+    back: Annotated[
+        int, typer.Option("--back", min=0, help="Also the N publication days before --date (e.g. 365 nightly).")
+    ] = 0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Poll every unsettled contratação now, due or not (settled ones still cost nothing)."
+        ),
+    ] = False,
+    checkpoint_every: CheckpointEvery = None,
+    dest: Dest = None,
+    base_url: BaseUrl = None,
+    concurrency: Concurrency = None,
+    rate: Rate = None,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
+    json: Json = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    env_file: EnvFile = ".env",
+) -> None:
+    """Bring the resultados (who won each item, at what price) of the day(s)' contratações up to date:
+    settled ones cost no request, unsettled ones are polled when due (1, 2, 4 … up to 7 days apart).
+
+    Example: pncp-ingest resultados --date today --back 365 --dest s3://lake/bronze --json
+    """
+    common, overrides = _split(locals())
+
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from datetime import timedelta
+
+        from .pipeline import run_resultados
+
+        days = _ingest_days(date, to, reporter)
+        days = [days[0] - timedelta(days=n) for n in range(back, 0, -1)] + days
+        reporter.start(
+            "resultados", [d.isoformat() for d in days], settings.dest, settings, force="yes" if force else "no"
+        )
+        return await run_resultados(settings, days, force=force, on_event=reporter.event, stop=stop)
+
+    _execute("resultados", common, overrides, work)
 
 
 @app.command()

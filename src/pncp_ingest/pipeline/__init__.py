@@ -9,6 +9,7 @@ settings = load_settings(dest="./bronze")
 summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_atualizacoes, settings, [date(2025, 10, 23)])   # update days
+summary = anyio.run(run_resultados, settings, [date(2025, 10, 22)])     # publication days
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .atualizacoes import ingest_atualizacoes
 from .backfill import day_done, ingest_backfill
 from .contratacoes import ingest_contratacoes
 from .details import ingest_details
+from .resultados import ingest_resultados
 
 __all__ = [
     "DaySummary",
@@ -56,6 +58,7 @@ __all__ = [
     "run_backfill",
     "run_contratacoes",
     "run_details",
+    "run_resultados",
 ]
 
 Body = Callable[[RunContext, list[date]], Awaitable[None]]
@@ -195,3 +198,18 @@ async def run_atualizacoes(
     """``pncp-ingest atualizacoes`` as a function: ``days`` are update days."""
     body = partial(ingest_atualizacoes, modalidades=modalidades, details=details)
     return await _run("atualizacoes", settings, days, run_id, body, on_event, stop)
+
+
+async def run_resultados(
+    settings: Settings,
+    days: list[date],
+    *,
+    force: bool = False,
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+    stop: anyio.Event | None = None,
+) -> RunSummary:
+    """``pncp-ingest resultados`` as a function: ``days`` are publication days; ``force`` polls
+    every unsettled contratação, due or not."""
+    body = partial(ingest_resultados, force=force)
+    return await _run("resultados", settings, days, run_id, body, on_event, stop)
