@@ -10,7 +10,8 @@ progress) is never polled again: its results cannot change without a new version
 
 The schedule lives in ``pncp_details``' commit meta, ``polls``: contratação → ``{"at",
 "version"}`` (when its itens were last fetched, and its version then), plus ``"due"`` and
-``"every"`` (next poll, interval in days) while it is unsettled. It is written with the details
+``"every"`` (next poll, interval in days) while it is unsettled, and ``"resultados"``: whether
+the resultados were fetched with those itens (then a poll may reuse those of unchanged items). It is written with the details
 row it was computed from, so a crash never leaves one without the other.
 """
 
@@ -52,6 +53,12 @@ def next_poll(
     else:
         every = min(2 * float(previous["every"]), settings.resultados_poll_max_days)
     poll.update(due=(at + timedelta(days=every)).isoformat(), every=every)
+    return poll
+
+
+def with_resultados(poll: Poll, fetched: bool) -> Poll:
+    """Mark whether the row's resultados were fetched with its itens (so they agree item by item)."""
+    poll["resultados"] = fetched
     return poll
 
 

@@ -139,7 +139,12 @@ async def fetch_details(
                 if itens is None:
                     fetched.failed[kind] = "not fetched: its itens failed"
                     continue
-                fetched.records[kind] = await _resultados(client, compra, itens, previous)
+                try:
+                    fetched.records[kind] = await _resultados(client, compra, itens, previous)
+                except ApiError as exc:
+                    # Itens and their resultados land together: a row never holds items newer than its results.
+                    fetched.failed[kind] = str(exc)
+                    fetched.records.pop("itens")
                 continue
             detail = await client.detail(kind, compra.cnpj, compra.ano, compra.sequencial)
             fetched.records[kind] = detail.rows
@@ -158,17 +163,18 @@ async def fetch_details(
 async def _resultados(
     client: PncpClient, compra: Compra, itens: list[Row], previous: Row | None
 ) -> list[dict[str, Any]]:
-    """The resultados of the items with ``temResultado``, in item order (a failure raises: never a partial list)."""
-    known: dict[int, list[dict[str, Any]]] = {}
+    """The resultados of the items with ``temResultado``, in item order (a failure raises: never a
+    partial list). Given ``previous``, a row whose resultados were fetched with its itens, an
+    item's resultados (none included) are reused while it has not changed (same ``dataAtualizacao``)."""
+    known: dict[Any, list[dict[str, Any]]] = {}
+    before: dict[Any, Any] = {}
     if previous is not None and previous.get("resultados") is not None:
-        before = {i.get("numeroItem"): i.get("dataAtualizacao") for i in previous.get("itens") or []}
+        for item in previous.get("itens") or []:
+            before[item.get("numeroItem")] = item.get("dataAtualizacao")
+            if item.get("temResultado"):
+                known[item.get("numeroItem")] = []
         for resultado in previous["resultados"]:
             known.setdefault(resultado.get("numeroItem"), []).append(resultado)
-        for item in previous.get("itens") or []:
-            if item.get("temResultado"):
-                known.setdefault(item.get("numeroItem"), [])
-    else:
-        before = {}
     out: list[dict[str, Any]] = []
     for item in itens:
         numero = item.get("numeroItem")
@@ -304,7 +310,8 @@ class DetailsDay(DayJob[Fetched]):
 
     def poll(self, fetched: Fetched, itens: list[Row]) -> _schedule.Poll:
         """The contratação's resultados schedule from fresh itens: due in a day unless settled."""
-        return _schedule.next_poll(itens, self.now, fetched.compra.version, self.settings, None, news=True)
+        poll = _schedule.next_poll(itens, self.now, fetched.compra.version, self.settings, None, news=True)
+        return _schedule.with_resultados(poll, "resultados" in fetched.records)
 
     def remaining(self) -> int:
         return len(self.todo) - self.handled

@@ -42,6 +42,7 @@ class PollDay(DetailsDay):
         super().__init__(ctx, ("itens", "resultados"))
         self.force = force
         self.polls: dict[str, _schedule.Poll] = {}
+        self.before: dict[str, Row] = {}  # the due contratações' published details rows
         self.next_due: datetime | None = None
         self.homologated = 0  # items newly with results
         self.landed = 0  # resultados not in bronze before
@@ -80,7 +81,9 @@ class PollDay(DetailsDay):
         day.count(settled=settled)
         if not due:
             return None
-        self.previous = await _rows(day, [c.id for c in due])
+        # Rows whose resultados were fetched with their itens: a poll reuses those of unchanged items.
+        self.before = await _rows(day, [c.id for c in due])
+        self.previous = {cid: row for cid, row in self.before.items() if self.polls.get(cid, _NEVER).get("resultados")}
         self.todo = [(c, self.kinds) for c in due]
         forced = ", forced" if self.force else ""
         return self._planned(
@@ -94,7 +97,7 @@ class PollDay(DetailsDay):
     def poll(self, fetched: Fetched, itens: list[Row]) -> _schedule.Poll:
         """Back off while polls find nothing new; start over at one day when they do."""
         cid = fetched.compra.id
-        previous = self.previous.get(cid) or {}
+        previous = self.before.get(cid) or {}
         before = {i.get("numeroItem"): i for i in previous.get("itens") or []}
         news = len(before) != len(itens)
         for item in itens:
@@ -108,6 +111,7 @@ class PollDay(DetailsDay):
         self.landed += sum((r.get("numeroItem"), r.get("sequencialResultado")) not in had for r in resultados)
         old_poll = self.polls.get(cid)
         poll = _schedule.next_poll(itens, self.now, fetched.compra.version, self.settings, old_poll, news)
+        _schedule.with_resultados(poll, "resultados" in fetched.records)
         if "due" in poll:
             self.unsettled += 1
             self._due_at(datetime.fromisoformat(poll["due"]))
