@@ -3,8 +3,7 @@
 Results appear when PNCP homologates items, weeks or months after publication, and PNCP does not
 promise to list that at ``/atualizacao``; so a contratação with an item still in progress
 (``situacaoCompraItem`` 1) is *unsettled* and polled again, after 1, 2, 4 … days (at most
-``resultados_poll_max_days`` apart), the interval starting over at 1 day whenever a poll finds
-something new, until ``resultados_max_age_days`` after publication. A *settled* one (no item in
+``resultados_poll_max_days`` apart), until ``resultados_max_age_days`` after publication. A *settled* one (no item in
 progress) is never polled again: its results cannot change without a new version, which
 ``atualizacoes`` sees.
 
@@ -40,15 +39,17 @@ def settled(itens: list[dict[str, Any]]) -> bool:
 
 
 def next_poll(
-    itens: list[dict[str, Any]], at: datetime, version: str, settings: Settings, previous: Poll | None, news: bool
+    itens: list[dict[str, Any]], at: datetime, version: str, settings: Settings, previous: Poll | None
 ) -> Poll:
     """The schedule after a poll (or a details fetch) at ``at`` that found ``itens``: nothing due
-    when settled; else due after 1 day when it is the first or found ``news``, else after twice
-    the previous interval (capped)."""
+    when settled; else due after 1 day the first time, then after twice the previous interval, at
+    most ``resultados_poll_max_days``. What a poll finds does not shorten the next interval: the
+    items still in progress get their own homologation, which the cap finds within a week, and a
+    schedule that only grows bounds the polls per contratação (6 in its first 30 days)."""
     poll: Poll = {"at": at.isoformat(), "version": version}
     if settled(itens):
         return poll
-    if previous is None or news or "every" not in previous:
+    if previous is None or "every" not in previous:
         every = 1.0
     else:
         every = min(2 * float(previous["every"]), settings.resultados_poll_max_days)

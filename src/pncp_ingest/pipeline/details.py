@@ -309,8 +309,9 @@ class DetailsDay(DayJob[Fetched]):
             day.add(details_row(fetched), meta)
 
     def poll(self, fetched: Fetched, itens: list[Row]) -> _schedule.Poll:
-        """The contratação's resultados schedule from fresh itens: due in a day unless settled."""
-        poll = _schedule.next_poll(itens, self.now, fetched.compra.version, self.settings, None, news=True)
+        """The contratação's resultados schedule from fresh itens: due in a day unless settled (a
+        refetch, as ``atualizacoes`` makes of a changed contratação, starts it over)."""
+        poll = _schedule.next_poll(itens, self.now, fetched.compra.version, self.settings, None)
         return _schedule.with_resultados(poll, "resultados" in fetched.records)
 
     def remaining(self) -> int:

@@ -95,22 +95,19 @@ class PollDay(DetailsDay):
             self.next_due = when
 
     def poll(self, fetched: Fetched, itens: list[Row]) -> _schedule.Poll:
-        """Back off while polls find nothing new; start over at one day when they do."""
+        """Count what the poll found; the schedule backs off whatever it found (see ``_schedule``)."""
         cid = fetched.compra.id
         previous = self.before.get(cid) or {}
         before = {i.get("numeroItem"): i for i in previous.get("itens") or []}
-        news = len(before) != len(itens)
-        for item in itens:
-            old = before.get(item.get("numeroItem")) or {}
-            if item.get("temResultado") and not old.get("temResultado"):
-                self.homologated += 1
-            if old.get("situacaoCompraItem") != item.get("situacaoCompraItem"):
-                news = True
+        self.homologated += sum(
+            1
+            for item in itens
+            if item.get("temResultado") and not (before.get(item.get("numeroItem")) or {}).get("temResultado")
+        )
         had = {(r.get("numeroItem"), r.get("sequencialResultado")) for r in previous.get("resultados") or []}
         resultados = fetched.records.get("resultados") or []
         self.landed += sum((r.get("numeroItem"), r.get("sequencialResultado")) not in had for r in resultados)
-        old_poll = self.polls.get(cid)
-        poll = _schedule.next_poll(itens, self.now, fetched.compra.version, self.settings, old_poll, news)
+        poll = _schedule.next_poll(itens, self.now, fetched.compra.version, self.settings, self.polls.get(cid))
         _schedule.with_resultados(poll, "resultados" in fetched.records)
         if "due" in poll:
             self.unsettled += 1

@@ -784,9 +784,9 @@ class SimulatedPncp:
         share: float = 0.5,
         listed: float = 0.5,
     ) -> list[dict[str, Any]]:
-        """Decide ``share`` of the in-progress items of the contratações published in [first, last]
-        on day ``date``; a changed contratação is listed at ``/atualizacao`` with chance ``listed``,
-        else changes silently (see ``_homologation.homologate``)."""
+        """On day ``date``, a homologation act for ``share`` of the contratações published in [first,
+        last] with items in progress (it decides most of them); a changed contratação is listed at
+        ``/atualizacao`` with chance ``listed``, else changes silently (see ``_homologation.homologate``)."""
         d0 = as_date(first)
         return homologate(self, as_date(date), d0, as_date(last) if last is not None else d0, share, listed)
 

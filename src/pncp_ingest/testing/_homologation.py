@@ -2,9 +2,10 @@
 
 At publication an item is in progress (``situacaoCompraItem`` 1) or already decided (2
 Homologado, 3 Cancelado, 4 Deserto, 5 Fracassado); ``temResultado`` is true exactly for 2.
-:func:`homologate` decides a share of a day's items in progress later, on a given day, and
-moves the contratação's ``dataAtualizacaoGlobal`` (so ``/atualizacao`` lists it) only for a
-share of them: PNCP does not promise that a homologation is listed.
+:func:`homologate` decides, on a given day, the items in progress of a share of the contratações
+(one act per contratação, as an órgão homologates a licitação or its lots), and moves the
+contratação's ``dataAtualizacaoGlobal`` (so ``/atualizacao`` lists it) only for a share of them:
+PNCP does not promise that a homologation is listed.
 
 Resultados are a pure function of (seed, compra, item) and the item's current state: an item
 with ``temResultado`` has one result (several ranked ones when its compra is SRP), sometimes a
@@ -26,6 +27,7 @@ __all__ = ["NO_RESULT_SHARE", "homologate", "resultado_frags", "resultados_of"]
 
 NO_RESULT_SHARE = 0.04  # homologated items (temResultado true) that serve no result
 CANCELLED_SHARE = 0.08  # items whose first result was cancelled and replaced
+ACT_SHARE = 0.8  # items in progress one homologation act decides (the rest: lots decided later)
 SUPPLIERS = 150
 _SITUACAO = {1: "Em Andamento", 2: "Homologado", 4: "Deserto", 5: "Fracassado"}
 _PORTE = {1: "ME", 2: "EPP", 3: "Demais"}
@@ -157,10 +159,11 @@ def _suppliers_cached(sim: SimulatedPncp) -> list[tuple[str, str, str, int]]:
 def homologate(
     sim: SimulatedPncp, when: dt.date, first: dt.date, last: dt.date, share: float, listed: float
 ) -> list[dict[str, Any]]:
-    """Decide ``share`` of the items still in progress of the contratações published in [first,
-    last], on day ``when`` (mostly Homologado, some Deserto/Fracassado); a contratação changed is
-    listed at ``/atualizacao`` (its ``dataAtualizacaoGlobal`` moves to ``when``) with chance
-    ``listed``, else changes silently. Returns ``[{"id", "itens", "listed", "at"}]``."""
+    """On day ``when``, a homologation act for ``share`` of the contratações published in [first,
+    last] that have items in progress: it decides most of them (``ACT_SHARE``; mostly Homologado,
+    some Deserto/Fracassado), the rest wait for a later act. A contratação changed is listed at
+    ``/atualizacao`` (its ``dataAtualizacaoGlobal`` moves to ``when``) with chance ``listed``,
+    else changes silently. Returns ``[{"id", "itens", "listed", "at"}]``."""
     if not (first <= last <= when):
         raise ValueError("need first <= last <= date: items are homologated after they are published")
     if not (0.0 <= share <= 1.0 and 0.0 <= listed <= 1.0):
@@ -175,11 +178,13 @@ def homologate(
             if sim.is_gone(c.id):
                 continue
             r = random.Random(f"{sim.seed}|homologate|{when.isoformat()}|{rnd}|{c.id}")
+            if r.random() >= share:
+                continue
             itens = list(sim.item_frags(c))
             at = _stamp(when, r)
             decided = []
             for index, frag in enumerate(itens):
-                if b'"situacaoCompraItem":1,' not in frag or r.random() >= share:
+                if b'"situacaoCompraItem":1,' not in frag or r.random() >= ACT_SHARE:
                     continue
                 item = loads_exact(frag)
                 sit = r.choices((2, 4, 5), (90, 5, 5))[0]

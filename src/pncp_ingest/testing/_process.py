@@ -272,10 +272,10 @@ class SimulatorProcess:
         share: float = 0.5,
         listed: float = 0.5,
     ) -> list[dict[str, Any]]:
-        """On day ``date``, decide ``share`` of the in-progress items of the contratações published in
-        [first, last] (most are homologated and get resultados); each changed contratação is listed at
-        ``/atualizacao`` with chance ``listed``, else changes silently. Returns ``[{"id", "itens",
-        "listed", "at"}]``."""
+        """On day ``date``, a homologation act for ``share`` of the contratações published in [first,
+        last] with items in progress: it decides most of them (most are homologated and get
+        resultados); each changed contratação is listed at ``/atualizacao`` with chance ``listed``,
+        else changes silently. Returns ``[{"id", "itens", "listed", "at"}]``."""
         params: dict[str, Any] = {"date": as_date(date).isoformat(), "first": as_date(first).isoformat()}
         if last is not None:
             params["last"] = as_date(last).isoformat()
