@@ -235,3 +235,52 @@ def test_sigkill_at_random_moments_then_rerun_lands_every_resultado_exactly_once
     assert final.code == 0, final.stderr
     assert_exact(sim, dest)
     assert [k for k in list_keys(dest, "_state/pncp_details", hidden=True) if "/parts/" in k or "/commits/" in k] == []
+
+
+def test_the_simulator_homologates_listed_or_silently_with_situacao_consistent_with_temresultado(sim):
+    before = sim.truth(DAY, details=True)
+    itens = [i for d in before["details"].values() for i in d["itens"]]
+    assert all(i["temResultado"] == (i["situacaoCompraItem"] == 2) for i in itens)
+    assert {1, 2} <= {i["situacaoCompraItem"] for i in itens}
+    changed = sim.homologate("2025-11-03", DAY, share=0.7, listed=0.5)
+    after = sim.truth(DAY, details=True)
+    glob = {c["numeroControlePNCP"]: c["dataAtualizacaoGlobal"] for c in after["contratacoes"]}
+    old = {c["numeroControlePNCP"]: c["dataAtualizacaoGlobal"] for c in before["contratacoes"]}
+    listed_then = {c["numeroControlePNCP"] for c in sim.truth_atualizacao("2025-11-03")["contratacoes"]}
+    for change in changed:
+        cid = change["id"]
+        decided = {i["numeroItem"]: i for i in after["details"][cid]["itens"] if i["numeroItem"] in change["itens"]}
+        assert all(
+            i["situacaoCompraItem"] in (2, 4, 5) and i["dataAtualizacao"] == change["at"] for i in decided.values()
+        )
+        assert all(i["temResultado"] == (i["situacaoCompraItem"] == 2) for i in decided.values())
+        if change["listed"]:
+            assert glob[cid] == change["at"] and cid in listed_then
+        else:
+            assert glob[cid] == old[cid]
+    assert {c["listed"] for c in changed} == {True, False}
+    assert sum(len(d["resultados"]) for d in after["details"].values()) > sum(
+        len(d["resultados"]) for d in before["details"].values()
+    )
+
+
+def test_the_example_answers_who_won_from_bronze_as_the_simulator_served_it(sim, tmp_path):
+    import subprocess
+    import sys
+    from collections import Counter
+    from decimal import Decimal
+    from pathlib import Path
+
+    dest = str(tmp_path / "bronze")
+    ingest(sim, dest)
+    truth = sim.truth(DAY, details=True, exact=True)["details"]
+    value: Counter[str] = Counter()
+    for d in truth.values():
+        for r in d["resultados"]:
+            if r["dataCancelamento"] is None and (r["ordemClassificacaoSrp"] or 1) == 1:
+                value[r["niFornecedor"]] += Decimal(str(r["valorTotalHomologado"]))
+    (top, amount), *_ = sorted(value.items(), key=lambda kv: (-kv[1], kv[0]))
+    script = Path(__file__).parents[1] / "examples" / "resultados_duckdb.py"
+    out = subprocess.run([sys.executable, str(script), dest, "--top", "3"], capture_output=True, text=True, check=True)
+    first = out.stdout.splitlines()[2]
+    assert first.startswith(top) and first.endswith(f"{amount:,.2f}"), (first, top, amount)
