@@ -284,3 +284,19 @@ def test_the_example_answers_who_won_from_bronze_as_the_simulator_served_it(sim,
     out = subprocess.run([sys.executable, str(script), dest, "--top", "3"], capture_output=True, text=True, check=True)
     first = out.stdout.splitlines()[2]
     assert first.startswith(top) and first.endswith(f"{amount:,.2f}"), (first, top, amount)
+
+
+def test_a_nightly_back_over_days_never_listed_here_exits_0_and_writes_nothing_for_them(sim, tmp_path):
+    dest = str(tmp_path / "bronze")
+    ingest(sim, dest)
+    result = cli("resultados", sim, dest, T0 + timedelta(days=2), "--back", "3")
+    assert result.code == 0, result.stderr
+    assert result.json["dates"][0] == "2025-10-19" and len(result.json["days"]) == 4
+    assert [d["status"] for d in result.json["days"]][:3] == ["missing"] * 3
+    assert result.json["polled"] > 0
+    assert not [k for k in list_keys(dest, "_state/pncp_details") if "/2025-10-19/" in k]
+
+
+def test_a_bad_date_is_one_line_and_exit_2(sim, tmp_path):
+    result = run_cli("resultados", "--date", "2025-13-01", "--dest", str(tmp_path), "--base-url", sim.base_url)
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
