@@ -560,7 +560,14 @@ def test_stats_count_requests_statuses_and_faults(fsim):
         fsim.set_faults(rate_429=1.0, burst_429=2)
         c.get("/pncp/v1/modalidades")
     s = fsim.stats()
-    assert s["requests"] == {"modalidades": 2, "contratacoes": 3, "itens": 1, "arquivos": 1, "resultados": 0, "other": 2}
+    assert s["requests"] == {
+        "modalidades": 2,
+        "contratacoes": 3,
+        "itens": 1,
+        "arquivos": 1,
+        "resultados": 0,
+        "other": 2,
+    }
     arq = 200 if fsim.truth(DAY)["arquivos"][rec["numeroControlePNCP"]] else 204
     want = Counter({"200": 4, "204": 1, "400": 1, "404": 1, "429": 1})
     want[str(arq)] += 1

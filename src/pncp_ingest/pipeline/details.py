@@ -175,16 +175,37 @@ async def _resultados(
                 known[item.get("numeroItem")] = []
         for resultado in previous["resultados"]:
             known.setdefault(resultado.get("numeroItem"), []).append(resultado)
-    out: list[dict[str, Any]] = []
+    found: list[list[dict[str, Any]]] = []
+    asks: list[tuple[int, int]] = []  # (place in found, numeroItem) still to ask PNCP
     for item in itens:
         numero = item.get("numeroItem")
         if not item.get("temResultado") or numero is None:
             continue
         if numero in known and before.get(numero) == item.get("dataAtualizacao"):
-            out.extend(known[numero])
-            continue
-        out.extend(await client.resultados(compra.cnpj, compra.ano, compra.sequencial, numero))
-    return out
+            found.append(known[numero])
+        else:
+            asks.append((len(found), numero))
+            found.append([])
+    if len(asks) == 1:  # the common case: no task group on the hot path
+        place, numero = asks[0]
+        found[place] = await client.resultados(compra.cnpj, compra.ano, compra.sequencial, numero)
+    elif asks:
+        # One request per item: all asked at once, the client's limiter decides how many fly (a
+        # compra with hundreds of homologated items would otherwise take hundreds of round trips).
+        failed: list[ApiError] = []
+
+        async def ask(place: int, numero: int) -> None:
+            try:
+                found[place] = await client.resultados(compra.cnpj, compra.ano, compra.sequencial, numero)
+            except ApiError as exc:  # the other items are still asked; the compra fails as one
+                failed.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for place, numero in asks:
+                tg.start_soon(ask, place, numero)
+        if failed:
+            raise failed[0]
+    return [resultado for results in found for resultado in results]
 
 
 def details_row(fetched: Fetched) -> dict[str, Any]:
