@@ -325,7 +325,7 @@ class DetailsDay(DayJob[Fetched]):
                 # The version these details belong to: ``status`` counts contratações whose details are older.
                 meta["versions"] = {cid: fetched.compra.version}
             itens = fetched.records.get("itens")
-            if itens is not None and not fetched.failed:
+            if itens is not None:  # (a failed resultados takes its itens back: never one without the other)
                 meta["polls"] = {cid: self.poll(fetched, itens)}
             day.add(details_row(fetched), meta)
 
