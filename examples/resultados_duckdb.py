@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     con.execute(WINNERS)
 
     print(f"top {args.top} suppliers by homologated value")
-    print(f"{'niFornecedor':<15}  {'nomeRazaoSocialFornecedor':<40}  {'itens':>5}  {'órgãos':>6}  {'homologado (R$)':>20}")
+    print(
+        f"{'niFornecedor':<15}  {'nomeRazaoSocialFornecedor':<40}  {'itens':>5}  {'órgãos':>6}  {'homologado (R$)':>20}"
+    )
     rows = con.sql(
         """
         select niFornecedor, any_value(nomeRazaoSocialFornecedor), count(*), count(distinct orgao),

@@ -95,7 +95,7 @@ def test_history_versions_are_counted_as_versions_not_contratacoes(sim_factory, 
         assert cli(sim, dest, command, DAY).code == 0
     updated = sim.update("2025-10-23", DAY, share=0.4)
     assert updated
-    result = cli(sim, dest, "atualizacoes", "2025-10-23")
+    result = cli(sim, dest, "atualizacoes", "2025-10-23", "--dataset", "contratacoes")
     assert result.code == 0, result.stderr
     listed = {r["numeroControlePNCP"] for r in sim.truth_atualizacao("2025-10-23")["contratacoes"]}
     # History of the update day holds every listed version, and the first versions the updates

@@ -3,11 +3,12 @@
 import anyio
 from datetime import date
 from pncp_ingest import load_settings
-from pncp_ingest.pipeline import run_atualizacoes, run_contratacoes, run_details
+from pncp_ingest.pipeline import run_atualizacoes, run_contratacoes, run_contratos, run_details, run_resultados
 
 settings = load_settings(dest="./bronze")
 summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
+summary = anyio.run(run_contratos, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_atualizacoes, settings, [date(2025, 10, 23)])   # update days
 summary = anyio.run(run_resultados, settings, [date(2025, 10, 22)])     # publication days
 """
@@ -41,22 +42,28 @@ from ._summary import (
 )
 from .atualizacoes import ingest_atualizacoes
 from .backfill import day_done, ingest_backfill
-from .contratacoes import ingest_contratacoes
 from .details import ingest_details
+from .listing import ATAS_LISTING, CONTRATACOES_LISTING, CONTRATOS_LISTING, LISTINGS, Listing, ingest_listing
 from .resultados import ingest_resultados
 
 __all__ = [
+    "ATAS_LISTING",
+    "CONTRATACOES_LISTING",
+    "CONTRATOS_LISTING",
+    "LISTINGS",
     "DaySummary",
     "Event",
     "EventSink",
     "Failure",
     "FamilySnapshot",
+    "Listing",
     "RunSummary",
     "StatsSnapshot",
     "day_done",
     "run_atualizacoes",
     "run_backfill",
     "run_contratacoes",
+    "run_contratos",
     "run_details",
     "run_resultados",
 ]
@@ -149,8 +156,20 @@ async def run_contratacoes(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest contratacoes`` as a function. Setting ``stop`` winds the run down cleanly."""
-    body = partial(ingest_contratacoes, modalidades=modalidades)
+    body = partial(ingest_listing, listing=CONTRATACOES_LISTING, modalidades=modalidades)
     return await _run("contratacoes", settings, days, run_id, body, on_event, stop)
+
+
+async def run_contratos(
+    settings: Settings,
+    days: list[date],
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+    stop: anyio.Event | None = None,
+) -> RunSummary:
+    """``pncp-ingest contratos`` as a function: every contrato (and empenho) published on ``days``."""
+    body = partial(ingest_listing, listing=CONTRATOS_LISTING)
+    return await _run("contratos", settings, days, run_id, body, on_event, stop)
 
 
 async def run_details(
@@ -189,14 +208,17 @@ async def run_atualizacoes(
     settings: Settings,
     days: list[date],
     *,
+    datasets: list[str] | None = None,
     modalidades: list[int] | None = None,
     details: bool = True,
     on_event: EventSink = ignore,
     run_id: str | None = None,
     stop: anyio.Event | None = None,
 ) -> RunSummary:
-    """``pncp-ingest atualizacoes`` as a function: ``days`` are update days."""
-    body = partial(ingest_atualizacoes, modalidades=modalidades, details=details)
+    """``pncp-ingest atualizacoes`` as a function: ``days`` are update days; ``datasets`` names the
+    listings to capture (``contratacoes``, ``contratos``, ``atas``; default all three)."""
+    listings = [LISTINGS[name] for name in datasets or LISTINGS]
+    body = partial(ingest_atualizacoes, listings=listings, modalidades=modalidades, details=details)
     return await _run("atualizacoes", settings, days, run_id, body, on_event, stop)
 
 

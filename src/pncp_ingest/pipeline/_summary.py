@@ -97,7 +97,9 @@ class DaySummary:
     status: Literal["ok", "partial", "held", "skipped", "missing"] = "ok"
     listed: int = 0
     contratacoes: int = 0  # contratações whose rows (or details rows) this day committed
-    versions: int = 0  # history rows (one per contratação and version) this day committed
+    contratos: int = 0  # contratos whose rows this day committed
+    atas: int = 0  # atas whose rows this day committed
+    versions: int = 0  # history rows (one per record and version) this day committed
     itens: int = 0
     arquivos: int = 0
     resultados: int = 0
@@ -119,6 +121,15 @@ class DaySummary:
     retries: int = 0
     held_by: str | None = None
     duration_s: float = 0.0
+
+    def add(self, counter: str, n: int) -> None:
+        """Add ``n`` to the counter named after a listing (``contratacoes``, ``contratos``, ``atas``)."""
+        setattr(self, counter, self.counted(counter) + n)
+
+    def counted(self, counter: str) -> int:
+        value = getattr(self, counter)
+        assert isinstance(value, int)
+        return value
 
 
 @dataclass
@@ -183,6 +194,8 @@ class RunSummary:
             "dates": self.dates,
             "contratacoes": self.contratacoes,
             "itens": sum(d.itens for d in self.days),
+            "contratos": sum(d.contratos for d in self.days),
+            "atas": sum(d.atas for d in self.days),
             "arquivos": sum(d.arquivos for d in self.days),
             "resultados": sum(d.resultados for d in self.days),
             "requests": self.requests,

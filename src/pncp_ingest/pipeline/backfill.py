@@ -1,8 +1,10 @@
-"""``backfill``: each day of a range in order, contratações then details, resumable.
+"""``backfill``: each day of a range in order, contratações then details, then contratos, resumable.
 
-A day whose state says it is complete (listed cleanly, every contratação's details committed or
-gone, nothing failed or held) is skipped without a single API request, so rerunning a long
-backfill after an interruption goes straight to where it stopped.
+A day whose state says it is complete (``status.DayStatus.complete``: listed after the day had
+ended in Brasília, every contratação's details committed or gone, its contratos listed after the
+day too, nothing failed or held) is skipped without a single API request, so rerunning a long
+backfill after an interruption goes straight to where it stopped. A day only partly complete
+costs only its missing part (a day whose contratações are complete lists just its contratos).
 
 Several backfills may share one destination (workers on many hosts, overlapping ranges): a day
 another run holds is not waited for on the spot but set aside, and the range goes on. After the
@@ -11,28 +13,27 @@ finished, or died and its lease expired): done by the holder → skipped, else t
 is left. A day still held after ``lease_ttl`` stays held (exit 3), so a stuck holder cannot keep
 a backfill waiting for ever.
 
-With ``atualizacoes``, the range's days are then captured as update days too (after the
-listing, so what a day's updates replace is already there); an update day is final, and
-skipped, once a run over it ended cleanly after the day was over in Brasília.
+With ``atualizacoes``, the range's days are then captured as update days too, for contratações,
+contratos and atas (after the listing, so what a day's updates replace is already there); an
+update day of a dataset is final, and skipped, once a run over it ended cleanly and had started
+after the day was over in Brasília.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
 import anyio
 
-from ..dates import BRASILIA
-from ..records.schema import ATUALIZACOES, CONTRATACOES
+from ..records.schema import CONTRATACOES
 from ..state import DayState
-from ..status import DayStatus, day_status
-from ..storage import ObjectStore
+from ..status import DayStatus, day_status, final
 from ._day import RunContext
 from ._summary import DaySummary
 from .atualizacoes import ingest_atualizacoes
-from .contratacoes import ingest_contratacoes
 from .details import ingest_details
+from .listing import CONTRATACOES_LISTING, CONTRATOS_LISTING, LISTINGS, ingest_listing
 
 # How often a day set aside is looked at again (a handful of small state reads each time); days
 # take minutes against PNCP, so a slower poll costs little and spares the bucket.
@@ -42,7 +43,14 @@ HELD_POLL_S = 2.0
 def day_done(status: DayStatus, details: bool = True) -> bool:
     """Whether a backfill (with or without ``details``) has nothing left to do for the day: the
     rule ``backfill`` skips days by, for any scheduler that wants to skip them the same way."""
-    return status.complete or (not details and status.listed and not _blocking(status, details))
+    return status.complete or (
+        not details and status.listed and status.contratos_listed and not _blocking(status, details)
+    )
+
+
+def contratacoes_done(status: DayStatus, details: bool = True) -> bool:
+    """The contratações part of :func:`day_done` (its contratos aside)."""
+    return status.contratacoes_complete or (not details and status.listed and not _blocking(status, details))
 
 
 def _blocking(status: DayStatus, details: bool) -> dict[str, str]:
@@ -77,11 +85,14 @@ async def ingest_backfill(
             ctx.event("day_end", CONTRATACOES, day, f"held by {holders}: coming back after the range")
             return False
         first = len(summary.days)
-        await ingest_contratacoes(ctx, [day], modalidades)
-        if any(d.status == "held" for d in summary.days[first:]):
-            return False  # details of a listing another run is still writing would miss its end
-        if details and not ctx.stopping():
-            await ingest_details(ctx, [day])
+        if not contratacoes_done(status, details):
+            await ingest_listing(ctx, [day], listing=CONTRATACOES_LISTING, modalidades=modalidades)
+            if any(d.status == "held" for d in summary.days[first:]):
+                return False  # details of a listing another run is still writing would miss its end
+            if details and not ctx.stopping():
+                await ingest_details(ctx, [day])
+        if not status.contratos_listed and not ctx.stopping():
+            await ingest_listing(ctx, [day], listing=CONTRATOS_LISTING)
         return not any(d.status == "held" for d in summary.days[first:])
 
     held: list[date] = []
@@ -107,24 +118,17 @@ async def ingest_backfill(
 
 
 async def _capture_updates(ctx: RunContext, days: list[date], details: bool, modalidades: list[int] | None) -> None:
-    """Each day of the range as an update day, unless a finished run already captured it."""
+    """Each day of the range as an update day of each dataset, unless a run already captured it
+    for good (it started after the day was over: nothing can move into it any more)."""
     for day in days:
-        if ctx.stopping():
-            return
-        if await _captured(ctx.store, day):
-            ctx.run.days.append(DaySummary(day=day.isoformat(), dataset=ATUALIZACOES.name, status="skipped"))
-            ctx.event("day_end", ATUALIZACOES, day, "updates already captured: skipped")
-            continue
-        await ingest_atualizacoes(ctx, [day], modalidades=modalidades, details=details)
-
-
-async def _captured(store: ObjectStore, day: date) -> bool:
-    """A clean atualizacoes run over ``day`` ended after the day was over: nothing can move into it."""
-    run = await DayState(store, ATUALIZACOES, day).last_run()
-    if not run or run.get("outcome") != "ok" or not run.get("finished_at"):
-        return False
-    day_over = datetime.combine(day + timedelta(days=1), time(), tzinfo=BRASILIA)
-    return datetime.fromisoformat(run["finished_at"]) >= day_over
+        for listing in LISTINGS.values():
+            if ctx.stopping():
+                return
+            if final(await DayState(ctx.store, listing.history, day).last_run(), day):
+                ctx.run.days.append(DaySummary(day=day.isoformat(), dataset=listing.history.name, status="skipped"))
+                ctx.event("day_end", listing.history, day, "updates already captured: skipped")
+                continue
+            await ingest_atualizacoes(ctx, [day], listings=[listing], modalidades=modalidades, details=details)
 
 
 def _holders(held_by: dict[str, str]) -> str:
