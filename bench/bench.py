@@ -30,7 +30,9 @@ Scenarios:
   every detail request for 1 s), with the adaptive limit and with a fixed one (PNCP_ADAPTIVE=false),
   both with a 32 ceiling and a 1 s pause after a 429;
 - server behaviours (bench/behaviours.py, `--only behaviours`): noise, consulta-like blocks, a
-  saturating server, random 429 bursts; the adaptive limit next to a sweep of fixed concurrencies.
+  saturating server, random 429 bursts; the adaptive limit next to a sweep of fixed concurrencies;
+- resultados (bench/resultados.py, only with `--only resultados`): what nightly polling for results
+  costs over a 90-day window, and how late they land.
 """
 
 from __future__ import annotations
@@ -306,6 +308,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="run scenarios whose name contains this text")
     args = parser.parse_args()
+    if args.only == "resultados":  # the request economy of nightly polling, a simulated clock's 120 nights
+        import resultados
+
+        resultados.main([])
+        return 0
     chosen = [s for s in SCENARIOS if args.only in s.name]
     with_behaviours = not args.only or args.only in "behaviours"
     results = []

@@ -16,7 +16,8 @@ Reported (docs/benchmarks.md, "Resultados: request economy"):
 - days from homologation to the night its result landed: median, p95 (target p95 <= 7);
 - /itens polls per contratação in any 30-day span: mean and max (target max <= 6).
 
-    python bench/resultados.py                      # 90 days x 30 contratações, 120 nights
+    make bench BENCH_ARGS="--only resultados"       # the same, from make bench
+    python bench/resultados.py                      # 90 days x 20 contratações, 120 nights
     python bench/resultados.py --days 30 --per-day 20 --nights 45
 """
 
@@ -157,17 +158,17 @@ def run(days: int, per_day: int, nights: int, share: float, listed: float, seed:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=90, help="publication days in the window")
-    parser.add_argument("--per-day", type=int, default=30, help="contratações per day")
+    parser.add_argument("--per-day", type=int, default=20, help="contratações per day")
     parser.add_argument("--nights", type=int, default=120, help="nightly runs (from the window's first day)")
     parser.add_argument(
         "--share", type=float, default=0.08, help="unsettled contratações with a homologation act per day"
     )
     parser.add_argument("--listed", type=float, default=0.5, help="share of acts listed at /atualizacao")
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = run(args.days, args.per_day, args.nights, args.share, args.listed, args.seed)
     print(json.dumps(result, indent=2))
     out = Path(__file__).parent / "out"
