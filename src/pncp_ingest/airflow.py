@@ -37,7 +37,7 @@ from typing import Any
 
 import anyio
 
-from .config import Settings, load_settings
+from .config import Settings, aws_settings_from, load_settings
 from .dates import BRASILIA, day_range, parse_day
 from .errors import PncpIngestError, UsageError, collapse
 from .logreport import LoggingReporter
@@ -241,7 +241,9 @@ def _task(
         summary.days[:0] = [DaySummary(d.isoformat(), dataset, status="skipped") for d in done]
         return summary
 
-    return _run(command, when, config, work, reporter, held_delay)
+    # AWS_* lines of PNCP_ENV_FILE reach botocore for this run only, as for the CLI.
+    with aws_settings_from(os.environ.get("PNCP_ENV_FILE")):
+        return _run(command, when, config, work, reporter, held_delay)
 
 
 def plan_batches(first: str, last: str, days_per_task: int = 1) -> list[list[str]]:

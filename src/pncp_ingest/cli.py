@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date as Day
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import anyio
 import typer
-
-# typer (0.2x on) ships click inside itself: its Context and usage errors are these.
-from typer._click import Context
-from typer._click.exceptions import NoSuchOption
-from typer._click.exceptions import UsageError as ClickUsageError
+from click import Context
+from click.exceptions import NoArgsIsHelpError, NoSuchOption
+from click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperGroup
 
 from . import __version__
@@ -52,18 +50,26 @@ class Commands(TyperGroup):
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         ctx.meta["pncp_ingest.json"] = "--json" in args
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except ClickUsageError as exc:  # before the command: `pncp-ingest --foo`
+            self._fail(ctx, exc)
 
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ClickUsageError as exc:
-            command = exc.ctx.command.name if exc.ctx is not None and exc.ctx.command is not self else None
-            message = _usage_message(exc, command)
-            typer.echo(f"error: {message}", err=True)
-            if ctx.meta.get("pncp_ingest.json"):
-                _print_error_json(command or "", "", message, 2)
-            raise typer.Exit(2) from None
+        except ClickUsageError as exc:  # the command's own options, or an unknown command
+            self._fail(ctx, exc)
+
+    def _fail(self, ctx: Context, exc: ClickUsageError) -> NoReturn:
+        if isinstance(exc, NoArgsIsHelpError):  # `pncp-ingest` alone: the help, as typer shows it
+            raise exc
+        command = exc.ctx.command.name if exc.ctx is not None and exc.ctx.command is not self else None
+        message = _usage_message(exc, command)
+        typer.echo(f"error: {message}", err=True)
+        if ctx.meta.get("pncp_ingest.json"):
+            _print_error_json(command or "", "", message, 2)
+        raise typer.Exit(2)
 
 
 def _usage_message(exc: ClickUsageError, command: str | None) -> str:
@@ -75,7 +81,8 @@ def _usage_message(exc: ClickUsageError, command: str | None) -> str:
         known = _options_of(exc.ctx.command)
         close = difflib.get_close_matches(exc.option_name, known, n=1, cutoff=0.8)
         suggestion = f": did you mean {close[0]}?" if close else ""
-        return f"no such option {exc.option_name} for {command}{suggestion} {help_hint}"
+        where = f" for {command}" if command else ""
+        return f"no such option {exc.option_name}{where}{suggestion} {help_hint}"
     text = exc.format_message().removesuffix(".")
     return f"{text[:1].lower()}{text[1:]} {help_hint}"
 
@@ -542,8 +549,8 @@ def backfill(
     ] = False,
     modalidade: Modalidade = None,
 ) -> None:
-    """Each day of a range in order: contratações, then details. Complete days are skipped: a day
-    is complete once it was listed after it ended in Brasília and every detail is in.
+    """Each day of a range in order: contratações, then details, then contratos. Complete days are
+    skipped: a day is complete once it was listed after it ended in Brasília and every detail is in.
 
     Resumable: stop it (Ctrl-C, SIGTERM, a crash) and run the same command again.
 
