@@ -34,7 +34,9 @@ Scenarios:
 - PNCP's pace (bench/pace.py, `--only pace`): one day, contratações then details, with the
   defaults next to the best fixed setting of a sweep, against PNCP's latencies and its in-flight
   limit (6, counted per client and per family), time scaled by 10; then the limiter over 6 hours
-  in virtual time (bench/pace_hours.py): blocks per hour once it has learned the limit.
+  in virtual time (bench/pace_hours.py): blocks per hour once it has learned the limit;
+- resultados (bench/resultados.py, only with `--only resultados`): what nightly polling for results
+  costs over a 90-day window, and how late they land.
 """
 
 from __future__ import annotations
@@ -312,6 +314,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="run scenarios whose name contains this text")
     args = parser.parse_args()
+    if args.only == "resultados":  # the request economy of nightly polling, a simulated clock's 120 nights
+        import resultados
+
+        resultados.main([])
+        return 0
     chosen = [s for s in SCENARIOS if args.only in s.name]
     with_behaviours = not args.only or args.only in "behaviours"
     with_pace = not args.only or args.only in "pace"

@@ -442,6 +442,7 @@ def contratos(common: Common, date: Date, to: To = None) -> None:
 class Only(str, enum.Enum):
     itens = "itens"
     arquivos = "arquivos"
+    resultados = "resultados"
 
 
 class UpdatedDataset(str, enum.Enum):
@@ -467,7 +468,10 @@ def details(
             "--batch-size", min=1, help="Take at most N pending contratações this run; the next run continues."
         ),
     ] = None,
-    only: Annotated[Only | None, typer.Option("--only", help="Fetch one kind only: itens or arquivos.")] = None,
+    only: Annotated[
+        Only | None,
+        typer.Option("--only", help="Fetch one kind only: itens, arquivos or resultados (with their itens)."),
+    ] = None,
 ) -> None:
     """Fetch itens (every page) and arquivos for the day's committed contratações.
 
@@ -498,6 +502,38 @@ def details(
         )
 
     _execute("details", common, work)
+
+
+@command()
+def resultados(
+    common: Common,
+    date: Date,
+    to: To = None,
+    back: Annotated[
+        int, typer.Option("--back", min=0, help="Also the N publication days before --date (e.g. 365 nightly).")
+    ] = 0,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Poll every unsettled contratação now, due or not (settled ones cost nothing)."),
+    ] = False,
+) -> None:
+    """Bring the resultados (who won each item, at what price) of the day(s)' contratações up to date:
+    settled ones cost no request, unsettled ones are polled when due (1, 2, 4 … up to 7 days apart).
+
+    Example: pncp-ingest resultados --date today --back 365 --dest s3://lake/bronze --json
+    """
+
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from .pipeline import run_resultados
+
+        days = _ingest_days(date, to, reporter)
+        days = [days[0] - timedelta(days=n) for n in range(back, 0, -1)] + days
+        reporter.start(
+            "resultados", [d.isoformat() for d in days], settings.dest, settings, force="yes" if force else "no"
+        )
+        return await run_resultados(settings, days, force=force, on_event=reporter.event, stop=stop)
+
+    _execute("resultados", common, work)
 
 
 @command()

@@ -10,6 +10,7 @@ import difflib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,6 +61,14 @@ class Settings(BaseSettings):
     # Adaptive in-flight limit per API family (on evidence of load: errors and latency over windows
     # of answers, and 429s; under the ceilings above); false = always the ceiling.
     adaptive: bool = True
+
+    # Resultados: an unsettled contratação (an item still in progress) is polled again after 1, 2,
+    # 4 … days, at most this many days apart, until this many days after its publication.
+    resultados_poll_max_days: float = Field(7.0, gt=0)
+    resultados_max_age_days: int = Field(365, ge=0)
+    # The instant the resultados schedule takes as now (ISO 8601; UTC when no offset). For tests
+    # and benchmarks that replay weeks in minutes; unset, the real clock.
+    now: datetime | None = None
 
     checkpoint_every: int = Field(50, ge=1)
     publish_every: float = Field(300.0, gt=0)

@@ -3,7 +3,7 @@
 - consulta (``{base}/consulta/v1``): enveloped pages, ``tamanhoPagina`` 10–50, 204 = empty,
   429 with an HTML body and no Retry-After, a spurious 365-day 422 on valid windows;
 - detail (``{base}/pncp/v1``): bare arrays, ``/itens`` silently returns 10 items unless asked
-  for pages, 404 = compra gone.
+  for pages, 404 = compra gone (except on an item's ``/resultados``: no result, see :meth:`PncpClient.resultados`).
 
 What is retried, and how, is the :class:`RetryPolicy` of the client's :class:`ClientConfig`, run by
 tenacity. Every failure leaves as an :class:`~pncp_ingest.errors.ApiError`; no httpx error escapes.
@@ -170,7 +170,11 @@ class PncpClient:
         return (await self.detail(kind, cnpj, ano, sequencial)).rows
 
     async def detail(self, kind: DetailKind, cnpj: str, ano: int, sequencial: int) -> Detail:
-        """:meth:`detail_rows`, with the count PNCP reported when it had to be asked (see :meth:`_detail_pages`)."""
+        """:meth:`detail_rows`, with the count PNCP reported when it had to be asked (see :meth:`_detail_pages`).
+
+        Resultados are per item, not per compra: :meth:`resultados`."""
+        if kind == "resultados":
+            raise ValueError("resultados are listed per item: use PncpClient.resultados")
         return await self._detail_pages(_detail_path(kind, cnpj, ano, sequencial), _ROWS[kind])
 
     async def itens_rows(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
@@ -180,6 +184,25 @@ class PncpClient:
     async def arquivos_rows(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
         """:meth:`arquivos` as bronze rows: ``detail_rows("arquivos", ...)``."""
         return await self.detail_rows("arquivos", cnpj, ano, sequencial)
+
+    async def resultados(self, cnpj: str, ano: int, sequencial: int, numero_item: int) -> list[dict[str, Any]]:
+        """Every result of one item as bronze rows (a bare array, no paging), each with its ``numeroItem``.
+
+        "No result" comes as 204 and, for some items, as 404: call this only for an item the
+        compra's ``/itens`` just listed, so the compra exists and a 404 here means that item has
+        no result (``[]``), not a gone compra. The compra's own 404 (on ``/itens``) keeps its
+        meaning: gone. Any other failure raises, never an empty list.
+        """
+        path = f"{_detail_path('itens', cnpj, ano, sequencial)}/{numero_item}/resultados"
+        try:
+            body = await self._get_json("detail", path, {}, _ROWS["resultados"])
+        except NotFoundError:
+            return []
+        rows: list[dict[str, Any]] = body or []
+        for row in rows:
+            if row.get("numeroItem") is None:
+                row["numeroItem"] = numero_item
+        return rows
 
     async def quantidade(self, path: str) -> int:
         """How many records PNCP counts at ``{path}/quantidade`` (a bare JSON integer)."""

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._contratos import ATAS_PER_DAY, CONTRATOS_PER_DAY, SimulatedOutcomes
 from ._data import MODALIDADES, GrowOrder, SimulatedPncp, as_date, dumps
+from ._homologation import resultado_frags
 
 __all__ = ["Faults", "make_app", "serve"]
 
@@ -30,6 +31,7 @@ KINDS = (
     "contratacoes",
     "itens",
     "arquivos",
+    "resultados",
     "contratos",
     "contratos_atualizacao",
     "atas",
@@ -104,6 +106,12 @@ class Faults(BaseModel):
         "front",
         description='where grown contratações are listed: "front" (first, newest first), "end" (last), '
         '"shuffle" (the day\'s listing order is re-drawn at every growth)',
+    )
+    resultados_404: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of items (chosen by seed) whose /resultados says 'no result' with a 404 instead of a 204",
     )
     retired: list[int] = Field(
         default_factory=list,
@@ -405,6 +413,29 @@ class SimState:
             hit = self._repeat_share[cid] = random.Random(f"{f.seed}|repeat|{cid}").random() < f.repeat_share
         return hit
 
+    def resultados(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
+        """An item's results: a bare array; no result is a 204, or a 404 for the ``resultados_404`` share."""
+        c = self._compra(request)
+        raw = request.match_info["item"]
+        try:
+            k = int(raw)
+        except ValueError:
+            raise _bad_request(
+                f"Failed to convert value of type 'java.lang.String' to required type 'java.lang.Integer'; For input string: \"{raw}\"",
+                request.path,
+            ) from None
+        key = ("resultados", c.id, c.rev, k)
+        body = self._cached(key, lambda: _array(resultado_frags(self.sim, c, k)))
+        if body == b"null":
+            raise _not_found("Item de contratação não encontrado.", request.path)
+        if body == b"[]":
+            share = self.faults.resultados_404
+            if share and random.Random(f"{self.faults.seed}|404|{c.id}|{k}").random() < share:
+                self.fault_counts["resultados_404"] += 1
+                raise _not_found("Resultado não encontrado.", request.path)
+            return 204, b""
+        return 200, body
+
     def quantidade(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
         c = self._compra(request)
         n = c.n_itens if request.match_info["what"] == "itens" else c.n_arquivos
@@ -558,6 +589,23 @@ class SimState:
         self.clear_listing_cache()
         return web.json_response({"updated": changed})
 
+    async def ctl_homologate(self, request: web.Request) -> web.Response:
+        d = _ctl_date(request)
+        q = request.query
+        try:
+            first = q["first"]
+            share, listed = float(q.get("share", "0.5")), float(q.get("listed", "0.5"))
+            changed = self.sim.homologate(d, first, q.get("last"), share, listed)
+        except KeyError:
+            raise _ctl_error(400, "query parameter first=YYYY-MM-DD (first publication day) is required") from None
+        except ValueError as exc:
+            raise _ctl_error(400, str(exc)) from None
+        self.clear_listing_cache()
+        return web.json_response({"homologated": changed})
+
+    async def ctl_homologations(self, request: web.Request) -> web.Response:
+        return web.json_response(self.sim.homologated)
+
     async def ctl_grow(self, request: web.Request) -> web.Response:
         d = _ctl_date(request)
         try:
@@ -611,6 +659,11 @@ class SimState:
         )
 
 
+def _array(frags: list[bytes] | None) -> bytes:
+    """A bare JSON array of fragments (``null`` for None)."""
+    return b"null" if frags is None else b"[" + b",".join(frags) + b"]"
+
+
 def _ctl_error(status: int, message: str) -> _Reply:
     return _Reply(status, dumps({"error": message}))
 
@@ -660,10 +713,14 @@ def make_app(
     compra = "/api/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/{what:itens|arquivos}"
     r.add_get(compra, _by_what(st.route("itens", "detail", st.detail), st.route("arquivos", "detail", st.detail)))
     r.add_get(compra + "/quantidade", st.route("other", "detail", st.quantidade))
+    resultados = "/api/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/itens/{item}/resultados"
+    r.add_get(resultados, st.route("resultados", "detail", st.resultados))
     add_outcome_routes(app, st, st.outcomes)
     r.add_get("/_sim/truth", _ctl(st.ctl_truth))
     r.add_get("/_sim/truth/atualizacao", _ctl(st.ctl_truth_atualizacao))
     r.add_post("/_sim/update", _ctl(st.ctl_update))
+    r.add_post("/_sim/homologate", _ctl(st.ctl_homologate))
+    r.add_get("/_sim/homologations", _ctl(st.ctl_homologations))
     r.add_post("/_sim/grow", _ctl(st.ctl_grow))
     r.add_post("/_sim/remove", _ctl(st.ctl_remove))
     r.add_get("/_sim/faults", _ctl(st.ctl_get_faults))
