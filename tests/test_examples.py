@@ -425,7 +425,8 @@ def test_the_crontab_runs_contratacoes_then_details_hourly_for_today_and_nightly
         day = steps[0][1]
         # The nightly lines then capture yesterday's updates (atualizacoes).
         commands = [s for s, _ in steps]
-        nightly = ["contratacoes", "details", "contratos", "atualizacoes"]  # contratos: a complete day needs them
+        # contratos: a complete day needs them; resultados: the past year's, polled when due.
+        nightly = ["contratacoes", "details", "contratos", "atualizacoes", "resultados"]
         assert commands in (["contratacoes", "details"], nightly), (number, steps)
         assert {d for _, d in steps} == {day}, (number, steps)
         schedules.setdefault(day, []).append(fields)
@@ -449,7 +450,7 @@ def test_every_crontab_command_exits_0_against_the_simulator(sim, tmp_path):
 def test_every_systemd_execstart_exits_0_against_the_simulator(service, sim, tmp_path):
     invocations = exec_invocations(service)
     assert [args[0] for args in invocations][:2] == ["contratacoes", "details"]
-    assert {args[0] for args in invocations[2:]} <= {"contratos", "atualizacoes"}
+    assert {args[0] for args in invocations[2:]} <= {"contratos", "atualizacoes", "resultados"}
     run_all(invocations, sim, str(tmp_path / "bronze"), service.name)
 
 
