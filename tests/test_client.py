@@ -5,7 +5,8 @@ back up when the faults stop). In-flight is counted on the client side, around e
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
@@ -42,7 +43,8 @@ class Counting:
         self.limits_seen: list[int] = []
         self.urls: list[str] = []
 
-    async def get(self, url: str) -> httpx.Response:
+    @asynccontextmanager
+    async def stream(self, method: str, url: str) -> AsyncIterator[httpx.Response]:
         detail = "/pncp/v1/orgaos/" in url
         if detail:
             self.in_flight += 1
@@ -51,7 +53,8 @@ class Counting:
             self.limits_seen.append(self.family.limit)
         self.urls.append(url)
         try:
-            return await self.inner.get(url)
+            async with self.inner.stream(method, url) as response:
+                yield response
         finally:
             if detail:
                 self.in_flight -= 1

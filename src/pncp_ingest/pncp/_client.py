@@ -339,27 +339,34 @@ class PncpClient:
     ) -> Any:
         """One GET, and what its answer means: a body, no data (None), or a failure.
 
-        Every httpx failure is mapped here, once. httpx hands over a response only once its body
-        is complete: a body shorter than its ``Content-Length``, a chunked body without its last
-        chunk, a connection dropped mid-body all raise (``RemoteProtocolError``, ``ReadError``)
-        and are retried like any dropped connection."""
+        Every httpx failure is mapped here, once. The answer is read in two steps, so that what
+        failed is known from the transport, not guessed from the bytes: before the status line
+        and headers came, a failure is a connection that failed (or timed out); once they came,
+        a failure while reading the body (fewer bytes than its ``Content-Length``, a chunked
+        body without its last chunk, a connection dropped mid-body, a gzip stream that does not
+        decode) is a body cut short. Both are retried. A body read to its end is complete."""
         limiter = self._families[family]
         async with limiter.slot() as ticket:
             self.stats.requests += 1
             try:
-                response = await self._http.get(url)
+                async with self._http.stream("GET", url) as response:
+                    try:
+                        content = await response.aread()
+                    except httpx.TimeoutException:
+                        raise
+                    except (httpx.TransportError, httpx.DecodingError) as exc:
+                        self.stats.statuses["cut"] += 1
+                        limiter.feedback(ticket, "overloaded")
+                        status = response.status_code
+                        raise _Retryable(f"the body was cut short ({type(exc).__name__})", status=status) from None
             except httpx.TimeoutException as exc:
                 self.stats.statuses["timeout"] += 1
                 limiter.feedback(ticket, "overloaded")
                 raise _Retryable(f"timed out ({type(exc).__name__})", transport=True) from None
-            except httpx.TransportError as exc:  # refused, reset, dropped, or a body cut short
+            except httpx.TransportError as exc:  # refused, reset, closed before answering
                 self.stats.statuses["connection"] += 1
                 limiter.feedback(ticket, "overloaded")
                 raise _Retryable(f"connection failed ({type(exc).__name__})", transport=True) from None
-            except httpx.DecodingError:  # a gzip body that does not decompress: damaged on the way
-                self.stats.statuses["undecodable"] += 1
-                limiter.feedback(ticket, "overloaded")
-                raise _Retryable("the response's content-encoding did not decode", transport=True) from None
             except httpx.TooManyRedirects as exc:
                 raise ApiError(f"GET {url}: {exc}", url=url, retryable=False) from None
         status = response.status_code
@@ -368,15 +375,15 @@ class PncpClient:
             limiter.throttled(ticket, _retry_after(response))
             raise _Retryable("429 Too Many Requests", status=429, throttled=True)
         limiter.feedback(ticket, _signal(status))
-        if status in no_data or (status == 200 and not response.content):
-            # No data. PNCP says it with a 204, or with a 200 whose body is empty (Content-Length
-            # 0, or no byte before a complete end): the body is complete (see above), so an empty
-            # one is what the server sent, not what a dropped connection left.
+        if status in no_data or (status == 200 and not content):
+            # No data. PNCP says it with a 204, or with a 200 whose body is empty: Content-Length
+            # 0, or a chunked body that ends at once. Read to its end (above), an empty body is
+            # what the server sent, not what a dropped connection left.
             self.stats.ok += 1
             return None
         if status == 200:
             try:
-                body = decode(response.content)
+                body = decode(content)
             except ValueError:
                 # A complete body that is not JSON: it came through whole, yet another attempt
                 # may still be answered well (a proxy's error page, a half-written cache entry).

@@ -3,7 +3,7 @@
 httpx does what the client needs of HTTP: a connection pool, redirects, content-encoding
 (gzip), timeouts, and an exception for every failure, including a body that ends before its
 ``Content-Length`` or its last chunk (``httpx.RemoteProtocolError``). The client maps those
-exceptions in one place (:meth:`PncpClient._attempt <pncp_ingest.pncp.PncpClient>`).
+exceptions in one place (``PncpClient._attempt``).
 
 httpcore, under httpx, asks ``sniffio`` which event loop it runs on every time it makes a lock,
 an event or a cancellation shield (several per request); without ``sniffio`` installed each of
@@ -13,6 +13,7 @@ dependency of this package (see ``docs/benchmarks.md``, "HTTP client CPU per req
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import httpx
@@ -27,11 +28,11 @@ whatever the (much longer) time a slow PNCP answer is allowed."""
 
 
 class HttpClient(Protocol):
-    """What the client needs of HTTP: a GET whose body is read whole, and closing.
+    """What the client needs of HTTP: a streamed GET (its status and headers first, then its
+    body), and closing. ``httpx.AsyncClient`` is one; tests and benchmarks may wrap it or stand
+    in for it."""
 
-    ``httpx.AsyncClient`` is one; tests and benchmarks may wrap it or stand in for it."""
-
-    async def get(self, url: str) -> httpx.Response: ...
+    def stream(self, method: str, url: str) -> AbstractAsyncContextManager[httpx.Response]: ...
 
     async def aclose(self) -> None: ...
 
