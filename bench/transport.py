@@ -207,7 +207,15 @@ def main() -> int:
     for (label, variant), rs in runs.items():
         cpu = statistics.median(r["cpu_ms_per_request"] for r in rs)
         rate = statistics.median(r["requests_per_s"] for r in rs)
-        results.append({"variant": label + variant, "cpu_ms_per_request": cpu, "requests_per_s": rate, "runs": rs})
+        results.append(
+            {
+                "variant": label + variant,
+                "requests": rs[0]["requests"],
+                "cpu_ms_per_request": cpu,
+                "requests_per_s": rate,
+                "runs": rs,
+            }
+        )
         print(
             f"{label + variant:24} {DESCRIPTIONS[variant]:52} {rs[0]['requests']:>6} req  {rate:>7.0f} req/s  "
             f"{cpu:>6.3f} ms CPU/req (median of {len(rs)}: {', '.join(str(r['cpu_ms_per_request']) for r in rs)})  "
