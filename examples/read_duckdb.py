@@ -2,6 +2,7 @@
 
     python examples/read_duckdb.py [DEST] [--top N]      # DEST defaults to ./data/bronze
     python examples/read_duckdb.py [DEST] --history [numeroControlePNCP]   # current state and history
+    python examples/read_duckdb.py [DEST] --contratos [--top N]   # what was signed, joined to what was bought
 
 Prints, for the contratações (`pncp`) and their details (`pncp_details`) under DEST:
   - how many contratações, days, itens and arquivos there are;
@@ -12,6 +13,11 @@ Prints, for the contratações (`pncp`) and their details (`pncp_details`) under
 With --history (after `pncp-ingest atualizacoes`): how many contratações are current at a newer
 version than first seen, and one contratação's history (the given one, else the one with the
 most versions): its `pncp_atualizacoes` rows plus its current `pncp` row, oldest first.
+
+With --contratos (after `pncp-ingest contratos`): the contratos with the largest valorGlobal, each
+joined to its contratação (`numeroControlePncpCompra` = the contratação's `numeroControlePNCP`)
+and that contratação's itens: supplier, signed value, what was bought and its estimate. Empenhos
+without a compra link are counted apart.
 
 examples/read_polars.py prints the same summary with Polars (tests/test_examples.py checks that
 the two agree with each other and with what the PNCP simulator served).
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--history", nargs="?", const="", metavar="ID", help="current state and one contratação's history"
     )
+    parser.add_argument("--contratos", action="store_true", help="contratos joined to their contratação and itens")
     args = parser.parse_args(argv)
 
     pncp = published(args.dest, "pncp")
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.history is not None:
         return history(con, args.dest, args.history)
+    if args.contratos:
+        return contratos(con, args.dest, args.top, with_itens=details is not None)
 
     print(f"bronze layer: {args.dest}")
     n, days = con.sql("select count(*), count(distinct (year, month, day)) from pncp").fetchall()[0]
@@ -136,6 +145,47 @@ def main(argv: list[str] | None = None) -> int:
     """).fetchall()
     for tipo, count in rows:
         print(f"{tipo[:50]:<50}  {count:>8}")
+    return 0
+
+
+def contratos(con: duckdb.DuckDBPyConnection, dest: str, top: int, with_itens: bool) -> int:
+    """The largest contratos, each with its contratação and that contratação's itens."""
+    found = published(dest, "pncp_contratos")
+    if found is None:
+        print(f"no contratos under {dest}/pncp_contratos: run `pncp-ingest contratos --dest {dest}` first")
+        return 1
+    con.execute(f"create view pncp_contratos as select * from {read_parquet(found)}")
+    total, linked, empenhos = con.sql("""
+        select count(*),
+               count(*) filter (where numeroControlePncpCompra in (select numeroControlePNCP from pncp)),
+               count(*) filter (where numeroControlePncpCompra is null)
+        from pncp_contratos
+    """).fetchall()[0]
+    print(f"{total} contratos; {linked} joined to a contratação in bronze, {empenhos} without a compra link")
+    itens = "itens" if with_itens else "(select null::varchar as numeroControlePNCP, null::decimal as valorTotal)"
+    rows = con.sql(
+        f"""
+        select c.numeroControlePNCP, c.nomeRazaoSocialFornecedor, c.valorGlobal, p.objetoCompra,
+               count(i.valorTotal) as itens, sum(i.valorTotal) as estimado
+        from pncp_contratos c
+        join pncp p on p.numeroControlePNCP = c.numeroControlePncpCompra
+        left join {itens} i on i.numeroControlePNCP = p.numeroControlePNCP
+        group by all
+        order by c.valorGlobal desc nulls last, c.numeroControlePNCP
+        limit $top
+        """,
+        params={"top": top},
+    ).fetchall()
+    print(f"\ntop {top} contratos by valorGlobal, with their contratação")
+    print(
+        f"{'contrato':<30}  {'fornecedor':<30}  {'valorGlobal (R$)':>18}  {'itens':>5}  {'estimado (R$)':>18}  objeto"
+    )
+    for cid, fornecedor, valor, objeto, n_itens, estimado in rows:
+        signed = "-" if valor is None else f"{valor:,.2f}"
+        estimate = "-" if estimado is None else f"{estimado:,.2f}"
+        print(
+            f"{cid:<30}  {(fornecedor or '?')[:30]:<30}  {signed:>18}  {n_itens:>5}  {estimate:>18}  {(objeto or '')[:40]}"
+        )
     return 0
 
 

@@ -5,6 +5,7 @@
 * ``s3_dest``: ``s3://<fresh bucket>/bronze``.
 * ``dest``: parametrised over ``local`` and ``s3``; a destination string for either backend.
 * ``store``: an opened (checked) ObjectStore for ``dest``; closed afterwards.
+* ``s3_faults``: an :class:`S3FaultProxy` in front of the server, no faults until the test sets them.
 
 Tests that take ``dest``/``store`` run once per backend (ids ``[local]`` and ``[s3]``). The S3
 endpoint is not in the environment: pass ``s3_endpoint`` to ``open_store`` / ``--s3-endpoint``.
@@ -23,8 +24,19 @@ import pytest
 from botocore.config import Config
 
 from pncp_ingest.storage import ObjectStore, open_store
+from pncp_ingest.testing.s3_faults import S3FaultProxy
 
-__all__ = ["S3_ACCESS_KEY", "S3_SECRET_KEY", "dest", "s3_bucket", "s3_client", "s3_dest", "s3_endpoint", "store"]
+__all__ = [
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+    "dest",
+    "s3_bucket",
+    "s3_client",
+    "s3_dest",
+    "s3_endpoint",
+    "s3_faults",
+    "store",
+]
 
 DEFAULT_S3_ENDPOINT = "http://127.0.0.1:8333"
 S3_ACCESS_KEY = "minioadmin"
@@ -129,3 +141,10 @@ async def store(request: pytest.FixtureRequest, dest: str, anyio_backend) -> Asy
         yield st
     finally:
         await st.aclose()
+
+
+@pytest.fixture
+def s3_faults(s3_endpoint: str) -> Iterator[S3FaultProxy]:
+    """A fault-injecting proxy in front of the S3 server (seed 1, no faults until ``set_faults``)."""
+    with S3FaultProxy(s3_endpoint, seed=1) as proxy:
+        yield proxy

@@ -8,12 +8,16 @@ rest of the suite. Without that venv they skip, unless ``PNCP_TEST_REQUIRE_AIRFL
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +76,11 @@ def test_the_example_dags_load_with_the_expected_tasks_pools_and_retries(tmp_pat
         print(json.dumps({{
             "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
             "dags": {{
-                d.dag_id: {{t.task_id: [t.pool, t.retries] for t in d.tasks}} for d in bag.dags.values()
+                d.dag_id: {{
+                    t.task_id: [t.pool, t.retries, t.retry_delay.total_seconds(), t.multiple_outputs]
+                    for t in d.tasks
+                }}
+                for d in bag.dags.values()
             }},
         }}))
         """,
@@ -81,15 +89,15 @@ def test_the_example_dags_load_with_the_expected_tasks_pools_and_retries(tmp_pat
     assert found["errors"] == {}
     assert found["dags"] == {
         "pncp_daily": {
-            "contratacoes_today": ["pncp_consulta", 3],
-            "details_today": ["pncp_detail", 3],
-            "contratacoes_yesterday": ["pncp_consulta", 3],
-            "details_yesterday": ["pncp_detail", 3],
+            "contratacoes_today": ["pncp_consulta", 3, 1200, False],
+            "details_today": ["pncp_detail", 3, 1200, False],
+            "contratacoes_yesterday": ["pncp_consulta", 3, 1200, False],
+            "details_yesterday": ["pncp_detail", 3, 1200, False],
         },
         "pncp_backfill": {
-            "plan": ["default_pool", 0],
-            "day.contratacoes": ["pncp_consulta", 5],
-            "day.details": ["pncp_detail", 5],
+            "plan": ["default_pool", 0, 300, False],
+            "day.contratacoes": ["pncp_consulta", 5, 600, False],
+            "day.details": ["pncp_detail", 5, 600, False],
         },
     }
 
@@ -101,20 +109,25 @@ def test_exit_codes_become_airflow_outcomes(sim_factory, tmp_path):
     outcomes = in_airflow(
         f"""
         import json, anyio
-        from datetime import date
-        from pncp_ingest.airflow import ingest_contratacoes, ingest_details
+        from datetime import UTC, date, datetime, timedelta
+        from airflow.sdk.exceptions import AirflowRescheduleException
+        from pncp_ingest.airflow import backfill_dag, daily_dag, ingest_contratacoes, ingest_details
         from pncp_ingest.state import Lease
         from pncp_ingest.storage import open_store
 
         def outcome(call):
             try:
                 return call()["status"]
+            except AirflowRescheduleException as exc:  # with the delay it asks for, in minutes
+                return f"{{type(exc).__name__}} {{(exc.reschedule_date - datetime.now(UTC)).total_seconds() / 60:.1f}}"
             except Exception as exc:
                 return type(exc).__name__
 
         settings = {{"dest": {dest!r}, "base_url": {sim.base_url!r}, "max_retries": 0}}
         result = {{"usage": outcome(lambda: ingest_contratacoes("2025-02-30", settings=settings))}}
         result["config"] = outcome(lambda: ingest_contratacoes("2025-10-22", settings={{**settings, "concurrency": 0}}))
+        open({str(tmp_path / "a-file")!r}, "w").close()
+        result["dest"] = outcome(lambda: ingest_details("2025-10-22", settings={{**settings, "dest": {str(tmp_path / "a-file")!r}}}))
         result["ok"] = outcome(lambda: ingest_contratacoes("2025-10-22", settings=settings))
 
         async def hold_and_run():
@@ -123,6 +136,17 @@ def test_exit_codes_become_airflow_outcomes(sim_factory, tmp_path):
                 await lease.acquire()
                 result["held"] = await anyio.to_thread.run_sync(
                     lambda: outcome(lambda: ingest_contratacoes("2025-10-23", settings=settings))
+                )
+                # The factories' held_delay reaches their tasks (the daily one's day: its data interval's).
+                wait = timedelta(minutes=7)
+                daily = daily_dag("d", settings=settings, held_delay=wait).get_task("contratacoes_today")
+                backfill = backfill_dag("b", settings=settings, held_delay=wait).get_task("day.contratacoes")
+                end = datetime(2025, 10, 24, 1, 15, tzinfo=UTC)  # 22:15 on the 23rd in Brasília
+                result["held_daily"] = await anyio.to_thread.run_sync(
+                    lambda: outcome(lambda: daily.python_callable(data_interval_end=end))
+                )
+                result["held_backfill"] = await anyio.to_thread.run_sync(
+                    lambda: outcome(lambda: backfill.python_callable(days=["2025-10-23"]))
                 )
                 await lease.release()
         anyio.run(hold_and_run)
@@ -137,36 +161,94 @@ def test_exit_codes_become_airflow_outcomes(sim_factory, tmp_path):
     assert outcomes == {
         "usage": "AirflowFailException",
         "config": "AirflowFailException",
+        "dest": "AirflowFailException",
         "ok": "ok",
-        "held": "AirflowRescheduleException",
+        "held": "AirflowRescheduleException 5.0",
+        "held_daily": "AirflowRescheduleException 7.0",
+        "held_backfill": "AirflowRescheduleException 7.0",
         "failures": "AirflowException",
     }
 
 
-@pytest.mark.s3
-def test_a_backfill_runs_end_to_end_under_airflow_dags_test(sim_factory, s3_dest, tmp_path, capsys):
-    sim = sim_factory(seed=11, per_day=20)
-    env = airflow_env(
-        tmp_path / "home",
-        PNCP_BASE_URL=sim.base_url,
-        PNCP_DEST=s3_dest,
+README = ROOT / "README.md"
+README_MARK = "<!-- tests/test_airflow.py runs the next block as it stands, in a fresh AIRFLOW_HOME -->"
+
+
+def readme_setup_block() -> str:
+    """The README's Airflow install and set-up lines: the first ```sh block after its marker."""
+    after = README.read_text(encoding="utf-8").split(README_MARK, 1)[1]
+    block = re.search(r"```sh\n(.*?)```", after, re.DOTALL)
+    assert block is not None, "the README's marked Airflow block is gone"
+    return block.group(1)
+
+
+@pytest.fixture(scope="module")
+def readme_home(tmp_path_factory) -> dict[str, str]:
+    """A fresh AIRFLOW_HOME set up by running the README's block as it stands, from the checkout, with
+    the Airflow venv first on PATH (Airflow's Python environment active, as the README asks)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PNCP_", "AIRFLOW"))}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        PATH=f"{AIRFLOW_VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
     )
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme_setup_block()],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"the README's Airflow steps failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    env["SETUP_S"] = f"{time.monotonic() - started:.1f}"
+    return env
 
-    def airflow(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(AIRFLOW), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=env["AIRFLOW_HOME"]
-        )
-        assert proc.returncode == 0, f"airflow {' '.join(args)}: {proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        return proc
 
-    airflow("db", "migrate")
-    airflow("pools", "set", "pncp_consulta", "2", "PNCP consulta API (listings)")
-    airflow("pools", "set", "pncp_detail", "4", "PNCP detail API (itens, arquivos)")
-    airflow("dags", "reserialize")  # Airflow 3 runs serialized DAGs only
-    run = airflow("dags", "test", "pncp_backfill", "-c", json.dumps({"from": DAYS[0], "to": DAYS[-1]}))
-    log = run.stdout + run.stderr
-    assert "state=success" in log
-    assert "run_type=manual" in log
+def airflow_db(env: dict[str, str], query: str, *args: object) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db")) as db:
+        return db.execute(query, args).fetchall()
+
+
+def dags_test(env: dict[str, str], *args: str) -> str:
+    """``airflow dags test ...`` (every task in-process, no scheduler); its output, after success."""
+    proc = subprocess.run(
+        [str(AIRFLOW), "dags", "test", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=env["AIRFLOW_HOME"],
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "state=success" in out, f"airflow dags test {' '.join(args)}:\n{out[-5000:]}"
+    return out
+
+
+def test_the_readme_steps_leave_a_fresh_airflow_home_ready(readme_home):
+    """Pools need ``db migrate`` first; a triggered run of a paused DAG waits for ever: both are unpaused."""
+    assert dict(airflow_db(readme_home, "select pool, slots from slot_pool where pool like 'pncp_%'")) == {
+        "pncp_consulta": 2,
+        "pncp_detail": 4,
+    }
+    assert dict(airflow_db(readme_home, "select dag_id, is_paused from dag")) == {"pncp_daily": 0, "pncp_backfill": 0}
+
+
+def task_log(out: str, level: str, text: str) -> list[str]:
+    """Lines our tasks logged at ``level`` containing ``text`` (Airflow's rendering of a log record)."""
+    return [line for line in out.splitlines() if f"[{level}" in line and text in line and "[pncp_ingest." in line]
+
+
+@pytest.mark.s3
+def test_a_mapped_backfill_succeeds_then_its_complete_days_cost_no_request(readme_home, sim_factory, s3_dest, capsys):
+    sim = sim_factory(seed=11, per_day=20)
+    env = cli_env(**readme_home, PNCP_BASE_URL=sim.base_url, PNCP_DEST=s3_dest, PNCP_CHECKPOINT_EVERY="8")
+    params = json.dumps({"from": DAYS[0], "to": DAYS[-1]})
+    started = time.monotonic()
+    out = dags_test(env, "pncp_backfill", "-c", params)
+    first_s = time.monotonic() - started
 
     listing = read_bronze(s3_dest, "pncp").column("numeroControlePNCP").to_pylist()
     details = {r["numeroControlePNCP"]: r for r in read_bronze(s3_dest, "pncp_details").to_pylist()}
@@ -175,12 +257,82 @@ def test_a_backfill_runs_end_to_end_under_airflow_dags_test(sim_factory, s3_dest
     assert {cid: len(r["itens"]) for cid, r in details.items()} == {
         cid: n for t in truth for cid, n in t["itens"].items() if cid not in t["gone"]
     }
-    # The task log is the CLI's plain lines, never the live display or a credential.
-    assert "pncp_details 2025-10-22: details of 20 contratações" in log
-    assert "\x1b[" not in log
-    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in log
+
+    # One XCom entry per task instance: the summary, whose pending is what its log line says is left.
+    (run_id,) = airflow_db(env, "select run_id from dag_run where dag_id = 'pncp_backfill'")[0]
+    xcoms = airflow_db(env, "select task_id, map_index, key, value from xcom where run_id = ?", run_id)
+    assert sorted((t, m, k) for t, m, k, _ in xcoms) == [
+        ("day.contratacoes", i, "return_value") for i in range(len(DAYS))
+    ] + [("day.details", i, "return_value") for i in range(len(DAYS))] + [("plan", -1, "return_value")]
+    summaries = [json.loads(v) for t, _, _, v in xcoms if t == "day.details"]
+    assert [d["pending"] for s in summaries for d in s["days"]] == [0] * len(DAYS)
+    assert "0 left for later runs" in out
+
+    # The task log: our lines as INFO records (not stderr, which Airflow marks as errors), each
+    # checkpoint with its day's progress; no colour codes, no credential.
+    total = len(truth[-1]["contratacoes"])
+    checkpoints = task_log(out, "info", f"pncp_details {DAY}: committed details of")
+    assert [line.rsplit(": ", 1)[1].split(" [")[0] for line in checkpoints] == [
+        f"{n} of {total} contratações committed" for n in (8, 16, total)
+    ]
+    assert task_log(out, "info", f"pncp_details {DAY}: details of {total} contratações")
+    assert task_log(out, "info", "end details status=ok")
+    assert not [line for line in out.splitlines() if "[error" in line and "[pncp_ingest." in line]
+    assert "\x1b[" not in out
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in out
+
+    # Triggered again over the same (complete) days: no request reaches PNCP.
+    sim.reset_stats()
+    started = time.monotonic()
+    again = dags_test(env, "pncp_backfill", "-c", params)
+    rerun_s = time.monotonic() - started
+    requests = sim.stats()["requests"]
+    assert sum(requests.values()) == 0, requests
+    assert len(task_log(again, "info", "already complete: skipped")) == 2 * len(DAYS)
     with capsys.disabled():
-        print(f"\n[airflow dags test] {len(DAYS)} days, {len(listing)} contratações", file=sys.stderr)
+        print(
+            f"\n[airflow] README steps {readme_home['SETUP_S']}s; backfill of {len(DAYS)} days, "
+            f"{len(listing)} contratações: {first_s:.1f}s; rerun over complete days: {rerun_s:.1f}s, "
+            f"{sum(requests.values())} PNCP requests",
+            file=sys.stderr,
+        )
+
+
+def test_the_daily_dag_ingests_the_days_of_its_data_interval(readme_home, sim_factory, tmp_path):
+    """A run stands for its data interval, whatever the wall clock says: 01:15 UTC on the 23rd is
+    22:15 on the 22nd in Brasília, so that run's days are the 22nd (today) and the 21st (yesterday)."""
+    sim = sim_factory(seed=12, per_day=15)
+    dest = str(tmp_path / "bronze")
+    env = cli_env(**readme_home, PNCP_BASE_URL=sim.base_url, PNCP_DEST=dest)
+    dags_test(env, "pncp_daily", "2025-10-23T01:15:00+00:00")
+    days = ["2025-10-21", "2025-10-22"]
+    assert {"/".join(k.split("/")[1:4]) for k in list_keys(dest, "pncp/")} == {
+        "year=2025/month=10/day=21",
+        "year=2025/month=10/day=22",
+    }
+    truth = [r["numeroControlePNCP"] for d in days for r in sim.truth(d)["contratacoes"]]
+    assert sorted(ids(dest, "pncp")) == sorted(truth)
+    assert sorted(ids(dest, "pncp_details")) == sorted(truth)
+
+
+@pytest.mark.s3
+def test_a_missing_bucket_fails_the_task_for_good_before_any_request(s3_endpoint, sim, tmp_path):
+    """Checking which days are complete reads the destination first: a bucket that does not exist is
+    the run's own configuration error (no retries), not a storage outage to retry."""
+    found = in_airflow(
+        """
+        import json
+        from pncp_ingest.airflow import ingest_contratacoes
+        try:
+            ingest_contratacoes("2025-10-22", settings={"dest": "s3://no-such-bucket-here/bronze"})
+            print(json.dumps("ok"))
+        except Exception as exc:
+            print(json.dumps(f"{type(exc).__name__}: {exc}"))
+        """,
+        airflow_env(tmp_path, PNCP_BASE_URL=sim.base_url),
+    )
+    assert found.startswith("AirflowFailException: ") and "no-such-bucket-here" in found, found
+    assert sum(sim.stats()["requests"].values()) == 0
 
 
 def test_sigterm_in_a_task_winds_down_then_the_retry_finishes(sim_factory, tmp_path):
@@ -192,8 +344,11 @@ def test_sigterm_in_a_task_winds_down_then_the_retry_finishes(sim_factory, tmp_p
     assert run_cli("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
     script = textwrap.dedent(
         """
-        import json, signal, sys
+        import json, logging, signal, sys
         from pncp_ingest.airflow import ingest_details
+
+        # What Airflow's task runner does with the task's log records: keep them, with their level.
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
 
         def airflows_handler(signum, frame):
             pass
@@ -225,7 +380,7 @@ def test_sigterm_in_a_task_winds_down_then_the_retry_finishes(sim_factory, tmp_p
     doc = json.loads(out.strip().splitlines()[-1])
     assert doc["outcome"].startswith("AirflowException: details stopped by SIGTERM"), err[-2000:]
     assert doc["handler_restored"]
-    assert "SIGTERM received: committing what is complete" in err
+    assert "WARNING pncp_ingest.airflow: SIGTERM received: committing what is complete" in err
     partial = ids(dest, "pncp_details")
     assert 0 < len(partial) < 150 and len(partial) == len(set(partial))
     retry = in_airflow(

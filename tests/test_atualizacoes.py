@@ -279,7 +279,9 @@ def test_an_update_whose_day_is_held_by_a_running_details_is_retried_then_left_p
     # Retried after the other days, still held: named in the summary, exit 1, never skipped silently.
     assert during.code == 1, during.stderr
     assert "held days: retrying" in during.stderr
-    assert [f["what"] for f in during.json["failures"]] == ["publication day 2025-10-20"], during.json["failures"]
+    assert [f["what"] for f in during.json["failures"]] == ["contratações of publication day 2025-10-20"], during.json[
+        "failures"
+    ]
     assert "left for the next run over 2025-10-23" in during.json["failures"][0]["reason"]
     status = run_cli("status", "--date", "2025-10-20", "--dest", dest, "--json")
     assert status.json["days"][0]["details_stale"] > 0

@@ -5,12 +5,14 @@ In-process (typer's CliRunner): none of these needs a real process."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from bronze import run_cli
 from inprocess import invoke
 
 from pncp_ingest.dates import brasilia_today
@@ -183,18 +185,33 @@ def test_an_unreachable_s3_endpoint_exits_4(sim, tmp_path):
     assert "--s3-endpoint" not in result.stderr
 
 
-def test_aws_credentials_in_the_env_file_reach_s3_but_the_environment_wins(tmp_path, monkeypatch):
+def test_aws_credentials_in_the_env_file_reach_s3_for_one_run_and_the_environment_wins(tmp_path, monkeypatch):
     import os
 
     from pncp_ingest import load_settings
+    from pncp_ingest.config import aws_settings_from
 
     env_file = tmp_path / "s3.env"
     env_file.write_text("AWS_ACCESS_KEY_ID=from-file\nAWS_REGION=sa-east-1\n")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
+    before = dict(os.environ)
     load_settings(env_file)
-    assert os.environ["AWS_ACCESS_KEY_ID"] == "from-file"
-    assert os.environ["AWS_REGION"] == "us-east-1"
+    assert dict(os.environ) == before  # reading the settings writes nothing
+    with aws_settings_from(env_file):
+        assert os.environ["AWS_ACCESS_KEY_ID"] == "from-file"
+        assert os.environ["AWS_REGION"] == "us-east-1"
+    assert dict(os.environ) == before
+
+
+def test_importing_the_package_leaves_the_environment_alone():
+    import subprocess
+    import sys
+
+    code = "import os; e = dict(os.environ); import pncp_ingest, pncp_ingest.pipeline; print(dict(os.environ) == e)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True", out.stderr
 
 
 def test_an_unreachable_api_says_what_it_retries_and_ends_in_one_sentence(tmp_path):
@@ -326,3 +343,78 @@ def test_an_unexpected_exception_is_one_line_and_a_traceback_only_with_verbose(o
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith("error: unexpected ValueError: ") and "rerun with --verbose" in error
     assert ("Traceback" in result.stderr) is verbose
+
+
+# -- usage errors from the parser: the real CLI, as a user's shell or a scheduler runs it --------------
+
+COMMANDS = ("contratacoes", "details", "backfill", "atualizacoes", "status")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unknown_option_with_json_prints_one_object_and_no_misleading_hint(command):
+    result = run_cli(command, "--date", "2025-10-22", "--foo", "--json")
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"error: no such option --foo for {command} (see `pncp-ingest {command} --help`)"
+    ]
+    [line] = result.stdout.splitlines()  # exactly one JSON object
+    doc = json.loads(line)
+    assert doc["command"] == command and doc["status"] == "failed" and doc["exit_code"] == 2
+    assert "--foo" in doc["error"] and "--to" not in doc["error"]
+
+
+def test_a_close_misspelling_is_suggested():
+    result = run_cli("contratacoes", "--dat", "2025-10-22")
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        "error: no such option --dat for contratacoes: did you mean --date? (see `pncp-ingest contratacoes --help`)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["details"], "missing option '--date'"),
+        (["details", "--date", "2025-10-22", "--concurrency", "many"], "'--concurrency'"),
+        (["contratacao", "--date", "2025-10-22"], "no such command 'contratacao'"),
+    ],
+)
+def test_other_parser_errors_are_one_line_and_one_json_object(args, needle):
+    result = run_cli(*args, "--json")
+    assert result.code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and needle in line and "--help`)" in line, line
+    assert json.loads(result.stdout)["exit_code"] == 2
+
+
+def test_status_on_a_missing_dest_with_json_prints_one_object(tmp_path):
+    result = run_cli("status", "--date", "2025-10-22", "--dest", str(tmp_path / "nowhere"), "--json")
+    assert result.code == 2
+    [line] = result.stdout.splitlines()
+    doc = json.loads(line)
+    assert doc["status"] == "failed" and doc["exit_code"] == 2 and "does not exist" in doc["error"]
+
+
+def test_status_with_json_says_ok_and_exit_code_0(tmp_path):
+    (tmp_path / "b").mkdir()
+    doc = invoke("status", "--date", "2025-10-22", "--dest", str(tmp_path / "b"), "--json").json
+    assert doc["status"] == "ok" and doc["exit_code"] == 0
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_takes_date_to_and_the_shared_options(command):
+    text = invoke(command, "--help").stdout
+    for option in ("--date", "--to", "--dest", "--json", "--quiet", "--verbose", "--env-file"):
+        assert option in text, (command, option)
+    api = ("--base-url", "--concurrency", "--rate", "--timeout", "--max-retries", "--checkpoint-every")
+    assert all((option in text) == (command != "status") for option in api), command
+
+
+@pytest.mark.parametrize("first", ["--date", "--from"])
+def test_backfill_takes_date_with_from_as_an_alias(sim, tmp_path, first):
+    dest = str(tmp_path / "b")
+    result = invoke(
+        "backfill", first, "2025-10-22", "--dest", dest, "--base-url", sim.base_url, "--no-details", "--json"
+    )
+    assert result.code == 0, result.stderr
+    assert result.json["dates"] == ["2025-10-22"]

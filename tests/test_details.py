@@ -131,6 +131,7 @@ def test_details_before_contratacoes_fails_loudly_and_says_what_to_run(sim, tmp_
     assert result.code == 1, result.stderr
     assert result.json["status"] == "partial" and result.json["failed"] == 1
     assert "run `pncp-ingest contratacoes --date 2025-10-22` first (same --dest)" in result.stderr
+    assert not list_keys(dest, hidden=True), "a run that had nothing to work on wrote state"
     # Once the listing has run, the same command succeeds.
     assert contratacoes(sim, dest).code == 0
     assert details(sim, dest).code == 0

@@ -17,8 +17,9 @@ import pytest
 from bronze import cli_command, cli_env, list_keys, read_bronze, wait_for
 from inprocess import invoke
 
-from pncp_ingest.dates import day_range, parse_day
+from pncp_ingest.dates import brasilia_today, day_range, parse_day
 from pncp_ingest.state import Lease
+from pncp_ingest.status import DayStatus
 from pncp_ingest.storage import open_store
 
 DAY = "2025-10-22"
@@ -151,6 +152,9 @@ def test_sigterm_during_details_commits_releases_and_resumes(sim_factory, tmp_pa
     resumed = invoke("details", "--date", DAY, "--dest", dest, "--base-url", sim.base_url, "--json")
     assert resumed.code == 0, resumed.stderr
     assert summary["contratacoes"] + resumed.json["contratacoes"] == 150
+    doc = json.loads(invoke("status", "--date", DAY, "--dest", dest, "--json").stdout)["days"][0]
+    assert doc["pending"] == 0 and doc["open_because"] == "contratos not listed"
+    assert invoke("contratos", "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
     assert json.loads(invoke("status", "--date", DAY, "--dest", dest, "--json").stdout)["days"][0]["complete"]
 
 
@@ -167,7 +171,7 @@ def test_status_reports_each_day_from_the_state(sim, tmp_path):
     assert day["last_run"]["pncp"]["outcome"] == "ok" and day["held_by"] == {}
     plain = invoke("status", "--date", DAY, "--dest", dest)
     header, row = plain.stdout.strip().splitlines()
-    assert header.split("\t")[0] == "day" and row.split("\t")[:3] == [DAY, "no", str(total)]
+    assert header.split("\t")[0] == "day" and row.split("\t")[:4] == [DAY, "no", "details pending", str(total)]
 
 
 def test_status_over_more_than_a_year_is_accepted(tmp_path):
@@ -192,6 +196,37 @@ def test_backfill_skips_complete_days_without_a_request(sim, tmp_path):
     assert again.code == 0 and again.json["requests"] == 0
     assert [d["status"] for d in again.json["days"]] == ["skipped"] * 3
     assert sum(sim.stats()["requests"].values()) == 0
+
+
+def test_a_day_listed_before_it_ended_is_open_and_backfill_lists_it_again(sim, tmp_path):
+    today = brasilia_today().isoformat()
+    dest = str(tmp_path / "bronze")
+    for command in ("contratacoes", "details"):
+        assert invoke(command, "--date", today, "--dest", dest, "--base-url", sim.base_url).code == 0
+    day = json.loads(invoke("status", "--date", today, "--dest", dest, "--json").stdout)["days"][0]
+    assert day["complete"] is False and day["pending"] == 0 and day["open_because"] == "day not over"
+    added = sim.grow(today, 5)
+    result = invoke("backfill", "--from", today, "--to", today, "--dest", dest, "--base-url", sim.base_url, "--json")
+    assert result.code == 0, result.stderr
+    assert "skipped" not in [d["status"] for d in result.json["days"]]
+    listed = read_bronze(dest, "pncp").column("numeroControlePNCP").to_pylist()
+    assert set(added) <= set(listed) and len(listed) == len(set(listed))
+    assert sorted(listed) == sorted(c["numeroControlePNCP"] for c in sim.truth(today)["contratacoes"])
+    detailed = read_bronze(dest, "pncp_details").column("numeroControlePNCP").to_pylist()
+    assert sorted(detailed) == sorted(listed)
+
+
+def test_a_listing_is_final_only_if_it_started_after_the_day_ended_in_brasilia():
+    day = "2025-10-22"  # ends at 2025-10-23T03:00Z (Brasília is UTC-3)
+
+    def listed(finished_at: str, duration_s: float) -> DayStatus:
+        run = {"outcome": "ok", "finished_at": finished_at, "duration_s": duration_s}
+        return DayStatus(day, contratacoes=1, details=1, itens_done=1, arquivos_done=1, last_run={"pncp": run})
+
+    assert listed("2025-10-23T03:00:05+00:00", 2.0).contratacoes_complete
+    assert not listed("2025-10-23T03:00:05+00:00", 10.0).contratacoes_complete  # started 5 s before the day ended
+    before = listed("2025-10-23T02:59:00+00:00", 1.0)
+    assert not before.complete and before.open_because == "listed before day end"
 
 
 def test_backfill_interrupted_by_ctrl_c_says_how_to_continue(sim_factory, tmp_path):

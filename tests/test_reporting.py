@@ -8,6 +8,7 @@ import io
 from datetime import date
 from pathlib import Path
 
+from bronze import run_cli
 from rich.console import Console
 
 import pncp_ingest
@@ -123,7 +124,7 @@ def test_the_run_summary_at_100_columns_keeps_day_and_dataset_whole():
         console.print(summary_table(console, summary))
     lines = capture.get().splitlines()
     assert all(len(line) <= 100 for line in lines)
-    rows = [[cell.strip() for cell in line.split("│")[1:3]] for line in lines if line.startswith("│")]
+    rows = [[cell.strip() for cell in line.split("│")[:2]] for line in lines if line.lstrip().startswith("2025-")]
     assert rows == [[d, ds] for d in ("2025-10-21", "2025-10-22") for ds in ("pncp", "pncp_details")]
     assert "…" not in "\n".join(lines)
 
@@ -137,3 +138,31 @@ def test_the_start_line_says_resume_once(sim, tmp_path):
         result = invoke("details", "--date", "2025-10-22", flag, "--dest", dest, "--base-url", sim.base_url)
         start = result.stderr.splitlines()[0]
         assert said in start and "resume resume" not in start, start
+
+
+def test_atualizacoes_prints_one_line_per_update_day_and_dataset_and_each_publication_day_with_verbose(
+    sim_factory, tmp_path
+):
+    sim = sim_factory(seed=5, per_day=4, big_items=False)
+    sim.update("2025-10-23", "2025-10-01", "2025-10-20", share=0.5)
+    args = ("atualizacoes", "--date", "2025-10-23", "--base-url", sim.base_url, "--json")
+    quiet = run_cli(*args, "--dest", str(tmp_path / "a"))
+    assert quiet.code == 0, quiet.stderr
+    publication_days = sorted({d["day"] for d in quiet.json["days"] if d["dataset"] == "pncp"})
+    assert len(publication_days) >= 5
+    lines = quiet.stderr.splitlines()
+    others = [day for day in publication_days if day != "2025-10-23"]
+    assert not [line for line in lines if any(f" {day}:" in line for day in others)], quiet.stderr
+    for dataset in ("pncp", "pncp_details"):
+        [line] = [line for line in lines if f" {dataset} updated on 2025-10-23: " in line]
+        assert f"over {len(publication_days)} publication days" in line, line
+    assert len(lines) <= 8, quiet.stderr  # start, the update day's own lines, the two sums, end
+    # --json keeps each publication day, without its zero counts
+    entries = [d for d in quiet.json["days"] if d["dataset"] != "pncp_atualizacoes"]
+    assert entries and all(0 not in d.values() and len(d) < 10 for d in entries), entries
+
+    verbose = run_cli(*args, "--dest", str(tmp_path / "b"), "--verbose")
+    assert verbose.code == 0, verbose.stderr
+    for day in publication_days:
+        assert f"pncp {day}: " in verbose.stderr and f"pncp_details {day}: " in verbose.stderr
+    assert " updated on 2025-10-23: " not in verbose.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from pncp_ingest.errors import LeaseHeldError, LeaseLostError
 from pncp_ingest.records.schema import CONTRATACOES
-from pncp_ingest.state import DayState, Lease
+from pncp_ingest.state import DayState, Lease, create
 from pncp_ingest.writer import write_part
 
 DAY = date(2025, 10, 22)
@@ -180,5 +180,18 @@ def test_leftovers_of_interrupted_writes_are_swept(store, tmp_path: Path):
             assert list(local.parent.iterdir()) == [] and list(published.parent.iterdir()) == []
         else:
             assert await state.remove_uncommitted() == 0
+
+    anyio.run(main)
+
+
+def test_a_create_that_finds_its_own_bytes_is_ours_and_anyone_elses_is_a_conflict(store):
+    """What a retried create sees when its first attempt was carried out but its answer lost."""
+
+    async def main():
+        key = f"_state/pncp/{DAY}/commits/0001.json"
+        assert await create(store, key, b'{"run_id": "a"}') is True
+        assert await create(store, key, b'{"run_id": "a"}') is True  # the same write, again
+        assert await create(store, key, b'{"run_id": "b"}') is False
+        assert await store.get(key) == b'{"run_id": "a"}'
 
     anyio.run(main)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from inprocess import invoke
@@ -34,14 +35,14 @@ def test_a_day_never_run_is_not_an_empty_day(sim, tmp_path):
     assert ran["never_run"] is False and ran["contratacoes"] == len(sim.truth(DAY)["contratacoes"])
     plain = invoke("status", "--date", "2025-10-21", "--to", DAY, "--dest", dest)
     header, never_line, ran_line = (line.split("\t") for line in plain.stdout.strip().splitlines())
-    assert header[:3] == ["day", "complete", "contratações"]
-    assert never_line[1:3] == ["never run", "-"] and never_line[header.index("last_run")] == "never run"
-    assert ran_line[1:3] == ["no", str(ran["contratacoes"])]  # listed, details still pending
+    assert header[:4] == ["day", "complete", "why_not", "contratações"]
+    assert never_line[1:4] == ["never run", "never run", "-"] and never_line[header.index("last_run")] == "never run"
+    assert ran_line[1:4] == ["no", "details pending", str(ran["contratacoes"])]
 
 
 def test_status_shows_complete_and_one_meaning_per_word(sim, tmp_path):
     dest = str(tmp_path / "bronze")
-    for command in ("contratacoes", "details"):
+    for command in ("contratacoes", "details", "contratos"):
         assert invoke(command, "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
     doc = json.loads(invoke("status", "--date", DAY, "--dest", dest, "--json").stdout)["days"][0]
     total = len(sim.truth(DAY)["contratacoes"])
@@ -54,24 +55,23 @@ def test_status_shows_complete_and_one_meaning_per_word(sim, tmp_path):
     assert row[header.index("complete")] == "yes"
 
 
-@pytest.mark.parametrize(
-    "flag",
-    [
-        ["--base-url", "http://127.0.0.1:9/api"],
-        ["--concurrency", "4"],
-        ["--rate", "2"],
-        ["--timeout", "5"],
-        ["--max-retries", "1"],
-        ["--checkpoint-every", "7"],
-        ["--quiet"],
-        ["--verbose"],
-    ],
-)
-def test_status_takes_the_options_every_command_takes(tmp_path, flag):
+@pytest.mark.parametrize("flag", [["--quiet"], ["--verbose"], ["--env-file", ".env"]])
+def test_status_takes_the_output_options_every_command_takes(tmp_path, flag):
     (tmp_path / "bronze").mkdir()
     result = invoke("status", "--date", DAY, "--dest", str(tmp_path / "bronze"), *flag, "--json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["days"][0]["never_run"] is True
+
+
+@pytest.mark.parametrize(
+    "flag", [["--base-url", "http://127.0.0.1:9/api"], ["--concurrency", "4"], ["--rate", "2"], ["--timeout", "5"]]
+)
+def test_status_refuses_the_api_options_it_would_ignore(tmp_path, flag):
+    (tmp_path / "bronze").mkdir()
+    result = invoke("status", "--date", DAY, "--dest", str(tmp_path / "bronze"), *flag)
+    assert result.code == 2
+    assert result.stderr.splitlines() == [f"error: status does not take {flag[0]} (see `pncp-ingest status --help`)"]
+    assert flag[0] not in invoke("status", "--help").stdout
 
 
 def test_status_date_help_does_not_say_ingest():
@@ -109,13 +109,36 @@ def statuses() -> list[DayStatus]:
 def test_the_status_table_keeps_the_day_whole_and_each_row_on_one_line(width):
     lines = render(width, statuses())
     assert all(len(line) <= width for line in lines)
-    body = [line for line in lines if line.startswith("│")]
+    body = [line for line in lines if line.lstrip().startswith("2025-")]
     assert len(body) == 2, "\n".join(lines)  # one line per day: nothing wraps
-    assert [row.split("│")[1:3] for row in body] == [
-        [" 2025-10-21 ", " never run "],
-        [f" {DAY} ", " no        "],
+    assert [[cell.strip() for cell in row.split("│")[:2]] for row in body] == [
+        ["2025-10-21", "never run"],
+        [DAY, "no: held by a run"],
     ]
     assert "…" not in "\n".join(lines)
+
+
+def test_at_80_columns_the_table_says_why_a_day_is_open_and_when_it_last_ran_with_a_zone():
+    lines = render(80, statuses())
+    header = next(line for line in lines if "day" in line and "complete" in line)
+    assert [cell.strip() for cell in header.split("┃")] == ["day", "complete", "contratações", "pending", "last run"]
+    row = next(line for line in lines if line.lstrip().startswith(DAY))
+    assert [cell.strip() for cell in row.split("│")] == [
+        DAY,
+        "no: held by a run",
+        "3,120",
+        "1,620",
+        "2025-10-23T14:03Z",
+    ]
+
+
+def test_plain_status_lines_carry_the_reason_and_iso_times(sim, tmp_path):
+    dest = str(tmp_path / "bronze")
+    assert invoke("contratacoes", "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
+    header, line = (row.split("\t") for row in invoke("status", "--date", DAY, "--dest", dest).stdout.splitlines())
+    row = dict(zip(header, line, strict=True))
+    assert row["complete"] == "no" and row["why_not"] == "details pending"
+    assert re.fullmatch(r"listing ok \d{4}-\d\d-\d\dT\d\d:\d\dZ", row["last_run"]), row["last_run"]
 
 
 def test_at_100_columns_the_status_table_leaves_out_whole_columns_and_says_which():

@@ -233,11 +233,13 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-async def test_local_check_creates_root_and_leaves_nothing(tmp_path: Path) -> None:
+async def test_local_check_leaves_nothing_and_the_first_write_makes_the_root(tmp_path: Path) -> None:
     root = tmp_path / "a" / "b" / "bronze"
     store = LocalStore(root)
     await store.check()
-    assert root.is_dir() and list(root.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # a run that fails before writing leaves no empty folder
+    await store.put("k", b"1")
+    assert root.is_dir() and os.listdir(root) == ["k"]
 
 
 async def test_local_check_path_under_a_file(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Trigger it with the range as params, e.g.
     airflow dags trigger pncp_backfill -c '{"from": "2024-01-01", "to": "2024-12-31"}'
 Complete days cost no API request, so triggering the same range again fills only what is missing.
-Settings come from the workers' environment (see README "Scaling out").
+Settings come from the workers' environment (see README "Scaling out"); setup.sh unpauses this DAG
+(a run triggered on a paused DAG waits for ever).
 """
 
 from pncp_ingest.airflow import backfill_dag

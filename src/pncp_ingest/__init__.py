@@ -7,16 +7,13 @@ The CLI (``pncp-ingest``) is a thin layer over this library::
     from pncp_ingest import load_settings, run_contratacoes
 
     summary = anyio.run(run_contratacoes, load_settings(dest="./bronze"), [date(2025, 10, 22)])
+
+Importing it changes nothing in the host process. The command line picks Arrow's system
+allocator (``ARROW_DEFAULT_MEMORY_POOL=system``: Arrow's default keeps freed pages, so peak
+memory grows with the day); a program using the library may set the same before it imports pyarrow.
 """
 
 __version__ = "0.1.0"
-
-import os
-
-# Arrow's default allocator (mimalloc) keeps freed pages, so peak RSS grew with the day (8,000
-# contratações: 206 vs 158 MB measured by `make bench`). It must be chosen before pyarrow is first
-# imported; an explicit ARROW_DEFAULT_MEMORY_POOL in the environment still wins.
-os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 from .config import Settings, load_settings
 from .errors import (

@@ -1,20 +1,24 @@
-"""Run pncp-ingest from Airflow 3: task functions and two DAG factories (``pip install 'pncp-ingest[airflow]'``).
+"""Run pncp-ingest from Airflow 3: task functions and two DAG factories (README "Deploying the DAGs").
 
 The tasks call the library (``run_contratacoes``, ``run_details``), not a shell, and map its
 outcomes onto Airflow's:
 
-* all done → the task succeeds; its XCom is the ``--json`` summary (counts only, never data);
+* a day whose contratações and details are complete is skipped without an API request, by
+  ``pncp-ingest backfill``'s own rule (``contratacoes_done``: these DAGs do not list contratos),
+  so a rerun goes straight to what is missing;
+* all done → the task succeeds; its one XCom entry is the ``--json`` summary (counts only);
 * a day held by another run (exit 3) → the task is rescheduled (``AirflowRescheduleException``)
   after ``held_delay``, without using a retry: the holder is usually finishing the day;
 * failures recorded (exit 1), the API or storage unreachable (4), stopped by SIGTERM → the task
-  fails and Airflow retries it (``retries`` per task); the retry does only what is left;
+  fails and Airflow retries it after ``retry_delay``; the retry does only what is left;
 * a usage or configuration error (2) → ``AirflowFailException``: fails at once, no retries.
 
 Settings come from the worker's environment (``PNCP_*``, ``AWS_*``, as for the CLI), or the file
 named by ``PNCP_ENV_FILE``; ``settings=`` in the factories overrides them per DAG (no secrets
-there: they would sit in the DAG file, which Airflow's UI shows). Output is the CLI's plain lines, in the task
-log. SIGTERM (the task is killed, the worker shuts down) winds the run down as the CLI does:
-commit what is complete, release the lease, then fail so that a retry continues.
+there: they would sit in the DAG file, which Airflow's UI shows). The task log gets the CLI's
+plain lines through Python logging, each at its level (Airflow marks stderr as errors). SIGTERM
+(the task is killed, the worker shuts down) winds the run down as the CLI does: commit what is
+complete, release the lease, then fail so that a retry continues.
 
 Pools cap each PNCP API family across every worker: ``pncp_consulta`` for listings, ``pncp_detail``
 for itens/arquivos (README "Scaling out" has the numbers to start from).
@@ -22,47 +26,61 @@ for itens/arquivos (README "Scaling out" has the numbers to start from).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import anyio
 
 from .config import Settings, load_settings
-from .dates import day_range, parse_day
+from .dates import BRASILIA, day_range, parse_day
 from .errors import PncpIngestError, UsageError, collapse
-from .pipeline import EventSink, RunSummary, run_contratacoes, run_details
+from .logreport import LoggingReporter
+from .pipeline import DaySummary, Event, EventSink, RunSummary, run_contratacoes, run_details
+from .pipeline._summary import new_run_id
+from .pipeline.backfill import contratacoes_done
 from .records import DetailKind
-from .report import PlainReporter
+from .records.schema import CONTRATACOES, DETAILS
+from .signals import run_until_signalled
+from .status import read_status
+from .storage import open_store
 
 try:
     from airflow.sdk import DAG, Param, dag, task, task_group
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowRescheduleException
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
-        f"pncp_ingest.airflow needs Airflow 3 ({exc}): install it with pip install 'pncp-ingest[airflow]'"
+        f"pncp_ingest.airflow needs Airflow 3 ({exc}): install pncp-ingest with its airflow extra "
+        "(README: Deploying the DAGs)"
     ) from exc
 
 __all__ = [
     "CONSULTA_POOL",
     "DETAIL_POOL",
+    "HELD_DELAY",
     "XCOM_FAILURES",
     "backfill_dag",
     "daily_dag",
     "ingest_contratacoes",
     "ingest_details",
     "plan_batches",
+    "run_day",
 ]
 
 CONSULTA_POOL = "pncp_consulta"
 DETAIL_POOL = "pncp_detail"
 # A summary's failures are listed in full in the task log; XCom keeps the first few.
 XCOM_FAILURES = 20
+# A held day's holder is usually finishing it: look again soon, without spending a retry.
 HELD_DELAY = timedelta(minutes=5)
+
+# Airflow's task runner sends this logger's records to the task log with their levels.
+log = logging.getLogger(__name__)
 
 Work = Callable[[Settings, anyio.Event], Awaitable[RunSummary]]
 
@@ -76,38 +94,27 @@ def _days(days: str | Sequence[str]) -> list[date]:
     return [parse_day(d, "days") for d in ([days] if isinstance(days, str) else days)]
 
 
-async def _until_sigterm(work: Work, settings: Settings, reporter: PlainReporter) -> RunSummary:
-    """Run ``work``; SIGTERM asks it to wind down (a second one stops at once), as in the CLI."""
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM) as received:
-                async for _ in received:
-                    if stop.is_set():
-                        tg.cancel_scope.cancel()
-                        return
-                    stop.set()
-                    reporter.line("SIGTERM received: committing what is complete, then stopping", always=True)
-
-        # Signals reach only the main thread; elsewhere Airflow's own handling applies.
-        if threading.current_thread() is threading.main_thread():
-            tg.start_soon(watch)
-        summary = await work(settings, stop)
-        if stop.is_set():
-            summary.interrupted = "SIGTERM"
-        tg.cancel_scope.cancel()
-    return summary
+def run_day(moment: datetime, days_back: int) -> str:
+    """The Brasília day ``days_back`` days before that of ``moment`` (a run's data interval end), as
+    an ISO day: a rerun, ``catchup`` or Airflow's backfill does the days of its own interval."""
+    today = moment.astimezone(BRASILIA).date()
+    return (today - timedelta(days=days_back)).isoformat()
 
 
 def _run(
-    command: str, days: list[date], settings: Settings, work: Work, reporter: PlainReporter, held_delay: timedelta
+    command: str, days: list[date], settings: Settings, work: Work, reporter: LoggingReporter, held_delay: timedelta
 ) -> dict[str, Any]:
     reporter.start(command, [d.isoformat() for d in days], settings.dest, settings)
     # anyio installs its own SIGTERM handler for the run; Airflow's must be back afterwards.
     previous = signal.getsignal(signal.SIGTERM)
+
+    def winding_down(name: str) -> None:
+        reporter.warning(f"{name} received: committing what is complete, then stopping")
+
     try:
-        summary = anyio.run(_until_sigterm, work, settings, reporter)
+        outcome = anyio.run(
+            partial(run_until_signalled, partial(work, settings), on_first=winding_down, signals=(signal.SIGTERM,))
+        )
     except BaseException as raised:
         exc = collapse(raised)
         if not isinstance(exc, PncpIngestError):
@@ -118,6 +125,8 @@ def _run(
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, previous)
+    summary = outcome.value
+    summary.interrupted = outcome.interrupted
     reporter.summary(summary)
     if summary.interrupted:
         _raise_for(143, f"{command} stopped by SIGTERM: committed work is kept; the retry continues", held_delay)
@@ -149,13 +158,18 @@ def ingest_contratacoes(
     modalidades: list[int] | None = None,
     settings: dict[str, Any] | None = None,
     held_delay: timedelta = HELD_DELAY,
+    skip_complete: bool = True,
 ) -> dict[str, Any]:
-    """``pncp-ingest contratacoes`` for ``days`` inside an Airflow task; returns the summary for XCom."""
+    """``pncp-ingest contratacoes`` for ``days`` inside an Airflow task; returns the summary for XCom.
+
+    Complete days are skipped without a request (``skip_complete=False`` lists them again)."""
     return _task(
         "contratacoes",
+        CONTRATACOES.name,
         days,
         settings,
         held_delay,
+        skip_complete,
         lambda s, when, on_event, stop: run_contratacoes(s, when, modalidades, on_event=on_event, stop=stop),
     )
 
@@ -167,13 +181,18 @@ def ingest_details(
     only: DetailKind | None = None,
     settings: dict[str, Any] | None = None,
     held_delay: timedelta = HELD_DELAY,
+    skip_complete: bool = True,
 ) -> dict[str, Any]:
-    """``pncp-ingest details`` for ``days`` inside an Airflow task; returns the summary for XCom."""
+    """``pncp-ingest details`` for ``days`` inside an Airflow task; returns the summary for XCom.
+
+    Complete days are skipped without reading their listing (``skip_complete=False`` looks again)."""
     return _task(
         "details",
+        DETAILS.name,
         days,
         settings,
         held_delay,
+        skip_complete,
         lambda s, when, on_event, stop: run_details(
             s, when, batch_size=batch_size, only=only, on_event=on_event, stop=stop
         ),
@@ -183,22 +202,44 @@ def ingest_details(
 Command = Callable[[Settings, list[date], EventSink, anyio.Event], Awaitable[RunSummary]]
 
 
+async def _complete_days(settings: Settings, days: list[date]) -> tuple[list[date], str]:
+    """Which of ``days`` backfill would not list nor detail again (``contratacoes_done``), and the
+    destination's URL."""
+    store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
+    async with store:
+        await store.check()  # a bad destination fails here as it would in the run: one line, its exit code
+        statuses = await read_status(store, days)
+    return [d for d, status in zip(days, statuses, strict=True) if contratacoes_done(status)], store.url
+
+
 def _task(
     command: str,
+    dataset: str,
     days: str | Sequence[str],
     settings: dict[str, Any] | None,
     held_delay: timedelta,
+    skip_complete: bool,
     call: Command,
 ) -> dict[str, Any]:
-    """What every task shares: settings (a bad one fails for good), plain log lines, the run."""
+    """What every task shares: settings (a bad one fails for good), complete days skipped, the run."""
     try:
         when, config = _days(days), _settings(settings)
     except UsageError as exc:
         raise AirflowFailException(str(exc)) from None
-    reporter = PlainReporter(stream=sys.stderr)
+    reporter = LoggingReporter(log)
 
     async def work(s: Settings, stop: anyio.Event) -> RunSummary:
-        return await call(s, when, reporter.event, stop)
+        done, url = await _complete_days(s, when) if skip_complete else ([], s.dest)
+        for day in done:
+            reporter.event(Event("day_end", dataset, day, "already complete: skipped"))
+        todo = [d for d in when if d not in done]
+        if todo:
+            summary = await call(s, todo, reporter.event, stop)
+        else:
+            summary = RunSummary(command, new_run_id(), [], url)
+        summary.dates = [d.isoformat() for d in when]
+        summary.days[:0] = [DaySummary(d.isoformat(), dataset, status="skipped") for d in done]
+        return summary
 
     return _run(command, when, config, work, reporter, held_delay)
 
@@ -213,6 +254,15 @@ def plan_batches(first: str, last: str, days_per_task: int = 1) -> list[list[str
     return [iso[i : i + days_per_task] for i in range(0, len(iso), days_per_task)]
 
 
+def _moment(data_interval_end: datetime | None, logical_date: datetime | None, dag_run: Any) -> datetime:
+    """The instant a run stands for: its data interval's end; a manual run without one, its
+    logical date, else when it was asked to run."""
+    moment = data_interval_end or logical_date or (dag_run.run_after if dag_run is not None else None)
+    if moment is None:
+        raise AirflowFailException("the run has no data interval, logical date or run_after: no day to ingest")
+    return moment
+
+
 def daily_dag(
     dag_id: str = "pncp_daily",
     *,
@@ -221,15 +271,19 @@ def daily_dag(
     settings: dict[str, Any] | None = None,
     retries: int = 3,
     retry_delay: timedelta = timedelta(minutes=20),
+    held_delay: timedelta = HELD_DELAY,
     consulta_pool: str = CONSULTA_POOL,
     detail_pool: str = DETAIL_POOL,
     **dag_kwargs: Any,
 ) -> DAG:
-    """Today's and yesterday's (Brasília) contratações, then their details: the crontab's two jobs.
+    """The run's day and the day before (Brasília days of its data interval's end), contratações
+    then details: the crontab's two jobs.
 
-    Hourly by default; today's details take at most ``today_batch_size`` contratações per run so a
-    run fits its hour (the next run continues)."""
-    task_args: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay}
+    Hourly by default; the run's day takes at most ``today_batch_size`` contratações of details
+    per run so a run fits its hour (the next run continues). A failed task is retried ``retries``
+    times, ``retry_delay`` (20 minutes) apart; a day held by another run is looked at again after
+    ``held_delay`` (5 minutes), without spending a retry."""
+    task_args: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay, "multiple_outputs": False}
 
     @dag(
         dag_id=dag_id,
@@ -241,17 +295,29 @@ def daily_dag(
         **dag_kwargs,
     )
     def daily() -> None:
-        for when in ("today", "yesterday"):
+        for when, back in (("today", 0), ("yesterday", 1)):
+            batch = today_batch_size if back == 0 else None
 
             @task(task_id=f"contratacoes_{when}", pool=consulta_pool, **task_args)
-            def listing(day: str = when) -> dict[str, Any]:
-                return ingest_contratacoes(day, settings=settings)
-
-            batch = today_batch_size if when == "today" else None
+            def listing(
+                days_back: int = back,
+                data_interval_end: datetime | None = None,
+                logical_date: datetime | None = None,
+                dag_run: Any = None,
+            ) -> dict[str, Any]:
+                day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
+                return ingest_contratacoes(day, settings=settings, held_delay=held_delay)
 
             @task(task_id=f"details_{when}", pool=detail_pool, **task_args)
-            def detail(day: str = when, batch_size: int | None = batch) -> dict[str, Any]:
-                return ingest_details(day, batch_size=batch_size, settings=settings)
+            def detail(
+                days_back: int = back,
+                batch_size: int | None = batch,
+                data_interval_end: datetime | None = None,
+                logical_date: datetime | None = None,
+                dag_run: Any = None,
+            ) -> dict[str, Any]:
+                day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
+                return ingest_details(day, batch_size=batch_size, settings=settings, held_delay=held_delay)
 
             listing() >> detail()
 
@@ -267,6 +333,7 @@ def backfill_dag(
     settings: dict[str, Any] | None = None,
     retries: int = 5,
     retry_delay: timedelta = timedelta(minutes=10),
+    held_delay: timedelta = HELD_DELAY,
     max_active_days: int = 16,
     consulta_pool: str = CONSULTA_POOL,
     detail_pool: str = DETAIL_POOL,
@@ -276,8 +343,10 @@ def backfill_dag(
 
     Triggered by hand (no schedule); ``first`` and ``last`` are the defaults of the run's ``from``
     and ``to`` params, so one DAG serves any range. Complete days cost no API request, so a
-    re-triggered range goes straight to what is missing."""
-    task_args: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay}
+    re-triggered range goes straight to what is missing. A failed task is retried ``retries``
+    times, ``retry_delay`` (10 minutes) apart; a day held by another run is looked at again after
+    ``held_delay`` (5 minutes), without spending a retry."""
+    task_args: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay, "multiple_outputs": False}
 
     @dag(
         dag_id=dag_id,
@@ -301,11 +370,11 @@ def backfill_dag(
         def one_batch(days: list[str]) -> None:
             @task(pool=consulta_pool, max_active_tis_per_dag=max_active_days, **task_args)
             def contratacoes(days: list[str]) -> dict[str, Any]:
-                return ingest_contratacoes(days, settings=settings)
+                return ingest_contratacoes(days, settings=settings, held_delay=held_delay)
 
             @task(pool=detail_pool, max_active_tis_per_dag=max_active_days, **task_args)
             def details(days: list[str]) -> dict[str, Any]:
-                return ingest_details(days, settings=settings)
+                return ingest_details(days, settings=settings, held_delay=held_delay)
 
             contratacoes(days) >> details(days)
 

@@ -7,25 +7,35 @@ storage is unreachable; 130 / 143 stopped by SIGINT / SIGTERM.
 
 from __future__ import annotations
 
+import difflib
 import enum
+import inspect
 import json as _json
 import os
-import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import date as Day
-from types import FrameType
+from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
 
+# typer (0.2x on) ships click inside itself: its Context and usage errors are these.
+from typer._click import Context
+from typer._click.exceptions import NoSuchOption
+from typer._click.exceptions import UsageError as ClickUsageError
+from typer.core import TyperGroup
+
 from . import __version__
-from .config import Settings, load_settings, unknown_settings
+from .config import Settings, aws_settings_from, load_settings, unknown_settings
 from .dates import brasilia_today, day_range, parse_day
-from .errors import PncpIngestError, StoppedAtOnce, UsageError, collapse
+from .errors import PncpIngestError, StoppedAtOnce, UnknownModalidadeError, UsageError
+from .signals import run_until_signalled, stop_at_once_outside_the_loop
 
 if TYPE_CHECKING:  # the engine (pyarrow, aioboto3) is imported by the command that runs, not by --help
     from .pipeline import RunSummary
@@ -35,42 +45,58 @@ EXIT_CODES = """Exit codes: 0 all done; 1 finished with failures recorded (run a
 2 usage or configuration error; 3 the day is held by another run; 4 the API or the storage is unreachable;
 130 / 143 stopped by Ctrl-C (SIGINT) / SIGTERM (committed work is kept: run the same command again)."""
 
+
+class Commands(TyperGroup):
+    """Usage errors (an unknown option, a missing --date, a bad number) as every other error: one
+    ``error:`` line naming the fix, exit 2, and with ``--json`` one JSON object on stdout."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        ctx.meta["pncp_ingest.json"] = "--json" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClickUsageError as exc:
+            command = exc.ctx.command.name if exc.ctx is not None and exc.ctx.command is not self else None
+            message = _usage_message(exc, command)
+            typer.echo(f"error: {message}", err=True)
+            if ctx.meta.get("pncp_ingest.json"):
+                _print_error_json(command or "", "", message, 2)
+            raise typer.Exit(2) from None
+
+
+def _usage_message(exc: ClickUsageError, command: str | None) -> str:
+    """The parser's complaint, a suggestion only when one option is really close, and where to look."""
+    help_hint = f"(see `pncp-ingest {command} --help`)" if command else "(see `pncp-ingest --help`)"
+    if isinstance(exc, NoSuchOption) and exc.ctx is not None:
+        if exc.option_name in _options_of(*_commands(exc.ctx)):  # another command's option, not a typo
+            return f"{command} does not take {exc.option_name} {help_hint}"
+        known = _options_of(exc.ctx.command)
+        close = difflib.get_close_matches(exc.option_name, known, n=1, cutoff=0.8)
+        suggestion = f": did you mean {close[0]}?" if close else ""
+        return f"no such option {exc.option_name} for {command}{suggestion} {help_hint}"
+    text = exc.format_message().removesuffix(".")
+    return f"{text[:1].lower()}{text[1:]} {help_hint}"
+
+
+def _options_of(*commands: Any) -> list[str]:
+    return [opt for cmd in commands for param in cmd.params for opt in param.opts if opt.startswith("--")]
+
+
+def _commands(ctx: Context) -> list[Any]:
+    group = ctx.parent.command if ctx.parent is not None else None
+    return list(getattr(group, "commands", {}).values())
+
+
 app = typer.Typer(
+    cls=Commands,
     help=f"Land Brazil's PNCP procurement data as Hive-partitioned Parquet (local folder or S3).\n\n{EXIT_CODES}",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-# Options every command takes. None means "not given": the environment, .env or default decides.
-Dest = Annotated[
-    str | None,
-    typer.Option(
-        "--dest", help="Destination: a folder, or s3://bucket[/prefix]. [env PNCP_DEST; default ./data/bronze]"
-    ),
-]
-BaseUrl = Annotated[
-    str | None,
-    typer.Option("--base-url", help="PNCP API base. [env PNCP_BASE_URL; default https://pncp.gov.br/api]"),
-]
-Concurrency = Annotated[
-    int | None,
-    typer.Option("--concurrency", help="In-flight requests to the detail API. [env PNCP_CONCURRENCY; default 8]"),
-]
-Rate = Annotated[
-    float | None,
-    typer.Option("--rate", help="Requests/s to the detail API, 0 = no limit. [env PNCP_RATE; default 10]"),
-]
-Timeout = Annotated[float | None, typer.Option("--timeout", help="Seconds per request. [env PNCP_TIMEOUT; default 60]")]
-MaxRetries = Annotated[
-    int | None,
-    typer.Option("--max-retries", help="Retries per request on 429/5xx/timeouts. [env PNCP_MAX_RETRIES; default 6]"),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON summary object on stdout at the end.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Every event, and tracebacks on errors.")]
-EnvFile = Annotated[str, typer.Option("--env-file", help="Settings file read beneath the environment.")]
 
 
 def _version(value: bool) -> None:
@@ -88,6 +114,107 @@ def main_options(
     """Land Brazil's PNCP procurement data as Hive-partitioned Parquet."""
 
 
+# -- the options every command shares, declared once --------------------------------------------------
+
+# None means "not given": the environment, .env or default decides.
+SETTING_OPTIONS: dict[str, Any] = {
+    "dest": Annotated[
+        str | None,
+        typer.Option(
+            "--dest", help="Destination: a folder, or s3://bucket[/prefix]. [env PNCP_DEST; default ./data/bronze]"
+        ),
+    ],
+    "base_url": Annotated[
+        str | None,
+        typer.Option("--base-url", help="PNCP API base. [env PNCP_BASE_URL; default https://pncp.gov.br/api]"),
+    ],
+    "concurrency": Annotated[
+        int | None,
+        typer.Option("--concurrency", help="In-flight requests to the detail API. [env PNCP_CONCURRENCY; default 8]"),
+    ],
+    "rate": Annotated[
+        float | None,
+        typer.Option("--rate", help="Requests/s to the detail API, 0 = no limit. [env PNCP_RATE; default 10]"),
+    ],
+    "timeout": Annotated[
+        float | None, typer.Option("--timeout", help="Seconds per request. [env PNCP_TIMEOUT; default 60]")
+    ],
+    "max_retries": Annotated[
+        int | None,
+        typer.Option(
+            "--max-retries", help="Retries per request on 429/5xx/timeouts. [env PNCP_MAX_RETRIES; default 6]"
+        ),
+    ],
+    "checkpoint_every": Annotated[
+        int | None,
+        typer.Option("--checkpoint-every", help="Commit every N contratações. [env PNCP_CHECKPOINT_EVERY; default 50]"),
+    ],
+}
+# What a command that only reads the state (status) takes of them.
+READ_SETTINGS = ("dest",)
+OUTPUT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "json": (
+        Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout at the end, whatever happened.")],
+        False,
+    ),
+    "quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the summary.")], False),
+    "verbose": (
+        Annotated[
+            bool, typer.Option("--verbose", "-v", help="Every event (per publication day too), tracebacks on errors.")
+        ],
+        False,
+    ),
+    "env_file": (
+        Annotated[str, typer.Option("--env-file", help="Settings file read beneath the environment.")],
+        ".env",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Common:
+    """The shared options of one invocation: how to report, and the settings given as flags."""
+
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    env_file: str = ".env"
+    settings: dict[str, Any] = field(default_factory=dict)  # None values: not given
+
+
+def command(
+    *, settings: tuple[str, ...] = tuple(SETTING_OPTIONS)
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``f(common: Common, **own options)`` as a command that also takes the shared options:
+    ``settings`` (the setting flags it accepts) and every output option, collected into ``common``."""
+
+    def register(f: Callable[..., None]) -> Callable[..., None]:
+        hints = typing.get_type_hints(f, include_extras=True)
+        kw = inspect.Parameter.KEYWORD_ONLY
+        own = [
+            p.replace(kind=kw, annotation=hints[p.name])
+            for p in inspect.signature(f).parameters.values()
+            if p.name != "common"
+        ]
+        shared = [inspect.Parameter(n, kw, annotation=SETTING_OPTIONS[n], default=None) for n in settings] + [
+            inspect.Parameter(n, kw, annotation=a, default=d) for n, (a, d) in OUTPUT_OPTIONS.items()
+        ]
+
+        def run(**given: Any) -> None:
+            outputs = {n: given.pop(n) for n in OUTPUT_OPTIONS}
+            common = Common(**outputs, settings={n: given.pop(n) for n in settings})
+            f(common, **given)
+
+        params = own + shared
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        run.__doc__, run.__name__ = f.__doc__, f.__name__
+        app.command(name=f.__name__)(run)
+        return f
+
+    return register
+
+
 def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
     """Rich panels when a person is watching (stderr is a terminal), plain lines otherwise."""
     if sys.stderr.isatty():
@@ -100,109 +227,54 @@ def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
 
 
 Work = Callable[[Settings, "Reporter", anyio.Event], Awaitable["RunSummary"]]
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-async def _run_until_signalled(work: Work, settings: Settings, reporter: Reporter) -> RunSummary:
-    """Run ``work``; SIGINT/SIGTERM ask it to wind down (commit what is complete, release the
-    lease), a second signal stops it at once (:class:`StoppedAtOnce`)."""
-    stop = anyio.Event()
-    received: list[str] = []
-    summary: RunSummary | None = None
-    try:
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                with anyio.open_signal_receiver(*SIGNALS) as signals:
-                    async for signum in signals:
-                        received.append(signal.Signals(signum).name)
-                        if stop.is_set():
-                            tg.cancel_scope.cancel()
-                            return
-                        stop.set()
-                        reporter.line(
-                            f"{received[0]} received: committing what is complete, then stopping "
-                            "(send it again to stop at once)",
-                            always=True,
-                        )
-
-            tg.start_soon(watch)
-            summary = await work(settings, reporter, stop)
-            tg.cancel_scope.cancel()
-    except BaseException as raised:
-        if len(received) > 1:  # whatever the cancelled work raised on its way out
-            raise StoppedAtOnce(received[-1]) from None
-        exc = collapse(raised)  # the task group wraps what the run raised
-        if exc is raised:
-            raise
-        raise exc from None
-    if summary is None:  # the second signal cancelled the work before it returned
-        raise StoppedAtOnce(received[-1])
-    summary.interrupted = received[0] if received else None
-    return summary
-
-
-def _stop_now(signum: int, frame: FrameType | None) -> None:
-    raise StoppedAtOnce(signal.Signals(signum).name, second=False)
-
-
-@contextmanager
-def _signals_stop_at_once() -> Iterator[None]:
-    """Outside the event loop (start-up, the summary), a signal stops at once too, with the same
-    line and exit code. The event loop's own handlers replace these while it runs and put the
-    defaults back when it ends, hence :func:`_reinstall`.
-
-    Leaving, a process run from the command line ignores further signals: its work is done and
-    it exits within moments, so a late second Ctrl-C must not turn exit 130 into a traceback or
-    a death by signal. Called in-process (tests), the caller's handlers are put back."""
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    _reinstall()
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_IGN if _exiting_process else handler)
-
-
 _exiting_process = False  # set by main(): this interpreter ends when the command does
 
 
-def _reinstall() -> None:
-    for sig in SIGNALS:
-        signal.signal(sig, _stop_now)
+def _first_signal_line(reporter: Reporter) -> Callable[[str], None]:
+    def say(name: str) -> None:
+        reporter.line(
+            f"{name} received: committing what is complete, then stopping (send it again to stop at once)",
+            always=True,
+        )
+
+    return say
 
 
-def _execute(command: str, common: dict[str, Any], overrides: dict[str, Any], work: Work) -> None:
-    """Shared by every command: settings, reporting, signals, JSON, and errors → exit codes."""
+def _execute(command: str, common: Common, work: Work) -> None:
+    """Shared by every command that runs: settings, reporting, signals, JSON, and errors → exit codes."""
     from .report import print_json
 
-    reporter = make_reporter(quiet=common["quiet"], verbose=common["verbose"])
+    reporter = make_reporter(quiet=common.quiet, verbose=common.verbose)
     settings: Settings | None = None
     again = f"run the same {command} command again to continue"
-    with _signals_stop_at_once():
+    with stop_at_once_outside_the_loop(ignore_after=_exiting_process) as reinstall:
         try:
-            settings = load_settings(common["env_file"], **overrides)
-            for warning in unknown_settings(common["env_file"]):
+            settings = load_settings(common.env_file, **common.settings)
+            for warning in unknown_settings(common.env_file):
                 reporter.warning(warning)
+            run = partial(work, settings, reporter)
             try:
-                summary = anyio.run(_run_until_signalled, work, settings, reporter)
+                with aws_settings_from(common.env_file):
+                    outcome = anyio.run(partial(run_until_signalled, run, on_first=_first_signal_line(reporter)))
             finally:
-                _reinstall()
+                reinstall()
+            summary = outcome.value
+            summary.interrupted = outcome.interrupted
             reporter.summary(summary)
             if summary.interrupted:
                 reporter.line(
                     f"stopped by {summary.interrupted}: committed work is kept and the lease released; {again}",
                     always=True,
                 )
-            if common["json"]:
+            if common.json:
                 print_json(summary)
         except StoppedAtOnce as exc:
             reporter.error(f"{exc}; {again}")
             _json_after_error(command, common, settings, exc, interrupted=exc.signal_name)
             raise typer.Exit(exc.exit_code) from None
         except PncpIngestError as exc:
-            reporter.error(str(exc))
-            if common["verbose"]:
+            reporter.error(_phrase(exc))
+            if common.verbose:
                 traceback.print_exc()
             _json_after_error(command, common, settings, exc)
             raise typer.Exit(exc.exit_code) from None
@@ -211,66 +283,80 @@ def _execute(command: str, common: dict[str, Any], overrides: dict[str, Any], wo
             raise typer.Exit(130) from None
         except Exception as exc:  # a bug: say so in one line, keep the traceback for --verbose
             reporter.error(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)")
-            if common["verbose"]:
+            if common.verbose:
                 traceback.print_exc()
             _json_after_error(command, common, settings, exc)
             raise typer.Exit(1) from None
     raise typer.Exit(summary.exit_code)
 
 
+def _phrase(exc: PncpIngestError) -> str:
+    """The library's error as this command line's advice: which flag to change."""
+    if isinstance(exc, UnknownModalidadeError):
+        return f"--modalidade {', '.join(map(str, exc.unknown))} is not a modalidade PNCP serves: " + (
+            f"use one of {', '.join(map(str, exc.served))}"
+        )
+    return str(exc)
+
+
 def _json_after_error(
     command: str,
-    common: dict[str, Any],
+    common: Common,
     settings: Settings | None,
     exc: Exception,
     interrupted: str | None = None,
 ) -> None:
     """With --json, one object per run whatever happened: the partial summary if the run had
     started, else one that carries the error and the exit code (1 for a bug)."""
-    if not common["json"]:
+    if not common.json:
+        return
+    from .report import print_json
+
+    if isinstance(exc, PncpIngestError):
+        partial_summary, error, code = exc.summary, str(exc), exc.exit_code
+    else:
+        partial_summary, error, code = None, f"unexpected {type(exc).__name__}: {exc}", 1
+    if partial_summary is None:
+        _print_error_json(command, settings.dest if settings else "", error, code, interrupted)
+        return
+    partial_summary.error, partial_summary.error_exit_code = error, code
+    partial_summary.interrupted = interrupted or partial_summary.interrupted
+    print_json(partial_summary)
+
+
+def _print_error_json(command: str, dest: str, error: str, code: int, interrupted: str | None = None) -> None:
+    """The --json object of a command that failed before it began: the summary's keys, nothing done."""
+    if command == "status":
+        doc: dict[str, Any] = {"command": "status", "status": "failed", "dest": dest, "days": []}
+        doc.update(error=error, exit_code=code)
+        typer.echo(_json.dumps(doc, ensure_ascii=False))
         return
     from .pipeline import RunSummary
     from .report import print_json
 
-    summary: RunSummary | None = None
-    if isinstance(exc, PncpIngestError):
-        summary, error, code = exc.summary, str(exc), exc.exit_code
-    else:
-        error, code = f"unexpected {type(exc).__name__}: {exc}", 1
-    if summary is None:
-        summary = RunSummary(command, "", [], settings.dest if settings else "")
-    summary.error, summary.error_exit_code = error, code
-    summary.interrupted = interrupted or summary.interrupted
+    summary = RunSummary(command, "", [], dest)
+    summary.error, summary.error_exit_code, summary.interrupted = error, code, interrupted
     print_json(summary)
 
 
+# -- days and codes ------------------------------------------------------------------------------------
+
 Date = Annotated[str, typer.Option("--date", help="Day to ingest: YYYY-MM-DD, today or yesterday (Brasília).")]
-To = Annotated[str | None, typer.Option("--to", help="Last day of a range (inclusive).")]
-CheckpointEvery = Annotated[
-    int | None,
-    typer.Option("--checkpoint-every", help="Commit every N contratações. [env PNCP_CHECKPOINT_EVERY; default 50]"),
-]
-SETTINGS_FLAGS = ("dest", "base_url", "concurrency", "rate", "timeout", "max_retries", "checkpoint_every")
-OUTPUT_FLAGS = ("json", "quiet", "verbose", "env_file")
+To = Annotated[str | None, typer.Option("--to", help="Last day of a range (inclusive). Default: --date.")]
 
 
-def _split(flags: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A command's locals → (output options, setting overrides)."""
-    return {k: flags[k] for k in OUTPUT_FLAGS}, {k: flags.get(k) for k in SETTINGS_FLAGS}
+def _days(date: str, to: str | None) -> list[Day]:
+    return day_range(parse_day(date, "--date"), parse_day(to, "--to") if to else None)
 
 
-def _days(date: str, to: str | None, first: str = "--date") -> list[Day]:
-    return day_range(parse_day(date, first), parse_day(to, "--to") if to else None, first_option=first)
-
-
-def _ingest_days(date: str, to: str | None, reporter: Reporter, first: str = "--date") -> list[Day]:
+def _ingest_days(date: str, to: str | None, reporter: Reporter) -> list[Day]:
     """The days to ingest: PNCP has nothing after today (Brasília), so a range entirely in the
     future is an error and one that ends in it a warning."""
-    days = _days(date, to, first)
+    days = _days(date, to)
     today = brasilia_today()
     if days[0] > today:
         raise UsageError(
-            f"{first} {days[0]} is in the future (today is {today} in Brasília): PNCP has nothing for it yet"
+            f"--date {days[0]} is in the future (today is {today} in Brasília): PNCP has nothing for it yet"
         )
     if days[-1] > today:
         reporter.warning(
@@ -305,30 +391,18 @@ Modalidade = Annotated[
         help="Only these modalidade codes: repeat the flag or separate with commas (6,8). Default: every one PNCP serves.",
     ),
 ]
+WithDetails = Annotated[bool, typer.Option("--details/--no-details", help="Fetch itens and arquivos too (default).")]
 
 
-@app.command()
-def contratacoes(
-    date: Date,
-    to: To = None,
-    modalidade: Modalidade = None,
-    checkpoint_every: CheckpointEvery = None,
-    dest: Dest = None,
-    base_url: BaseUrl = None,
-    concurrency: Concurrency = None,
-    rate: Rate = None,
-    timeout: Timeout = None,
-    max_retries: MaxRetries = None,
-    json: Json = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    env_file: EnvFile = ".env",
-) -> None:
+# -- the commands --------------------------------------------------------------------------------------
+
+
+@command()
+def contratacoes(common: Common, date: Date, to: To = None, modalidade: Modalidade = None) -> None:
     """List the day's contratações (every modalidade, every page) and commit the new ones.
 
     Example: pncp-ingest contratacoes --date yesterday --dest s3://lake/bronze --json
     """
-    common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
         from .pipeline import run_contratacoes
@@ -338,7 +412,24 @@ def contratacoes(
         reporter.start("contratacoes", [d.isoformat() for d in days], settings.dest, settings)
         return await run_contratacoes(settings, days, codes, on_event=reporter.event, stop=stop)
 
-    _execute("contratacoes", common, overrides, work)
+    _execute("contratacoes", common, work)
+
+
+@command()
+def contratos(common: Common, date: Date, to: To = None) -> None:
+    """List the contratos (and empenhos) PNCP published on the day(s), every page, and commit the new ones.
+
+    Example: pncp-ingest contratos --date yesterday --dest s3://lake/bronze --json
+    """
+
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from .pipeline import run_contratos
+
+        days = _ingest_days(date, to, reporter)
+        reporter.start("contratos", [d.isoformat() for d in days], settings.dest, settings)
+        return await run_contratos(settings, days, on_event=reporter.event, stop=stop)
+
+    _execute("contratos", common, work)
 
 
 class Only(str, enum.Enum):
@@ -346,8 +437,15 @@ class Only(str, enum.Enum):
     arquivos = "arquivos"
 
 
-@app.command()
+class UpdatedDataset(str, enum.Enum):
+    contratacoes = "contratacoes"
+    contratos = "contratos"
+    atas = "atas"
+
+
+@command()
 def details(
+    common: Common,
     date: Date,
     to: To = None,
     resume: Annotated[
@@ -362,24 +460,12 @@ def details(
             "--batch-size", min=1, help="Take at most N pending contratações this run; the next run continues."
         ),
     ] = None,
-    checkpoint_every: CheckpointEvery = None,
     only: Annotated[Only | None, typer.Option("--only", help="Fetch one kind only: itens or arquivos.")] = None,
-    dest: Dest = None,
-    base_url: BaseUrl = None,
-    concurrency: Concurrency = None,
-    rate: Rate = None,
-    timeout: Timeout = None,
-    max_retries: MaxRetries = None,
-    json: Json = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    env_file: EnvFile = ".env",
 ) -> None:
     """Fetch itens (every page) and arquivos for the day's committed contratações.
 
     Example: pncp-ingest details --date yesterday --dest s3://lake/bronze --batch-size 2000
     """
-    common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
         from .pipeline import run_details
@@ -404,44 +490,34 @@ def details(
             stop=stop,
         )
 
-    _execute("details", common, overrides, work)
+    _execute("details", common, work)
 
 
-@app.command()
+@command()
 def backfill(
-    from_: Annotated[str, typer.Option("--from", help="First day: YYYY-MM-DD, today or yesterday (Brasília).")],
-    to: Annotated[str, typer.Option("--to", help="Last day (inclusive).")],
-    with_details: Annotated[
-        bool, typer.Option("--details/--no-details", help="Fetch itens and arquivos too (default).")
-    ] = True,
+    common: Common,
+    date: Annotated[
+        str, typer.Option("--date", "--from", help="First day: YYYY-MM-DD, today or yesterday (Brasília).")
+    ],
+    to: To = None,
+    with_details: WithDetails = True,
     with_atualizacoes: Annotated[
         bool, typer.Option("--atualizacoes", help="Then capture each day's updates too (as `atualizacoes`).")
     ] = False,
     modalidade: Modalidade = None,
-    checkpoint_every: CheckpointEvery = None,
-    dest: Dest = None,
-    base_url: BaseUrl = None,
-    concurrency: Concurrency = None,
-    rate: Rate = None,
-    timeout: Timeout = None,
-    max_retries: MaxRetries = None,
-    json: Json = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    env_file: EnvFile = ".env",
 ) -> None:
-    """Each day of a range in order: contratações, then details. Complete days are skipped.
+    """Each day of a range in order: contratações, then details. Complete days are skipped: a day
+    is complete once it was listed after it ended in Brasília and every detail is in.
 
     Resumable: stop it (Ctrl-C, SIGTERM, a crash) and run the same command again.
 
-    Example: pncp-ingest backfill --from 2025-01-01 --to 2025-01-31 --dest s3://lake/bronze
+    Example: pncp-ingest backfill --date 2025-01-01 --to 2025-01-31 --dest s3://lake/bronze
     """
-    common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
         from .pipeline import run_backfill
 
-        days = _ingest_days(from_, to, reporter, first="--from")
+        days = _ingest_days(date, to, reporter)
         codes = _modalidades(modalidade)
         reporter.start(
             "backfill", [d.isoformat() for d in days], settings.dest, settings, details="yes" if with_details else "no"
@@ -456,11 +532,12 @@ def backfill(
             stop=stop,
         )
 
-    _execute("backfill", common, overrides, work)
+    _execute("backfill", common, work)
 
 
-@app.command()
+@command()
 def atualizacoes(
+    common: Common,
     date: Annotated[
         str, typer.Option("--date", help="Update day to capture: YYYY-MM-DD, today or yesterday (Brasília).")
     ],
@@ -471,34 +548,27 @@ def atualizacoes(
             "--back", min=0, help="Also the N update days before --date (records move between windows: re-list them)."
         ),
     ] = 0,
+    dataset: Annotated[
+        list[UpdatedDataset] | None,
+        typer.Option(
+            "--dataset", help="Capture only this dataset: contratacoes, contratos or atas (repeatable; default all)."
+        ),
+    ] = None,
     modalidade: Modalidade = None,
     with_details: Annotated[
         bool,
         typer.Option("--details/--no-details", help="Fetch again the itens and arquivos of what changed (default)."),
     ] = True,
-    checkpoint_every: CheckpointEvery = None,
-    dest: Dest = None,
-    base_url: BaseUrl = None,
-    concurrency: Concurrency = None,
-    rate: Rate = None,
-    timeout: Timeout = None,
-    max_retries: MaxRetries = None,
-    json: Json = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    env_file: EnvFile = ".env",
 ) -> None:
-    """List the contratações PNCP changed on the day(s) (/atualizacao), keep every version in
-    pncp_atualizacoes, and bring pncp (and, by default, pncp_details) of their publication days
-    up to the newest version.
+    """List the records PNCP changed on the day(s) (/atualizacao) for contratações, contratos and
+    atas; keep every version in the history datasets (pncp_atualizacoes, pncp_contratos_atualizacoes,
+    pncp_atas_atualizacoes), and bring the current datasets (pncp, pncp_contratos, pncp_atas; and,
+    by default, pncp_details) of their publication days up to the newest version.
 
     Example: pncp-ingest atualizacoes --date yesterday --back 3 --dest s3://lake/bronze --json
     """
-    common, overrides = _split(locals())
 
     async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
-        from datetime import timedelta
-
         from .pipeline import run_atualizacoes
 
         days = _ingest_days(date, to, reporter)
@@ -512,56 +582,51 @@ def atualizacoes(
             details="yes" if with_details else "no",
         )
         return await run_atualizacoes(
-            settings, days, modalidades=codes, details=with_details, on_event=reporter.event, stop=stop
+            settings,
+            days,
+            datasets=[d.value for d in dataset] if dataset else None,
+            modalidades=codes,
+            details=with_details,
+            on_event=reporter.event,
+            stop=stop,
         )
 
-    _execute("atualizacoes", common, overrides, work)
+    _execute("atualizacoes", common, work)
 
 
-@app.command()
+@command(settings=READ_SETTINGS)
 def status(
+    common: Common,
     date: Annotated[str, typer.Option("--date", help="First day to show: YYYY-MM-DD, today or yesterday (Brasília).")],
     to: To = None,
-    dest: Dest = None,
-    base_url: BaseUrl = None,
-    concurrency: Concurrency = None,
-    rate: Rate = None,
-    timeout: Timeout = None,
-    max_retries: MaxRetries = None,
-    checkpoint_every: CheckpointEvery = None,
-    json: Json = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    env_file: EnvFile = ".env",
 ) -> None:
-    """Per day: whether it is complete, contratações committed, details committed/failed/gone/pending,
-    staged parts, the last run and its outcome, and whether a run holds the day. Reads only the
-    state (no API request; the API options are accepted so one set of flags fits every command).
-    A day no run ever touched says so ("never run"). A destination that does not exist is an error (exit 2).
+    """Per day: whether it is complete and, if not, why; contratações committed, details
+    committed/failed/gone/pending, staged parts, the last run and its outcome, and whether a run
+    holds the day. Reads only the state: no API request. A day no run ever touched says so
+    ("never run"). A destination that does not exist is an error (exit 2).
 
     Example: pncp-ingest status --date 2025-10-01 --to 2025-10-31 --json
     """
     from .report import print_status_lines
     from .status import read_dest_status
 
-    common, overrides = _split(locals())
-    reporter = make_reporter(quiet=quiet, verbose=verbose)
+    reporter = make_reporter(quiet=common.quiet, verbose=common.verbose)
+    settings: Settings | None = None
     try:
-        settings = load_settings(env_file, **overrides)
-        for warning in unknown_settings(env_file):
+        settings = load_settings(common.env_file, **common.settings)
+        for warning in unknown_settings(common.env_file):
             reporter.warning(warning)
         days = _days(date, to)
-        statuses = anyio.run(read_dest_status, settings, days)
+        with aws_settings_from(common.env_file):
+            statuses = anyio.run(read_dest_status, settings, days)
     except PncpIngestError as exc:
         reporter.error(str(exc))
+        if common.json:
+            _print_error_json("status", settings.dest if settings else "", str(exc), exc.exit_code)
         raise typer.Exit(exc.exit_code) from None
-    if common["json"]:
-        typer.echo(
-            _json.dumps(
-                {"command": "status", "dest": settings.dest, "days": [s.to_json() for s in statuses]},
-                ensure_ascii=False,
-            )
-        )
+    if common.json:
+        doc = {"command": "status", "status": "ok", "dest": settings.dest, "days": [s.to_json() for s in statuses]}
+        typer.echo(_json.dumps({**doc, "error": None, "exit_code": 0}, ensure_ascii=False))
     elif sys.stdout.isatty():
         from rich.console import Console
 
@@ -577,6 +642,10 @@ def status(
 def main() -> None:
     global _exiting_process
     _exiting_process = True
+    # Arrow's default allocator (mimalloc) keeps freed pages, so peak RSS grows with the day (see
+    # docs/benchmarks.md). It must be chosen before pyarrow is first imported, and only for this
+    # process: a program importing the library keeps its own choice. An explicit value still wins.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         app()
     except SystemExit as exc:
@@ -595,8 +664,8 @@ def _exit_now(code: int) -> None:
 
     The command's work is over by then: every file is closed, every commit made, every thread
     idle. What teardown would still do is free every object and module one by one (pyarrow's
-    included), which took 0.1-0.2 s of each command's wall time for nothing (measured with
-    `make bench`). The command line only: called as a library, nothing here runs."""
+    included), a measurable part of a short command's wall time (docs/benchmarks.md). The
+    command line only: called as a library, nothing here runs."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

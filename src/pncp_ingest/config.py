@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +76,13 @@ class Settings(BaseSettings):
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
-    """Build Settings; ``overrides`` are the CLI flags the user gave (None means not given)."""
+    """Build Settings; ``overrides`` are the CLI flags the user gave (None means not given).
+
+    Reads the environment and ``env_file``; writes nothing (see :func:`aws_settings_from` for the
+    env file's ``AWS_*`` lines)."""
     given = {k: v for k, v in overrides.items() if v is not None}
     if env_file is not None and str(env_file) != ".env" and not Path(env_file).is_file():
         raise ConfigError(f"env file {env_file} does not exist: check the --env-file path")
-    _export_aws_settings(env_file)
     try:
         return Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
     except ValidationError as exc:
@@ -113,13 +117,25 @@ def unknown_settings(env_file: str | Path | None = ".env") -> list[str]:
     return warnings
 
 
-def _export_aws_settings(env_file: str | Path | None) -> None:
-    """Let ``AWS_*`` lines of the env file reach botocore's standard chain, beneath the environment.
+@contextmanager
+def aws_settings_from(env_file: str | Path | None) -> Iterator[dict[str, str]]:
+    """While inside, the ``AWS_*`` lines of the env file reach botocore's standard chain, beneath
+    the environment; leaving, the environment is as it was. Yields the names and values it set.
 
-    The credentials are not our settings (botocore reads them), but users keep them in the same
-    ``.env``; a variable already set in the environment wins, as for every other setting."""
-    if env_file is None or not Path(env_file).is_file():
-        return
-    for name, value in dotenv_values(env_file).items():
-        if name.startswith("AWS_") and value is not None and name not in os.environ:
-            os.environ[name] = value
+    The credentials are not our settings (botocore reads them from the environment), but users keep
+    them in the same ``.env``; a variable already set in the environment wins, as for every other
+    setting. Scoped to one run so that a host process (a test, an Airflow worker) keeps its own
+    environment: :func:`load_settings` itself never writes to ``os.environ``."""
+    added: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        added = {
+            name: value
+            for name, value in dotenv_values(env_file).items()
+            if name.startswith("AWS_") and value is not None and name not in os.environ
+        }
+    os.environ.update(added)
+    try:
+        yield added
+    finally:
+        for name in added:
+            os.environ.pop(name, None)

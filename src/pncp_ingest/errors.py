@@ -23,6 +23,18 @@ class UsageError(PncpIngestError):
     exit_code = 2
 
 
+class UnknownModalidadeError(UsageError):
+    """Modalidade codes PNCP does not serve were asked for (exit 2); ``served`` lists the ones it does."""
+
+    def __init__(self, unknown: list[int], served: list[int]) -> None:
+        super().__init__(
+            f"modalidade {', '.join(map(str, unknown))} is not one PNCP serves: "
+            f"use one of {', '.join(map(str, served))}"
+        )
+        self.unknown = unknown
+        self.served = served
+
+
 class ConfigError(UsageError):
     """A setting is wrong: a bad value, an unwritable destination, wrong credentials (exit 2)."""
 

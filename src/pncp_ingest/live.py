@@ -23,7 +23,7 @@ from rich.text import Text
 
 from .config import Settings
 from .pipeline import Event, RunSummary, StatsSnapshot
-from .report import RetryLines, redact_url
+from .report import PublicationDays, RetryLines, explain, redact_url
 from .tables import summary_table
 
 
@@ -95,6 +95,7 @@ class RichReporter:
         )
         self.stats = LiveStats()
         self.retries = RetryLines(verbose)
+        self.publication_days = PublicationDays()
         self.live = Live(Group(self.progress, self.stats), console=self.console, refresh_per_second=8, transient=True)
         self.tasks: dict[str, TaskID] = {}
         self.show_live = live  # off when recording a transcript: only the lasting lines
@@ -120,6 +121,7 @@ class RichReporter:
         self.console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
     def start(self, command: str, dates: list[str], dest: str, settings: Settings, **extra: Any) -> None:
+        self.publication_days.start(command, self.verbose)
         span = dates[0] if len(dates) == 1 else f"{dates[0]} → {dates[-1]} ({len(dates)} days)"
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")
@@ -141,6 +143,9 @@ class RichReporter:
 
     def event(self, event: Event) -> None:
         data = event.data
+        due, shown = self.publication_days.take(event)
+        for text in due:
+            self.line(f"[bold]{text}[/]")
         if event.kind == "stats":
             self.stats.snapshot = data["stats"]
         elif event.kind == "progress":
@@ -164,17 +169,19 @@ class RichReporter:
         elif event.kind == "publish":
             if self.verbose:
                 self.line(f"[cyan]↑[/] {event.dataset} {event.day}: {event.message}")
-        elif event.kind in ("day_start", "day_end", "recovered"):
+        elif event.kind in ("day_start", "day_end", "recovered") and shown:
             self.line(f"[bold]{event.dataset} {event.day}[/]: {event.message}")
 
     def summary(self, summary: RunSummary) -> None:
+        for text in self.publication_days.flush():
+            self.line(f"[bold]{text}[/]")
         if self.live.is_started:
             self.live.stop()
         self.console.print(summary_table(self.console, summary))
         if self.stats.checkpoints:
             self.console.print(f"[dim]{self.stats.checkpoints} checkpoint(s) committed[/]", highlight=False)
         for failure in summary.failures[:10]:
-            self.console.print(f"[red]failed[/] {failure.day} {failure.what}: {failure.reason}", highlight=False)
+            self.console.print(f"[red]failed[/] {failure.day} {failure.what}: {explain(failure)}", highlight=False)
         if summary.failures:
             self.console.print("Failed work is not marked done: run the same command again to retry it.")
 

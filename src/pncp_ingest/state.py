@@ -13,6 +13,19 @@ by the next run of the day. Publishing merges the published file with the commit
 into a new published file (one atomic replace), then writes the manifest, then deletes the
 folded parts and records. A crash between any two steps leaves either state readable, and
 re-doing a publish is harmless because the merge is keyed.
+
+Lost answers: a storage request can be carried out and its answer lost (a dropped connection,
+a timeout); the S3 client then sends it again. Every step must read right when that happens:
+
+* Plain writes (parts, the published file, the manifest, lease renewals) replace an object
+  whole, so writing it twice is writing it once.
+* Exclusive creates (commit records, lease epochs) go through :func:`create`: when the store
+  answers "already exists", what is there is read back, and if it holds exactly the bytes
+  this write sent, the create was ours and succeeded. Each document carries its run's id and
+  the instant it was made (to the microsecond), so no other writer sends the same bytes;
+  only someone else's object is a conflict.
+* Deletes: a key that is already gone is deleted, whoever removed it (the stores treat a
+  missing key as done).
 """
 
 from __future__ import annotations
@@ -55,6 +68,16 @@ def accumulate(meta: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+async def create(store: ObjectStore, key: str, data: bytes) -> bool:
+    """Create ``key`` holding ``data`` if it does not exist: True if it now holds our write.
+
+    "Already exists" with our own bytes is our write whose answer was lost and retried (see
+    the protocol above): it succeeded. ``data`` must be unique to this write."""
+    if await store.put_if_absent(key, data):
+        return True
+    return await store.get(key) == data
 
 
 @dataclass
@@ -158,8 +181,8 @@ class DayState:
             "meta": meta or {},
             "committed_at": utcnow().isoformat(),
         }
-        if not await self.store.put_if_absent(self._commit_key(name), _dumps(record)):
-            raise RuntimeError(f"commit {name} already exists")  # names are unique per run: a bug
+        if not await create(self.store, self._commit_key(name), _dumps(record)):
+            raise RuntimeError(f"commit {name} already exists with other content")  # names are unique per run: a bug
 
     async def last_run(self) -> dict[str, Any] | None:
         """The outcome of the last run that finished (or failed) on this day, for ``status``."""
@@ -326,7 +349,7 @@ class Lease:
             raise LeaseHeldError(
                 f"{self.what} is held by {self.describe(doc)}: wait for it to finish, or run another day"
             )
-        if not await self.store.put_if_absent(self._key(epoch + 1), self._doc("held")):
+        if not await create(self.store, self._key(epoch + 1), self._doc("held")):
             _, winner = await self.current()
             raise LeaseHeldError(f"{self.what} was just taken by {self.describe(winner or {})}: wait for it to finish")
         self.epoch = epoch + 1

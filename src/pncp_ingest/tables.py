@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -64,7 +65,8 @@ def _table(
     dropped: Sequence[str],
 ) -> Table:
     caption = f"not shown at this width: {', '.join(dropped)} (see --json)" if dropped else None
-    table = Table(title=title, title_style="bold", caption=caption, caption_style="dim")
+    # No outer edges: two more characters for the cells at 80 columns.
+    table = Table(title=title, title_style="bold", caption=caption, caption_style="dim", show_edge=False)
     for column in shown:
         width = max([len(column.name)] + [len(row[list(columns).index(column)]) for row in rows])
         table.add_column(
@@ -124,72 +126,106 @@ STATUS_COLUMNS = (
     Column("day", key=True, left=True),
     Column("complete", key=True, left=True),
     Column("contratações"),
-    Column("listing failed"),
     Column("details"),
-    Column("itens done"),
-    Column("arquivos done"),
+    Column("pending"),
+    Column("listing failed"),
     Column("details failed"),
     Column("gone"),
-    Column("pending"),
     Column("details stale"),
     Column("parts"),
+    Column("itens done"),
+    Column("arquivos done"),
     Column("last run", left=True),
     Column("held by", left=True),
 )
+# At 80 columns what is left is the day, whether it is complete and why not, the contratações,
+# what is pending, and when a run last touched it.
 STATUS_DROP_ORDER = (
+    "itens done",
+    "arquivos done",
     "parts",
     "details stale",
     "held by",
     "gone",
-    "itens done",
-    "arquivos done",
+    "details",
     "listing failed",
     "details failed",
-    "last run",
-    "details",
     "pending",
+    "last run",
     "contratações",
 )
+DATASET_NAMES = {"pncp": "listing", "pncp_details": "details", "pncp_atualizacoes": "updates"}
+
+
+def iso_minute(stamp: object) -> str:
+    """A recorded time as ISO 8601 in UTC to the minute, zone included (``2025-10-23T14:03Z``)."""
+    try:
+        moment = datetime.fromisoformat(str(stamp)).astimezone(UTC)
+    except ValueError:
+        return "-"
+    return f"{moment:%Y-%m-%dT%H:%MZ}"
 
 
 def last_run(st: DayStatus) -> str:
-    """Each dataset's last outcome and when it finished (UTC), on one line."""
+    """Each dataset's last outcome and when it finished, on one line (for the plain lines)."""
     if st.never_run:
         return "never run"
-    names = {"pncp": "listing", "pncp_details": "details", "pncp_atualizacoes": "updates"}
     return (
         ", ".join(
-            f"{names.get(name, name)} {run.get('outcome')} {str(run.get('finished_at', ''))[5:16].replace('T', ' ')}"
+            f"{DATASET_NAMES.get(name, name)} {run.get('outcome')} {iso_minute(run.get('finished_at'))}"
             for name, run in st.last_run.items()
         )
         or "-"
     )
 
 
-def status_row(st: DayStatus) -> list[str]:
-    """One day as strings; a day that never ran shows ``-`` rather than counts of zero."""
+def latest_run(st: DayStatus) -> str:
+    """When a run last finished on the day (for the table, where the reason says how it went)."""
+    times = sorted(iso_minute(run.get("finished_at")) for run in st.last_run.values())
+    return times[-1] if times else "-"
+
+
+def _counts(st: DayStatus, grouped: bool = True) -> list[str]:
     counts = [
         st.contratacoes,
-        st.contratacoes_failed,
         st.details,
-        st.itens_done,
-        st.arquivos_done,
+        st.pending,
+        st.contratacoes_failed,
         st.details_failed,
         st.gone,
-        st.pending,
         st.details_stale,
         st.parts,
+        st.itens_done,
+        st.arquivos_done,
     ]
-    return [
-        st.day,
-        "yes" if st.complete else "never run" if st.never_run else "no",
-        *("-" if st.never_run else str(n) for n in counts),
-        last_run(st),
-        "; ".join(st.held_by.values()) or "-",
-    ]
+    return ["-" if st.never_run else f"{n:,}" if grouped else str(n) for n in counts]
+
+
+def complete_word(st: DayStatus) -> str:
+    return "yes" if st.complete else "never run" if st.never_run else "no"
+
+
+# The plain lines: the table's columns with the reason a day is not complete in a column of its own.
+STATUS_LINE_HEADER = [c.name.replace(" ", "_") for c in (*STATUS_COLUMNS[:2], Column("why not"), *STATUS_COLUMNS[2:])]
+
+
+def status_row(st: DayStatus) -> list[str]:
+    """One day as the plain lines show it; a day that never ran shows ``-`` rather than counts of zero."""
+    held = "; ".join(st.held_by.values()) or "-"
+    return [st.day, complete_word(st), st.open_because or "-", *_counts(st, grouped=False), last_run(st), held]
 
 
 def status_table(console: Console, statuses: list[DayStatus]) -> Table:
-    rows = [status_row(st) for st in statuses]
+    """The day, and in the same cell why it is not complete; whole columns left out to fit."""
+    rows = [
+        [
+            st.day,
+            complete_word(st) if st.complete or st.never_run else f"no: {st.open_because}",
+            *_counts(st),
+            latest_run(st),
+            "; ".join(st.held_by.values()) or "-",
+        ]
+        for st in statuses
+    ]
     styles = [None if st.complete else "dim" if st.never_run else "yellow" for st in statuses]
     return fit_table(console, "pncp-ingest status", STATUS_COLUMNS, rows, STATUS_DROP_ORDER, styles)

@@ -3,11 +3,12 @@
 import anyio
 from datetime import date
 from pncp_ingest import load_settings
-from pncp_ingest.pipeline import run_atualizacoes, run_contratacoes, run_details
+from pncp_ingest.pipeline import run_atualizacoes, run_contratacoes, run_contratos, run_details
 
 settings = load_settings(dest="./bronze")
 summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
+summary = anyio.run(run_contratos, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_atualizacoes, settings, [date(2025, 10, 23)])   # update days
 """
 
@@ -25,8 +26,9 @@ import anyio
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient, RetryNotice, client_config
-from ..storage import ObjectStore, open_store
-from ._run import (
+from ..storage import open_store
+from ._day import RunContext
+from ._summary import (
     DaySummary,
     Event,
     EventSink,
@@ -38,25 +40,32 @@ from ._run import (
     new_run_id,
 )
 from .atualizacoes import ingest_atualizacoes
-from .backfill import ingest_backfill
-from .contratacoes import ingest_contratacoes
+from .backfill import day_done, ingest_backfill
 from .details import ingest_details
+from .listing import ATAS_LISTING, CONTRATACOES_LISTING, CONTRATOS_LISTING, LISTINGS, Listing, ingest_listing
 
 __all__ = [
+    "ATAS_LISTING",
+    "CONTRATACOES_LISTING",
+    "CONTRATOS_LISTING",
+    "LISTINGS",
     "DaySummary",
     "Event",
     "EventSink",
     "Failure",
     "FamilySnapshot",
+    "Listing",
     "RunSummary",
     "StatsSnapshot",
+    "day_done",
     "run_atualizacoes",
     "run_backfill",
     "run_contratacoes",
+    "run_contratos",
     "run_details",
 ]
 
-Body = Callable[[Settings, ObjectStore, PncpClient, list[date], RunSummary], Awaitable[RunSummary]]
+Body = Callable[[RunContext, list[date]], Awaitable[None]]
 
 STATS_EVERY = 0.25  # seconds between two ``stats`` events (a live display refreshes at about this pace)
 
@@ -89,9 +98,15 @@ async def _report_stats(client: PncpClient, command: str, day: date, on_event: E
 
 
 async def _run(
-    command: str, settings: Settings, days: list[date], run_id: str | None, body: Body, on_event: EventSink = ignore
+    command: str,
+    settings: Settings,
+    days: list[date],
+    run_id: str | None,
+    body: Body,
+    on_event: EventSink = ignore,
+    stop: anyio.Event | None = None,
 ) -> RunSummary:
-    """What every command shares: open and check the store, one client, the summary, errors.
+    """What every command shares: open and check the store, one client, the run's context, errors.
 
     Raises PncpIngestError for fatal errors, with the partial summary attached as ``err.summary``."""
     store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
@@ -107,7 +122,7 @@ async def _run(
                     async with anyio.create_task_group() as tg:
                         if on_event is not ignore:
                             tg.start_soon(_report_stats, client, command, days[0], on_event)
-                        await body(settings, store, client, days, summary)
+                        await body(RunContext(settings, store, client, summary, on_event, stop), days)
                         tg.cancel_scope.cancel()
                 finally:
                     if on_event is not ignore:
@@ -138,8 +153,20 @@ async def run_contratacoes(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest contratacoes`` as a function. Setting ``stop`` winds the run down cleanly."""
-    body = partial(ingest_contratacoes, modalidades=modalidades, on_event=on_event, stop=stop)
-    return await _run("contratacoes", settings, days, run_id, body, on_event)
+    body = partial(ingest_listing, listing=CONTRATACOES_LISTING, modalidades=modalidades)
+    return await _run("contratacoes", settings, days, run_id, body, on_event, stop)
+
+
+async def run_contratos(
+    settings: Settings,
+    days: list[date],
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+    stop: anyio.Event | None = None,
+) -> RunSummary:
+    """``pncp-ingest contratos`` as a function: every contrato (and empenho) published on ``days``."""
+    body = partial(ingest_listing, listing=CONTRATOS_LISTING)
+    return await _run("contratos", settings, days, run_id, body, on_event, stop)
 
 
 async def run_details(
@@ -154,8 +181,8 @@ async def run_details(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest details`` as a function. Setting ``stop`` winds the run down cleanly."""
-    body = partial(ingest_details, resume=resume, batch_size=batch_size, only=only, on_event=on_event, stop=stop)
-    return await _run("details", settings, days, run_id, body, on_event)
+    body = partial(ingest_details, resume=resume, batch_size=batch_size, only=only)
+    return await _run("details", settings, days, run_id, body, on_event, stop)
 
 
 async def run_backfill(
@@ -170,27 +197,23 @@ async def run_backfill(
     stop: anyio.Event | None = None,
 ) -> RunSummary:
     """``pncp-ingest backfill`` as a function: days in order, complete ones skipped."""
-    body = partial(
-        ingest_backfill,
-        details=details,
-        atualizacoes=atualizacoes,
-        modalidades=modalidades,
-        on_event=on_event,
-        stop=stop,
-    )
-    return await _run("backfill", settings, days, run_id, body, on_event)
+    body = partial(ingest_backfill, details=details, atualizacoes=atualizacoes, modalidades=modalidades)
+    return await _run("backfill", settings, days, run_id, body, on_event, stop)
 
 
 async def run_atualizacoes(
     settings: Settings,
     days: list[date],
     *,
+    datasets: list[str] | None = None,
     modalidades: list[int] | None = None,
     details: bool = True,
     on_event: EventSink = ignore,
     run_id: str | None = None,
     stop: anyio.Event | None = None,
 ) -> RunSummary:
-    """``pncp-ingest atualizacoes`` as a function: ``days`` are update days."""
-    body = partial(ingest_atualizacoes, modalidades=modalidades, details=details, on_event=on_event, stop=stop)
-    return await _run("atualizacoes", settings, days, run_id, body, on_event)
+    """``pncp-ingest atualizacoes`` as a function: ``days`` are update days; ``datasets`` names the
+    listings to capture (``contratacoes``, ``contratos``, ``atas``; default all three)."""
+    listings = [LISTINGS[name] for name in datasets or LISTINGS]
+    body = partial(ingest_atualizacoes, listings=listings, modalidades=modalidades, details=details)
+    return await _run("atualizacoes", settings, days, run_id, body, on_event, stop)

@@ -9,15 +9,20 @@ a commit records besides its rows.
 
 Why one writer: every stage/commit/publish happens in the receive loop, so a checkpoint's
 content is exactly what the loop took, and nothing is "done" before its commit record exists.
+
+Every write to bronze goes through :func:`run_day`, rows that come from elsewhere too
+(:func:`commit_rows`): one lease, checkpoint, publish and recovery path for every dataset.
+A job touches its own state and the :class:`Day` handle's methods, nothing else of the engine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -29,16 +34,18 @@ from anyio.abc import TaskGroup
 
 from ..config import Settings
 from ..dates import utcnow
-from ..records.schema import Dataset
-from ..state import DayState, Lease, accumulate, hold
+from ..errors import LeaseHeldError
+from ..pncp import PncpClient
+from ..records.schema import Dataset, Row
+from ..state import DayState, Lease, Manifest, accumulate, hold
 from ..storage import ObjectStore
 from ..writer import write_encodable
-from ._run import DaySummary, Event, EventKind, EventSink, Failure, RunSummary, cancel_on, recover
+from ._summary import DaySummary, Event, EventKind, EventSink, Failure, RunSummary
 
 T = TypeVar("T")
 # Checkpoints being written while the writer takes the next results (each holds its batch's rows):
 # staging a part and its commit record is mostly Parquet encoding and fsyncs, which leave the event
-# loop free, so a listing's writer no longer waits on each of them in turn.
+# loop free, so the writer need not wait on each of them in turn.
 COMMITS_IN_FLIGHT = 2
 # Publishing merges pending parts in memory: publishing every N commits bounds that memory.
 PUBLISH_AFTER_COMMITS = 20
@@ -49,13 +56,22 @@ PUBLISH_LAST_COMMITS = PUBLISH_AFTER_COMMITS * 3 // 2
 
 @dataclass
 class RunContext:
-    """What every day of one run shares."""
+    """What every day of one run shares: settings, the destination, the PNCP client, the run's
+    summary, where events go, and the stop a signal sets."""
 
     settings: Settings
     store: ObjectStore
+    client: PncpClient
     run: RunSummary
     on_event: EventSink
     stop: anyio.Event | None = None
+
+    def stopping(self) -> bool:
+        """A signal asked the run to wind down: start no new day or step."""
+        return self.stop is not None and self.stop.is_set()
+
+    def event(self, kind: EventKind, dataset: Dataset, day: date, message: str = "", **data: Any) -> None:
+        self.on_event(Event(kind, dataset.name, day, message, data))
 
 
 @dataclass
@@ -78,8 +94,8 @@ class Day:
         self.summary = summary
         self.lease = lease
         self.state = DayState(ctx.store, job.dataset, when)
-        # Saved at the end of the day: a job starts from an empty dict (its run redoes all work)
-        # or from the previous run's failures (its run retries only part of them).
+        # Saved at the end of the day: empty when the run redoes all the day's work; the earlier
+        # runs' failures when it redoes only part of it (``DayJob.keeps_failures``).
         self.failures: dict[str, Any] = {}
         self._batch = _Batch()
         self._commits_since_publish = 0
@@ -88,7 +104,36 @@ class Day:
         self._commit_slots = anyio.Semaphore(COMMITS_IN_FLIGHT)
 
     def event(self, kind: EventKind, message: str = "", **data: Any) -> None:
-        self.ctx.on_event(Event(kind, self.dataset.name, self.date, message, data))
+        self.ctx.event(kind, self.dataset, self.date, message, **data)
+
+    def count(self, **increments: int) -> None:
+        """Add to the day's summary counters (``listed=1``, ``pages=1``, ``gone=1`` ...)."""
+        for name, n in increments.items():
+            setattr(self.summary, name, getattr(self.summary, name) + n)
+
+    def mark(self, status: str) -> None:
+        """The day's outcome when it is not plain "ok" (``skipped``: nothing to do)."""
+        self.summary.status = status  # type: ignore[assignment]
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+    async def committed(self) -> Manifest:
+        """What is done for this dataset's day: published or committed (after recovery, the same)."""
+        return await self.state.committed()
+
+    async def read(self, dataset: Dataset, columns: list[str] | None = None) -> pa.Table | None:
+        """Another dataset's published file of this day, as readers see it (None if none yet)."""
+        return await read_published(self.ctx.store, dataset, self.date, columns)
+
+    async def last_run(self, dataset: Dataset) -> dict[str, Any] | None:
+        """How the last run of another dataset's day ended (``last_run.json``), if one did."""
+        return await DayState(self.ctx.store, dataset, self.date).last_run()
+
+    def resolved(self, key: str) -> None:
+        """Work that failed in an earlier run has now been done (or found gone): not a failure any more."""
+        self.failures.pop(key, None)
 
     def add(self, row: dict[str, Any] | None, meta: dict[str, Any] | None = None) -> None:
         """Take one result into the next checkpoint: a bronze row (lineage added here), or meta only."""
@@ -100,9 +145,9 @@ class Day:
             self._batch.meta = accumulate(self._batch.meta, meta)
         self._batch.size += 1
 
-    def fail(self, key: str, reason: str, what: str | None = None) -> None:
+    def fail(self, key: str, reason: str, what: str | None = None, code: str | None = None) -> None:
         """One piece of work failed: reported (the run exits 1) and saved under ``key`` for the next run."""
-        self.ctx.run.failures.append(Failure(self.date.isoformat(), what or key, reason))
+        self.ctx.run.failures.append(Failure(self.date.isoformat(), what or key, reason, code))
         self.failures[key] = {"reason": reason, "run_id": self.ctx.run.run_id, "at": utcnow().isoformat()}
         self.summary.failed += 1
 
@@ -195,9 +240,8 @@ class Day:
 
     def _end_is_near(self) -> bool:
         """Whether the day's last publish will come before the pending commits reach
-        ``PUBLISH_LAST_COMMITS``: then an intermediate publish only makes the last one read
-        and write again the whole published file (1,500 contratações at 20 commits a publish
-        had two merges of 1,000 and 1,500 rows instead of one of 1,500)."""
+        ``PUBLISH_LAST_COMMITS``: then an intermediate publish would only make the last one read
+        and write the whole published file again."""
         remaining = self.job.remaining()
         if remaining is None:
             return False
@@ -241,6 +285,9 @@ class DayJob(Generic[T]):
     dataset: Dataset
     buffer: int = 8  # results that may wait while the writer checkpoints or publishes
     publish_while_running: bool = True
+    # A run that redoes only part of the day's work keeps the earlier runs' failures until it
+    # redoes them (:meth:`Day.resolved`); one that redoes everything starts from none.
+    keeps_failures: bool = False
 
     async def plan(self, day: Day) -> str | None:
         """Work out what is to do; return the day's start message, or None if there is nothing to run."""
@@ -261,11 +308,10 @@ class DayJob(Generic[T]):
         return f"{rows} rows"
 
     def committed(self, rows: list[dict[str, Any]], summary: DaySummary) -> None:
-        """Count what a checkpoint committed into the day's summary."""
-        summary.contratacoes += len(rows)
+        """Count what a checkpoint committed into the day's summary (what a row is, the job knows)."""
 
-    def closing(self, day: Day) -> str:
-        """The day's end message."""
+    def closing(self, day: Day) -> str | None:
+        """The day's end message (None: the day did nothing worth a line)."""
         raise NotImplementedError
 
 
@@ -274,6 +320,8 @@ async def run_day(ctx: RunContext, job: DayJob[T], day: date, summary: DaySummar
     async with hold(ctx.store, job.dataset.name, day, ctx.run.run_id, ctx.settings.lease_ttl) as lease:
         today = Day(ctx, job, day, summary, lease)
         await recover(today.state, ctx.run.run_id, ctx.on_event)
+        if job.keeps_failures:
+            today.failures = await today.state.failures()
         message = await job.plan(today)
         if message is not None:
             today.event("day_start", message)
@@ -296,4 +344,133 @@ async def run_day(ctx: RunContext, job: DayJob[T], day: date, summary: DaySummar
             await today.state.save_failures(today.failures)
         if summary.failed:
             summary.status = "partial"
-        today.event("day_end", job.closing(today), summary=summary)
+        closing = job.closing(today)
+        if closing is not None:
+            today.event("day_end", closing, summary=summary)
+
+
+class RowsJob(DayJob[Row]):
+    """Rows that come from elsewhere, into one dataset's day, each key once (a versions history
+    keeps a current dataset's replaced rows this way)."""
+
+    def __init__(self, dataset: Dataset, rows: Iterable[Row], what: str) -> None:
+        self.dataset = dataset
+        self.rows = list(rows)
+        self.what = what
+        self.todo: list[Row] = []
+
+    async def plan(self, day: Day) -> str | None:
+        known = (await day.committed()).keys
+        self.todo = [r for r in self.rows if self.dataset.row_key(r) not in known]
+        return f"{len(self.todo)} {self.what} to keep" if self.todo else None
+
+    async def fetch(self, send: Callable[[Row], Awaitable[None]]) -> None:
+        for row in self.todo:
+            await send(row)
+
+    def take(self, row: Row, day: Day) -> None:
+        day.add(dict(row))
+
+    def committed(self, rows: list[dict[str, Any]], summary: DaySummary) -> None:
+        summary.versions += len(rows)
+
+    def describe(self, rows: int) -> str:
+        return f"{rows} {self.what}"
+
+    def closing(self, day: Day) -> str | None:
+        return f"kept {day.summary.versions} {self.what}" if self.todo else None
+
+
+async def commit_rows(ctx: RunContext, dataset: Dataset, day: date, rows: Iterable[Row], what: str) -> DaySummary:
+    """Commit and publish ``rows`` into ``dataset``'s ``day`` under its lease (keys already there
+    are not written again). Raises LeaseHeldError if another run holds that day."""
+    summary = DaySummary(day=day.isoformat(), dataset=dataset.name)
+    await run_day(ctx, RowsJob(dataset, rows, what), day, summary)
+    return summary
+
+
+async def cancel_on(stop: anyio.Event | None, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work``, cancelling it if ``stop`` is set first (a signal asked us to wind down).
+
+    What ``work`` already handed on (records sent to the writer) stays handed on, so the caller
+    can still commit it."""
+    if stop is None:
+        await work()
+        return
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            await stop.wait()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        await work()
+        tg.cancel_scope.cancel()
+
+
+DayBody = Callable[[date, DaySummary], Awaitable[bool]]
+
+
+async def each_day(ctx: RunContext, days: list[date], dataset: Dataset, body: DayBody) -> None:
+    """Run ``body`` for each day in order, with its own DaySummary; ``body`` returns False to stop.
+
+    A day held by another run is reported and skipped (the run then exits 3); the others go on.
+    Each day's outcome is recorded in its state (``last_run.json``) for ``status`` — except a
+    day found "missing" (nothing to work on at this destination), which is left untouched.
+    """
+    run = ctx.run
+    for day in days:
+        if ctx.stopping():
+            return
+        day_summary = DaySummary(day=day.isoformat(), dataset=dataset.name)
+        run.days.append(day_summary)
+        started = time.monotonic()
+        stats = run.client_stats
+        before = (stats.requests, stats.retries) if stats is not None else (0, 0)
+        outcome: str | None = None
+        try:
+            go_on = await body(day, day_summary)
+            outcome = "interrupted" if ctx.stopping() else day_summary.status
+            if not go_on:
+                return
+        except LeaseHeldError as held:
+            day_summary.status = "held"
+            day_summary.held_by = str(held)
+            ctx.event("failure", dataset, day, str(held))
+        except BaseException as exc:
+            outcome = (
+                "interrupted"
+                if isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class()))
+                else f"failed: {exc}"
+            )
+            raise
+        finally:
+            day_summary.duration_s = round(time.monotonic() - started, 3)
+            if stats is not None:
+                day_summary.requests, day_summary.retries = stats.requests - before[0], stats.retries - before[1]
+            if outcome is not None and day_summary.status != "missing":
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await DayState(ctx.store, dataset, day).record_run(
+                        {
+                            "run_id": run.run_id,
+                            "command": run.command,
+                            "outcome": outcome,
+                            "finished_at": utcnow().isoformat(),
+                            **asdict(day_summary),
+                        }
+                    )
+
+
+async def recover(state: DayState, run_id: str, on_event: EventSink) -> None:
+    """Start of every day under its lease: finish what a crashed run left (see state.py)."""
+    debris = await state.remove_uncommitted()
+    recovered = await state.publish(run_id)
+    if debris or recovered:
+        on_event(
+            Event(
+                "recovered",
+                state.dataset.name,
+                state.day,
+                f"removed {debris} uncommitted leftover(s), published {recovered} committed checkpoint(s) of an earlier run",
+            )
+        )

@@ -1,17 +1,20 @@
-"""``atualizacoes``: change capture. Keep ``pncp`` current with PNCP and every version in history.
+"""``atualizacoes``: change capture. Keep each listing's current dataset up to date with PNCP and
+every version in its history, for contratações, contratos and atas alike (``listing.Listing``).
 
-For each update day U, three steps, each a :class:`~._day.DayJob` under its own lease:
+For each update day U and each listing, three steps, each a :class:`~._day.DayJob` under its
+own lease:
 
-1. **History** (``pncp_atualizacoes`` of U): list ``/v1/contratacoes/atualizacao`` for U with the
-   listing machinery of ``contratacoes`` (every modalidade, every page, completeness passes) and
-   commit each version not yet committed for U: one row per (contratação, version).
-2. **Current state** (``pncp`` of each publication day P): the newest version of each listed
-   contratação, read back from U's published history (so a rerun after a crash applies what
+1. **History** (e.g. ``pncp_atualizacoes`` of U): list the listing's ``/atualizacao`` for U with
+   the listing machinery (every part, every page, completeness passes) and commit each version
+   not yet committed for U: one row per (record, version).
+2. **Current state** (e.g. ``pncp`` of each publication day P): the newest version of each
+   listed record, read back from U's published history (so a rerun after a crash applies what
    an earlier run listed), goes to P when it is newer than what P holds (the versions are in
    P's commit meta). A version it replaces that is not yet in history (a first version landed
-   by ``contratacoes``) is first copied to history under its own update day.
-3. **Details** (``pncp_details`` of P): the changed contratações whose details are older than
-   their current version are fetched again, every kind, and replace their row.
+   by ``contratacoes`` or ``contratos``) is first committed to history under its own update
+   day, through the same engine path; P's job then replaces only versions it knows are kept.
+3. **Details** (contratações only, ``pncp_details`` of P): the changed contratações whose
+   details are older than their current version are fetched again, every kind.
 
 Each publication day's leases are held only while that day changes. A day held by another
 run is retried after the others, then left pending: a failure named in the summary (exit 1)
@@ -24,31 +27,24 @@ run whose listing failed half-way; memory is one update day's versions.
 
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..config import Settings
-from ..dates import utcnow
 from ..errors import LeaseHeldError
 from ..pncp import PncpClient
-from ..records import Contratacao, bronze_row
-from ..records.schema import ATUALIZACOES, CONTRATACOES, DETAILS, Row, version, version_text
-from ..state import DayState, hold
-from ..storage import ObjectStore
-from ..writer import write_part
-from ._day import Day, DayJob, RunContext, read_published, run_day
-from ._run import DaySummary, Event, EventSink, Failure, RunSummary, each_day, recover
-from .contratacoes import ListingJob, resolve_modalidades
+from ..records.schema import DETAILS, Row, version, version_text
+from ..state import DayState
+from ._day import Day, DayJob, RunContext, commit_rows, each_day, read_published, run_day
+from ._summary import DaySummary, Failure
 from .details import DetailsDay, compra_of
+from .listing import CONTRATACOES_LISTING, Listing, ListingJob, Part, listing_parts
 
 # A publication day held by another run is tried again after the day's others, this many
 # times, waiting a little longer each time, before it is left for the next run.
@@ -67,22 +63,15 @@ def _newer(candidate: str, than: str | None) -> bool:
 class HistoryDay(ListingJob):
     """Update day U's listing: every version not yet in U's history."""
 
-    dataset = ATUALIZACOES
-
-    endpoint = " of /atualizacao"
-
-    def __init__(self, client: PncpClient, codes: list[int]) -> None:
-        super().__init__(client.atualizacoes_page, codes)
+    def __init__(self, listing: Listing, client: PncpClient, parts: list[Part]) -> None:
+        super().__init__(listing, client, listing.updates_path, parts)
+        self.dataset = listing.history
 
     def take(self, raw: dict[str, Any], day: Day) -> None:
-        cid = self.listed_id(raw, day)
-        if cid is None:
+        found = self.parse(raw, day)
+        if found is None:
             return
-        try:
-            row = bronze_row(Contratacao, raw)
-        except ValueError as exc:
-            day.fail(cid, str(exc))
-            return
+        row = found[1]
         key = self.dataset.row_key(row)
         if key in self.known:
             return
@@ -92,105 +81,109 @@ class HistoryDay(ListingJob):
     def describe(self, rows: int) -> str:
         return f"{rows} versions"
 
+    def committed(self, rows: list[dict[str, Any]], summary: DaySummary) -> None:
+        summary.versions += len(rows)
+
     def closing(self, day: Day) -> str:
         s = day.summary
-        return f"{s.contratacoes} new versions of {s.listed} listed, {s.failed} failed"
+        return f"{s.versions} new versions of {s.listed} listed, {s.failed} failed"
 
 
-async def copy_to_history(ctx: RunContext, rows: list[Row], fallback: date) -> int:
-    """Put versions about to be replaced in ``pncp`` into history, each under its own update day.
+Kept = set[tuple[str, str]]  # (record key, version text) of versions known to be in history
 
-    Each history day is changed under its lease (held only for this); a version already there is
-    not written again. Raises LeaseHeldError if a history day is held: the caller retries later."""
+
+async def keep_replaced(ctx: RunContext, listing: Listing, day: date, rows: list[Row]) -> Kept:
+    """Commit to history, each under its own update day, the versions publication day ``day``
+    holds that ``rows`` (newer listed versions) will replace; return those versions.
+
+    Runs before the day's own job, outside its lease: history is keyed by (contratação,
+    version), so a version kept twice is written once, and one P gains meanwhile (a crashed
+    run's commit that P's recovery publishes) is caught by :class:`CurrentDay`, which replaces
+    only versions in ``kept``. Raises LeaseHeldError if a history day is held."""
+    key = listing.key
+    state = DayState(ctx.store, listing.current, day)
+    held = await state.manifest()
+    versions: dict[str, str] = held.meta.get("versions", {})
+    listed = {r[key]: version_text(r) for r in rows}
+    # Meta names each version (a contratação landed before versions were recorded has none: look).
+    candidates = [
+        cid for cid, new in listed.items() if cid in held.keys and (cid not in versions or _newer(new, versions[cid]))
+    ]
+    if not candidates:
+        return set()
+    table = await read_published(ctx.store, listing.current, day)
+    if table is None:
+        return set()
+    table = table.filter(pc.is_in(table.column(key), value_set=pa.array(candidates)))
+    old = [r for r in table.to_pylist() if _newer(listed[r[key]], version_text(r))]
     by_day: dict[date, list[Row]] = defaultdict(list)
-    for row in rows:
+    for row in old:
         found = version(row)
-        by_day[found.date() if found is not None else fallback].append(row)
-    copied = 0
+        by_day[found.date() if found is not None else day].append(row)
     for when, day_rows in sorted(by_day.items()):
-        state = DayState(ctx.store, ATUALIZACOES, when)
-        # Published already: nothing to do. Committed by a run killed before it published: the
-        # publish below (recovery) makes it visible before pncp replaces the version.
-        if not {ATUALIZACOES.row_key(r) for r in day_rows} - (await state.manifest()).keys:
-            continue
-        async with hold(ctx.store, ATUALIZACOES.name, when, ctx.run.run_id, ctx.settings.lease_ttl) as lease:
-            await recover(state, ctx.run.run_id, ctx.on_event)
-            known = await state.committed_keys()
-            todo = [r for r in day_rows if ATUALIZACOES.row_key(r) not in known]
-            if not todo:
-                continue
-            name = f"{utcnow():%Y%m%dT%H%M%S%f}-{ctx.run.run_id}-replaced"
-            with tempfile.TemporaryDirectory(prefix="pncp-part-") as tmp:
-                part = Path(tmp) / "part.parquet"
-                await anyio.to_thread.run_sync(write_part, todo, ATUALIZACOES.schema, part)
-                await lease.ensure()
-                await state.commit(name, part, [ATUALIZACOES.row_key(r) for r in todo])
-            # Published before the newer version replaces it in pncp: readers never miss a version.
-            await state.publish(ctx.run.run_id)
-            copied += len(todo)
-            ctx.on_event(
-                Event("checkpoint", ATUALIZACOES.name, when, f"kept {len(todo)} replaced versions of contratações")
-            )
-    return copied
+        kept = await commit_rows(ctx, listing.history, when, day_rows, "replaced versions")
+        if kept.checkpoints:
+            ctx.run.days.append(kept)
+    return {(r[key], version_text(r)) for r in old}
 
 
 class CurrentDay(DayJob[Row]):
-    """Publication day P of ``pncp``: the listed versions newer than what P holds."""
+    """Publication day P of a current dataset: the listed versions newer than what P holds, each
+    applied only once the version it replaces is in history (``kept``)."""
 
-    dataset = CONTRATACOES
-
-    def __init__(self, rows: list[Row]) -> None:
+    def __init__(self, listing: Listing, rows: list[Row], kept: Kept) -> None:
+        self.listing = listing
+        self.dataset = listing.current
         self.rows = rows
+        self.kept = kept
         self.todo: list[Row] = []
-        self.replaced = 0
-        self.current: dict[str, str] = {}  # the version P holds of each listed contratação, once done
+        self.unkept = 0  # newer versions not applied: what they replace is not yet in history
+        self.current: dict[str, str] = {}  # the version P holds of each listed record, once done
 
     async def plan(self, day: Day) -> str | None:
         # After recovery everything committed for P is published: its file and meta agree.
-        committed = await day.state.committed()
+        key = self.listing.key
+        committed = await day.committed()
         versions: dict[str, str] = dict(committed.meta.get("versions", {}))
         if committed.keys - versions.keys():  # landed before versions were recorded: read them
-            table = await read_published(
-                day.state.store,
-                CONTRATACOES,
-                day.date,
-                ["numeroControlePNCP", "dataAtualizacaoGlobal", "dataAtualizacao"],
-            )
+            table = await day.read(self.dataset, [key, "dataAtualizacaoGlobal", "dataAtualizacao"])
             for row in table.to_pylist() if table is not None else []:
-                versions.setdefault(row["numeroControlePNCP"], version_text(row))
-        self.todo = []
+                versions.setdefault(row[key], version_text(row))
+        self.todo, self.unkept = [], 0
         for row in self.rows:
-            cid = row["numeroControlePNCP"]
+            cid = row[key]
             held = versions.get(cid) if cid in committed.keys else None
             new = version_text(row)
-            if _newer(new, held):
+            if not _newer(new, held):
+                self.current[cid] = held or new
+            elif held is None or (cid, held) in self.kept:
                 self.todo.append(row)
                 self.current[cid] = new
             else:
-                self.current[cid] = held or new
-        replaced = [r["numeroControlePNCP"] for r in self.todo if r["numeroControlePNCP"] in committed.keys]
-        if replaced:
-            table = await read_published(day.state.store, CONTRATACOES, day.date)
-            assert table is not None  # keys are committed and recovery published them
-            old = table.filter(pc.is_in(table.column("numeroControlePNCP"), value_set=pa.array(replaced))).to_pylist()
-            self.replaced = await copy_to_history(day.ctx, old, day.date)
+                self.unkept += 1
+                self.current[cid] = held
         if not self.todo:
             return None
-        return f"{len(self.todo)} newer versions of {len(self.rows)} listed ({len(replaced)} replace older ones)"
+        return f"{len(self.todo)} newer versions of {len(self.rows)} listed"
 
     async def fetch(self, send: Callable[[Row], Awaitable[None]]) -> None:
         for row in self.todo:
             await send(row)
 
     def take(self, row: Row, day: Day) -> None:
-        day.summary.listed += 1
-        day.add(dict(row), {"versions": {row["numeroControlePNCP"]: version_text(row)}})
+        day.count(listed=1)
+        day.add(dict(row), {"versions": {row[self.listing.key]: version_text(row)}})
 
     def describe(self, rows: int) -> str:
         return f"{rows} newer versions"
 
-    def closing(self, day: Day) -> str:
-        return f"{day.summary.contratacoes} newer versions applied, {self.replaced} replaced versions kept in history"
+    def committed(self, rows: list[dict[str, Any]], summary: DaySummary) -> None:
+        summary.add(self.listing.name, len(rows))
+
+    def closing(self, day: Day) -> str | None:
+        if not self.todo:
+            return None
+        return f"{day.summary.counted(self.listing.name)} newer versions of {self.listing.noun} applied"
 
 
 @dataclass
@@ -202,14 +195,28 @@ class _Publication:
     held_by: str = ""
 
 
-async def _apply(ctx: RunContext, client: PncpClient, pub: _Publication, details: bool) -> None:
-    """Current state, then details, of one publication day (each under its own lease)."""
-    summary = DaySummary(day=pub.day.isoformat(), dataset=CONTRATACOES.name)
-    job = CurrentDay(pub.rows)
-    await run_day(ctx, job, pub.day, summary)
+# Rounds of (keep what will be replaced, apply): a second is needed only when P's recovery
+# published a version nobody had kept yet.
+APPLY_ROUNDS = 3
+
+
+async def _apply(ctx: RunContext, listing: Listing, pub: _Publication, details: bool) -> None:
+    """Current state, then (contratações) details, of one publication day (each under its own lease)."""
+    summary = DaySummary(day=pub.day.isoformat(), dataset=listing.current.name)
+    kept: Kept = set()
+    for _ in range(APPLY_ROUNDS):
+        kept |= await keep_replaced(ctx, listing, pub.day, pub.rows)
+        job = CurrentDay(listing, pub.rows, kept)
+        await run_day(ctx, job, pub.day, summary)
+        if not job.unkept:
+            break
+    else:
+        reason = f"{job.unkept} newer versions not applied: the next run applies them"
+        ctx.run.failures.append(Failure(pub.day.isoformat(), listing.current.name, reason))
+        summary.failed += job.unkept
     if summary.checkpoints or summary.failed:  # a day retried after a held lease shows once
         ctx.run.days.append(summary)
-    if not details:
+    if not details or listing is not CONTRATACOES_LISTING:
         return
     state = DayState(ctx.store, DETAILS, pub.day)
     done = await state.committed()
@@ -227,16 +234,16 @@ async def _apply(ctx: RunContext, client: PncpClient, pub: _Publication, details
     # its leftovers removed: parts whose records a publish had already deleted when it was killed.
     if compras or await state.commits() or await state.staged_parts():
         detail_summary = DaySummary(day=pub.day.isoformat(), dataset=DETAILS.name)
-        await run_day(ctx, DetailsDay(client, ("itens", "arquivos"), True, None, compras), pub.day, detail_summary)
+        await run_day(ctx, DetailsDay(ctx, ("itens", "arquivos"), compras=compras), pub.day, detail_summary)
         if compras:
             ctx.run.days.append(detail_summary)
 
 
-def newest_by_publication(table: pa.Table, on_bad: Callable[[str], None]) -> dict[date, list[Row]]:
-    """U's history rows → the newest version of each contratação, grouped by publication day."""
+def newest_by_publication(listing: Listing, table: pa.Table, on_bad: Callable[[str], None]) -> dict[date, list[Row]]:
+    """U's history rows → the newest version of each record, grouped by publication day."""
     newest: dict[str, Row] = {}
     for row in table.to_pylist():
-        cid = row["numeroControlePNCP"]
+        cid = row[listing.key]
         older = newest.get(cid)
         if older is None or _newer(version_text(row), version_text(older)):
             newest[cid] = row
@@ -251,59 +258,61 @@ def newest_by_publication(table: pa.Table, on_bad: Callable[[str], None]) -> dic
 
 
 async def ingest_atualizacoes(
-    settings: Settings,
-    store: ObjectStore,
-    client: PncpClient,
+    ctx: RunContext,
     days: list[date],
-    summary: RunSummary,
     *,
+    listings: list[Listing] | None = None,
     modalidades: list[int] | None = None,
     details: bool = True,
-    on_event: EventSink,
-    stop: anyio.Event | None = None,
-) -> RunSummary:
-    """Capture the changes listed on each update day of ``days``; fills and returns ``summary``."""
-    codes = await resolve_modalidades(client, modalidades)
-    ctx = RunContext(settings, store, summary, on_event, stop)
+) -> None:
+    """Capture the changes listed on each update day of ``days``, for each of ``listings``
+    (default: contratações, contratos and atas), one listing after the other."""
+    for listing in listings or [CONTRATACOES_LISTING]:
+        if ctx.stopping():
+            return
+        await _capture(ctx, listing, days, modalidades, details)
 
-    def stopping() -> bool:
-        return stop is not None and stop.is_set()
+
+async def _capture(
+    ctx: RunContext, listing: Listing, days: list[date], modalidades: list[int] | None, details: bool
+) -> None:
+    parts = await listing_parts(ctx.client, listing, modalidades)
+    run = ctx.run
 
     async def day_body(update_day: date, day_summary: DaySummary) -> bool:
-        await run_day(ctx, HistoryDay(client, codes), update_day, day_summary)
-        if stopping():
+        await run_day(ctx, HistoryDay(listing, ctx.client, parts), update_day, day_summary)
+        if ctx.stopping():
             return False
-        history = await read_published(store, ATUALIZACOES, update_day)
+        history = await read_published(ctx.store, listing.history, update_day)
         if history is None:
             return True
 
         def no_publication_day(cid: str) -> None:
-            summary.failures.append(Failure(update_day.isoformat(), cid, "no dataPublicacaoPncp: not applied"))
+            run.failures.append(Failure(update_day.isoformat(), cid, "no dataPublicacaoPncp: not applied"))
             day_summary.failed += 1
 
-        pending = [_Publication(p, rows) for p, rows in newest_by_publication(history, no_publication_day).items()]
+        by_day = newest_by_publication(listing, history, no_publication_day)
+        pending = [_Publication(p, rows) for p, rows in by_day.items()]
         for wait in (0.0, *HELD_RETRY_WAITS_S):
-            if not pending or stopping():
+            if not pending or ctx.stopping():
                 break
             if wait:
-                on_event(
-                    Event("notice", ATUALIZACOES.name, update_day, f"{len(pending)} held days: retrying in {wait:g} s")
-                )
+                ctx.event("notice", listing.history, update_day, f"{len(pending)} held days: retrying in {wait:g} s")
                 await anyio.sleep(wait)  # waiting for another run to release a day, not for our own work
             held = []
             for pub in pending:
-                if stopping():
+                if ctx.stopping():
                     held.append(pub)
                     continue
                 try:
-                    await _apply(ctx, client, pub, details)
+                    await _apply(ctx, listing, pub, details)
                 except LeaseHeldError as exc:
                     pub.held_by = str(exc)
                     held.append(pub)
             pending = held
         # Recorded with the update day's listing failures (just saved by its run): the next run
         # over this update day applies them, and ``status`` shows them meanwhile.
-        state = DayState(store, ATUALIZACOES, update_day)
+        state = DayState(ctx.store, listing.history, update_day)
         failures = await state.failures()
         for pub in pending:
             reason = (
@@ -311,15 +320,14 @@ async def ingest_atualizacoes(
                 if pub.held_by
                 else f"not applied before the run stopped; left for the next run over {update_day}"
             )
-            what = f"publication day {pub.day}"
-            summary.failures.append(Failure(update_day.isoformat(), what, reason))
-            failures[what] = {"reason": reason, "run_id": summary.run_id}
+            what = f"{listing.noun} of publication day {pub.day}"
+            run.failures.append(Failure(update_day.isoformat(), what, reason))
+            failures[what] = {"reason": reason, "run_id": run.run_id}
             day_summary.failed += 1
         if pending:
             await state.save_failures(failures)
         if day_summary.failed:
             day_summary.status = "partial"
-        return not stopping()
+        return not ctx.stopping()
 
-    await each_day(days, ATUALIZACOES, store, summary, on_event, day_body, stop)
-    return summary
+    await each_day(ctx, days, listing.history, day_body)

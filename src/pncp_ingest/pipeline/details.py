@@ -20,7 +20,6 @@ from typing import Any
 
 import anyio
 
-from ..config import Settings
 from ..dates import utcnow
 from ..errors import ApiError, NotFoundError
 from ..pncp import PncpClient
@@ -28,8 +27,8 @@ from ..records import DETAIL_KINDS, DetailKind
 from ..records.schema import CONTRATACOES, DETAILS, version_text
 from ..state import DayState
 from ..storage import ObjectStore
-from ._day import Day, DayJob, RunContext, read_published, run_day
-from ._run import DaySummary, EventSink, RunSummary, each_day
+from ._day import Day, DayJob, RunContext, each_day, run_day
+from ._summary import DaySummary, Failure
 
 _ID = re.compile(r"^([0-9A-Z]{14})-1-(\d{1,6})/(\d{4})$")
 
@@ -56,14 +55,20 @@ class Fetched:
     gone: str | None = None
 
 
-async def committed_compras(store: ObjectStore, day: date) -> list[Compra] | None:
-    """The day's published contratações, addressed by their own fields (the id as fallback).
+def compras_of(rows: list[dict[str, Any]]) -> list[Compra]:
+    """Published contratações as detail-API addresses (a row without one is left out)."""
+    return [c for c in map(compra_of, rows) if c is not None]
 
-    None if the day has no published contratações file yet."""
-    table = await read_published(store, CONTRATACOES, day, COMPRA_COLUMNS)
-    if table is None:
-        return None
-    return [c for c in map(compra_of, table.to_pylist()) if c is not None]
+
+async def not_listed(store: ObjectStore, day: date) -> bool:
+    """Whether the day has no published contratações here and no clean listing says why: most
+    often a mistyped destination, or details scheduled before their listing. Two small state
+    reads, and nothing written, so such a run leaves the destination as it found it."""
+    listing = DayState(store, CONTRATACOES, day)
+    if (await listing.manifest()).published_at is not None:
+        return False
+    run = await listing.last_run()
+    return run is None or run.get("outcome") != "ok"
 
 
 COMPRA_COLUMNS = [
@@ -150,16 +155,17 @@ class DetailsDay(DayJob[Fetched]):
     """One day's details: the day's published contratações in, one ``pncp_details`` row each out."""
 
     dataset = DETAILS
+    keeps_failures = True  # a run fetches only what is still to do: others' failures stand until refetched
 
     def __init__(
         self,
-        client: PncpClient,
+        ctx: RunContext,
         kinds: tuple[DetailKind, ...],
-        resume: bool,
-        budget: int | None,
+        resume: bool = True,
+        budget: int | None = None,
         compras: list[Compra] | None = None,
     ) -> None:
-        self.client = client
+        self.client = ctx.client
         # Given (by atualizacoes: the contratações whose version changed), exactly these are
         # fetched again, every kind, instead of what the day's published contratações still need.
         self.compras = compras
@@ -168,9 +174,16 @@ class DetailsDay(DayJob[Fetched]):
         # --no-resume replaces the day in one publish at the end: no mixed intermediate states.
         self.publish_while_running = resume
         self.budget = budget
+        concurrency = ctx.settings.concurrency
+        # Room for a few rounds of results, so the fetchers keep the API busy while a checkpoint
+        # or a publish holds the writer.
+        self.buffer = 4 * concurrency
+        # fetch_details asks for one kind at a time: two workers per in-flight place (and two
+        # spare) keep every place of the detail family busy while some wait out a retry's backoff.
+        self.workers = 2 * concurrency + 2
         self.todo: list[tuple[Compra, tuple[DetailKind, ...]]] = []
+        self.outstanding = 0  # work the day had before this run's budget cut it
         self.handled = 0
-        self.missing = False  # the day has no published contratações, and no clean listing says why
 
     async def plan(self, day: Day) -> str | None:
         compras = self.compras
@@ -178,40 +191,25 @@ class DetailsDay(DayJob[Fetched]):
             if not compras:
                 return None
             self.todo = [(c, self.kinds) for c in compras]
-            return await self._planned(
-                day, f"{len(compras)} changed contratações to fetch again ({', '.join(self.kinds)})"
-            )
-        compras = await committed_compras(day.state.store, day.date)
-        if compras is None:
-            listing = await DayState(day.state.store, CONTRATACOES, day.date).last_run()
-            if listing is None or listing.get("outcome") != "ok":
-                self.missing = True
-                # Most often a mistyped --dest, or a details job scheduled before its listing: loud, not "ok".
-                day.fail(
-                    "contratacoes",
-                    f"no contratações are published for {day.date} at this destination: "
-                    f"run `pncp-ingest contratacoes --date {day.date}` first (same --dest)",
-                )
-            else:
-                day.summary.status = "skipped"
+            return self._planned(day, f"{len(compras)} changed contratações to fetch again ({', '.join(self.kinds)})")
+        table = await day.read(CONTRATACOES, COMPRA_COLUMNS)
+        if table is None:  # the listing ran cleanly and found nothing (``not_listed`` ruled out the rest)
+            day.mark("skipped")
             return None
-        self.todo = plan(compras, (await day.state.committed()).meta, self.kinds, self.resume)
+        published = compras_of(table.to_pylist())
+        self.todo = plan(published, (await day.committed()).meta, self.kinds, self.resume)
         no_resume = "" if self.resume else ", no resume"
-        return await self._planned(
-            day, f"{{}} of {len(compras)} contratações to fetch ({', '.join(self.kinds)}{no_resume})"
+        return self._planned(
+            day, f"{{}} of {len(published)} contratações to fetch ({', '.join(self.kinds)}{no_resume})"
         )
 
-    async def _planned(self, day: Day, message: str) -> str:
-        """Budget, earlier failures and worker count for ``self.todo``; ``message`` with {} for its size."""
-        day.summary.pending = len(self.todo)
+    def _planned(self, day: Day, message: str) -> str:
+        """Cut ``self.todo`` to the budget; ``message`` with {} for what this run takes on."""
+        self.outstanding = len(self.todo)
         if self.budget is not None:
             self.todo = self.todo[: self.budget]
-        # Failures of earlier runs stay recorded until this run fetches those compras again.
-        day.failures = await day.state.failures()
-        # Room for a few rounds of results: the fetchers keep the API busy while a checkpoint or a
-        # publish holds the writer (a publish stalled every fetcher with one round of room).
-        self.buffer = 4 * day.ctx.settings.concurrency
-        self.workers = min(len(self.todo), 2 * day.ctx.settings.concurrency + 2)
+        self.workers = min(len(self.todo), self.workers)
+        day.count(planned=len(self.todo))
         day.event("progress", compras_planned=len(self.todo))
         return message.format(len(self.todo))
 
@@ -222,8 +220,6 @@ class DetailsDay(DayJob[Fetched]):
             for compra, needed in work:  # one shared iterator: each contratação goes to one worker
                 await send(await fetch_details(self.client, compra, needed))
 
-        # fetch_details asks for one kind at a time: two workers per in-flight place (and two spare)
-        # keep every place of the detail family busy while some wait out a retry's backoff.
         async with anyio.create_task_group() as tg:
             for _ in range(self.workers):
                 tg.start_soon(worker)
@@ -232,9 +228,9 @@ class DetailsDay(DayJob[Fetched]):
         day.event("progress", compras_done=1)
         self.handled += 1
         cid = fetched.compra.id
-        day.failures.pop(cid, None)
+        day.resolved(cid)
         if fetched.gone:
-            day.summary.gone += 1
+            day.count(gone=1)
             day.event("failure", f"{cid} is gone from PNCP ({fetched.gone}); recorded, not retried")
             day.add(None, {"gone": {cid: fetched.gone}})
             return
@@ -261,40 +257,41 @@ class DetailsDay(DayJob[Fetched]):
 
     def closing(self, day: Day) -> str:
         s = day.summary
-        if self.missing:
-            return "no published contratações for this day: run `pncp-ingest contratacoes` first"
         if s.status == "skipped":
             return "the day's listing found no contratações: nothing to fetch"
+        # Left for later runs: beyond this run's budget, failed, or not reached before a stop.
+        day.count(pending=self.outstanding - self.handled + s.failed)
         return (
             f"details of {s.contratacoes} contratações ({s.itens} itens, {s.arquivos} arquivos), "
-            f"{s.failed} failed, {s.gone} gone, {s.pending - self.handled} left for later runs"
+            f"{s.failed} failed, {s.gone} gone, {s.pending} left for later runs"
         )
 
 
 async def ingest_details(
-    settings: Settings,
-    store: ObjectStore,
-    client: PncpClient,
+    ctx: RunContext,
     days: list[date],
-    summary: RunSummary,
     *,
     resume: bool = True,
     batch_size: int | None = None,
     only: DetailKind | None = None,
-    on_event: EventSink,
-    stop: anyio.Event | None = None,
-) -> RunSummary:
+) -> None:
+    """Fetch the details of each day's published contratações, at most ``batch_size`` in all."""
     kinds: tuple[DetailKind, ...] = (only,) if only else ("itens", "arquivos")
-    ctx = RunContext(settings, store, summary, on_event, stop)
     budget = batch_size
 
     async def day_body(day: date, day_summary: DaySummary) -> bool:
         nonlocal budget
-        job = DetailsDay(client, kinds, resume, budget)
+        if await not_listed(ctx.store, day):
+            reason = f"no contratações are published for {day} at {ctx.store.url}: their listing has not run there"
+            ctx.run.failures.append(Failure(day.isoformat(), "contratacoes", reason, code="not_listed"))
+            day_summary.failed += 1
+            day_summary.status = "missing"
+            ctx.event("day_end", DETAILS, day, reason, summary=day_summary)
+            return True
+        job = DetailsDay(ctx, kinds, resume, budget)
         await run_day(ctx, job, day, day_summary)
         if budget is not None:
             budget -= len(job.todo)
         return budget is None or budget > 0
 
-    await each_day(days, DETAILS, store, summary, on_event, day_body, stop)
-    return summary
+    await each_day(ctx, days, DETAILS, day_body)

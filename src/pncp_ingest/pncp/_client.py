@@ -150,24 +150,24 @@ class PncpClient:
 
     async def contratacoes_page(self, day: date, modalidade: int, pagina: int) -> ConsultaPage:
         """One page of the contratações published on ``day`` for one modalidade."""
-        return await self._consulta_page("/consulta/v1/contratacoes/publicacao", day, modalidade, pagina)
+        return await self.listing_page(
+            "/consulta/v1/contratacoes/publicacao", day, pagina, page_size=CONSULTA_PAGE_SIZE, modalidade=modalidade
+        )
 
-    async def atualizacoes_page(self, day: date, modalidade: int, pagina: int) -> ConsultaPage:
-        """One page of the contratações whose *current* ``dataAtualizacaoGlobal`` is on ``day``
-        (reference §6.5: same parameters and page sizes as ``/publicacao``)."""
-        return await self._consulta_page("/consulta/v1/contratacoes/atualizacao", day, modalidade, pagina)
+    async def listing_page(
+        self, path: str, day: date, pagina: int, *, page_size: int, modalidade: int | None = None
+    ) -> ConsultaPage:
+        """One page of a consulta listing for one day (``dataInicial`` = ``dataFinal`` = ``day``).
 
-    async def _consulta_page(self, path: str, day: date, modalidade: int, pagina: int) -> ConsultaPage:
-        params = {
-            "dataInicial": day.strftime("%Y%m%d"),
-            "dataFinal": day.strftime("%Y%m%d"),
-            "codigoModalidadeContratacao": modalidade,
-            "pagina": pagina,
-            "tamanhoPagina": CONSULTA_PAGE_SIZE,
-        }
+        ``page_size`` must be within the endpoint's limits (10–50 for contratações, 10–500 for
+        contratos and atas); ``modalidade`` is required by the contratações endpoints only."""
+        params: dict[str, Any] = {"dataInicial": day.strftime("%Y%m%d"), "dataFinal": day.strftime("%Y%m%d")}
+        if modalidade is not None:
+            params["codigoModalidadeContratacao"] = modalidade
+        params |= {"pagina": pagina, "tamanhoPagina": page_size}
         # Money decoded from the JSON text, never through a float (records.loads).
         body = await self._get_json("consulta", path, params, loads)
-        if body is None:  # no data: no contratações (or past the last page)
+        if body is None:  # no data: nothing that day (or past the last page)
             return ConsultaPage([], 0, 0)
         return ConsultaPage(
             records=list(body.get("data") or []),

@@ -98,6 +98,90 @@ class Contratacao(Record):
     emendaParlamentar: Flag | None = None
 
 
+class IdNome(Record):
+    id: Int64 | None = None
+    nome: str | None = None
+
+
+class Contrato(Record):
+    """One contrato or empenho as listed by ``/consulta/v1/contratos`` (RecuperarContratoDTO).
+
+    ``numeroControlePncpCompra`` links it to its contratação (null for many empenhos)."""
+
+    numeroControlePNCP: str
+    numeroControlePncpCompra: str | None = None
+    numeroControlePncpAta: str | None = None
+    anoContrato: Int64 | None = None
+    sequencialContrato: Int64 | None = None
+    numeroContratoEmpenho: str | None = None
+    processo: str | None = None
+    tipoContrato: IdNome | None = None
+    categoriaProcesso: IdNome | None = None
+    receita: Flag | None = None
+    objetoContrato: str | None = None
+    informacaoComplementar: str | None = None
+    orgaoEntidade: OrgaoEntidade | None = None
+    unidadeOrgao: UnidadeOrgao | None = None
+    orgaoSubRogado: OrgaoEntidade | None = None
+    unidadeSubRogada: UnidadeOrgao | None = None
+    tipoPessoa: str | None = None
+    niFornecedor: str | None = None
+    codigoPaisFornecedor: str | None = None
+    nomeRazaoSocialFornecedor: str | None = None
+    tipoPessoaSubContratada: str | None = None
+    niFornecedorSubContratado: str | None = None
+    nomeFornecedorSubContratado: str | None = None
+    valorInicial: Money | None = None
+    numeroParcelas: Int64 | None = None
+    valorParcela: Money | None = None
+    valorGlobal: Money | None = None
+    valorAcumulado: Money | None = None
+    dataAssinatura: LocalDateTime | None = None
+    dataVigenciaInicio: LocalDateTime | None = None
+    dataVigenciaFim: LocalDateTime | None = None
+    numeroRetificacao: Int64 | None = None
+    dataPublicacaoPncp: LocalDateTime | None = None
+    dataAtualizacao: LocalDateTime | None = None
+    dataAtualizacaoGlobal: LocalDateTime | None = None
+    identificadorCipi: str | None = None
+    urlCipi: str | None = None
+    usuarioNome: str | None = None
+    emendaParlamentar: Flag | None = None
+    temRemanejamento: Flag | None = None
+    frutoAdesao: Flag | None = None
+
+
+class Ata(Record):
+    """One ata de registro de preço as listed by ``/consulta/v1/atas/atualizacao``
+    (AtaRegistroPrecoPeriodoDTO). PNCP sends its dates as ``YYYY-MM-DD``: kept as midnight
+    timestamps, like every other date, so a date-time sent later fits the same column."""
+
+    numeroControlePNCPAta: str
+    numeroControlePNCPCompra: str | None = None
+    numeroAtaRegistroPreco: str | None = None
+    anoAta: Int64 | None = None
+    cancelado: Flag | None = None
+    dataCancelamento: LocalDateTime | None = None
+    dataAssinatura: LocalDateTime | None = None
+    vigenciaInicio: LocalDateTime | None = None
+    vigenciaFim: LocalDateTime | None = None
+    dataPublicacaoPncp: LocalDateTime | None = None
+    dataInclusao: LocalDateTime | None = None
+    dataAtualizacao: LocalDateTime | None = None
+    dataAtualizacaoGlobal: LocalDateTime | None = None
+    usuario: str | None = None
+    objetoContratacao: str | None = None
+    cnpjOrgao: str | None = None
+    nomeOrgao: str | None = None
+    cnpjOrgaoSubrogado: str | None = None
+    nomeOrgaoSubrogado: str | None = None
+    codigoUnidadeOrgao: str | None = None
+    nomeUnidadeOrgao: str | None = None
+    codigoUnidadeOrgaoSubrogado: str | None = None
+    nomeUnidadeOrgaoSubrogado: str | None = None
+    possibilidadeAdesao: Flag | None = None
+
+
 class Catalogo(Record):
     id: Int64 | None = None
     nome: str | None = None

@@ -16,7 +16,7 @@ from typing import Any, Union
 import pyarrow as pa
 from pydantic import BaseModel
 
-from .models import DETAIL_KINDS, DETAIL_MODELS, Contratacao
+from .models import DETAIL_KINDS, DETAIL_MODELS, Ata, Contratacao, Contrato
 from .values import DECIMAL_COLUMN, INT64_COLUMN, PRECISION, SCALE
 
 MONEY = pa.decimal128(PRECISION, SCALE)
@@ -113,8 +113,8 @@ def _key_text(value: Any) -> str:
 
 
 def version(row: Row) -> datetime | None:
-    """A contratação's version: ``dataAtualizacaoGlobal`` (moves when a child changes too),
-    else ``dataAtualizacao``."""
+    """A record's version (contratação, contrato or ata): ``dataAtualizacaoGlobal`` (moves when a
+    child changes too), else ``dataAtualizacao``."""
     value = row.get("dataAtualizacaoGlobal") or row.get("dataAtualizacao")
     return value if isinstance(value, datetime) else None
 
@@ -126,7 +126,7 @@ def version_text(row: Row) -> str:
 
 
 def newest(older: Row, newer: Row) -> Row:
-    """Newest version wins, whatever order two rows of one contratação meet in (a tie: the later row)."""
+    """Newest version wins, whatever order two rows of one record meet in (a tie: the later row)."""
     old, new = version(older), version(newer)
     if old is not None and (new is None or old > new):
         return older
@@ -139,6 +139,18 @@ CONTRATACOES = Dataset("pncp", CONTRATACOES_SCHEMA, combine=newest)
 # (contratação, version). A record without dataAtualizacaoGlobal has an empty version part.
 ATUALIZACOES = Dataset(
     "pncp_atualizacoes", CONTRATACOES_SCHEMA, key=("numeroControlePNCP", "dataAtualizacaoGlobal"), combine=None
+)
+# Contratos (and empenhos) by publication day, newest version; every version listed, by update day.
+CONTRATOS_SCHEMA = pa.schema(model_fields(Contrato) + LINEAGE)
+CONTRATOS = Dataset("pncp_contratos", CONTRATOS_SCHEMA, combine=newest)
+CONTRATOS_ATUALIZACOES = Dataset(
+    "pncp_contratos_atualizacoes", CONTRATOS_SCHEMA, key=("numeroControlePNCP", "dataAtualizacaoGlobal")
+)
+# Atas de registro de preço: the same, keyed by their own numeroControlePNCPAta.
+ATAS_SCHEMA = pa.schema(model_fields(Ata) + LINEAGE)
+ATAS = Dataset("pncp_atas", ATAS_SCHEMA, key="numeroControlePNCPAta", combine=newest)
+ATAS_ATUALIZACOES = Dataset(
+    "pncp_atas_atualizacoes", ATAS_SCHEMA, key=("numeroControlePNCPAta", "dataAtualizacaoGlobal")
 )
 
 

@@ -111,10 +111,15 @@ class LocalStore(ObjectStore):
         await anyio.to_thread.run_sync(self._check_sync)
 
     def _check_sync(self) -> None:
+        # A folder that does not exist yet is made by the first write, not here: a run that fails
+        # before writing anything (the API unreachable, a usage error) leaves no empty folder.
+        # Until then the probe goes to the nearest folder that exists, where the first write's
+        # own folders will be made.
         root = self.root
+        while not root.exists() and root.parent != root and not root.is_symlink():
+            root = root.parent
         probe = root / temp_name("pncp-ingest-write-probe")
         try:
-            root.mkdir(parents=True, exist_ok=True)
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, b"probe")
@@ -124,7 +129,7 @@ class LocalStore(ObjectStore):
             os.unlink(probe)
         except OSError as exc:
             _unlink_quietly(probe)
-            if root.exists() and not root.is_dir():
+            if self.root.exists() and not self.root.is_dir():
                 reason = "it is a file, not a folder"
             elif exc.errno == errno.ENOTDIR:
                 reason = "a file is in the way of its path"

@@ -4,11 +4,19 @@ One client is opened lazily (or by :meth:`S3Store.check`) and kept for the store
 :meth:`S3Store.aclose` closes it. Keys are stored under ``prefix/``. Addressing is path-style,
 which every S3-compatible server accepts.
 
-Error mapping, everywhere:
+Retries: botocore's "standard" mode (the AWS SDKs' default), up to ``ATTEMPTS`` (6: the first
+and 5 retries) per request. Throttling (503 SlowDown, 429), 5xx, dropped connections and
+timeouts are retried with jittered exponential backoff (up to 1, 2, 4, 8, 16 s), drawing on the
+client's retry quota (500 tokens, 5 a retry, 10 after a timeout; successes pay back), so a store
+that keeps failing is not hammered. ``check()`` makes 3 attempts (the mode's default) to fail
+fast. A retry can resend a request S3 already carried out: ``state.py`` says why that is harmless.
+
+Error mapping, everywhere (a storage error never leaves as a traceback):
 
 * connection refused / DNS failure / connect timeout -> StorageUnreachableError (exit 4);
 * no credentials -> ConfigError (exit 2);
-* any other error the server answers -> StorageError naming the operation and the key.
+* any other error, including one that outlasted the retries -> StorageError (exit 4), one line
+  naming the operation, the ``s3://`` key and, when retried, how many attempts were made.
 
 Messages never contain the access key, the secret or a signature: they are built from the
 error code and message only, and scrubbed of the current credentials for good measure.
@@ -34,6 +42,7 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     CredentialRetrievalError,
+    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
 )
@@ -56,6 +65,9 @@ DOWNLOAD_CHUNK = 1024 * 1024
 MAX_POOL_CONNECTIONS = 32
 #: Batch limit of DeleteObjects.
 DELETE_BATCH = 1000
+#: Attempts per request, the first included (botocore "standard" retry mode), and for ``check()``.
+ATTEMPTS = 6
+CHECK_ATTEMPTS = 3
 #: How often a put_if_absent that got 409 ConditionalRequestConflict is tried again.
 CONFLICT_RETRIES = 4
 
@@ -178,7 +190,7 @@ class S3Store(ObjectStore):
 
     def _config(self, *, attempts: int, connect_timeout: float, read_timeout: float) -> Config:
         return Config(
-            retries={"mode": "standard", "max_attempts": attempts},
+            retries={"mode": "standard", "total_max_attempts": attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=MAX_POOL_CONNECTIONS,
@@ -213,7 +225,7 @@ class S3Store(ObjectStore):
             if self._client is None:
                 await self._load_secrets()
                 stack = contextlib.AsyncExitStack()
-                config = self._config(attempts=5, connect_timeout=10, read_timeout=60)
+                config = self._config(attempts=ATTEMPTS, connect_timeout=10, read_timeout=60)
                 try:
                     client = await stack.enter_async_context(
                         self._session.client("s3", endpoint_url=self.endpoint_url, config=config)
@@ -258,6 +270,9 @@ class S3Store(ObjectStore):
             detail = f"{code or 'error'}" + (f" (HTTP {status})" if status and str(status) != code else "")
             if msg and msg != code:
                 detail += f": {msg}"
+            retries = exc.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0
+            if retries:
+                detail += f" (after {retries + 1} attempts)"
             if code in _NO_BUCKET:
                 detail = f"bucket '{self.bucket}' does not exist at {self._endpoint}: create it or fix PNCP_DEST"
             raise StorageError(self._scrub(f"S3 {op} of {where} failed: {detail}")) from None
@@ -267,7 +282,8 @@ class S3Store(ObjectStore):
             raise StorageUnreachableError(
                 self._scrub(f"S3 endpoint {self._endpoint} is unreachable during {op} of {where}: {exc}")
             ) from None
-        raise StorageError(self._scrub(f"S3 {op} of {where} failed: {type(exc).__name__}: {exc}")) from None
+        retried = " (after the client's retries)" if isinstance(exc, HTTPClientError) else ""
+        raise StorageError(self._scrub(f"S3 {op} of {where} failed{retried}: {type(exc).__name__}: {exc}")) from None
 
     def _no_credentials_message(self, exc: BaseException) -> str:
         why = "incomplete" if isinstance(exc, PartialCredentialsError) else "not found"
@@ -306,7 +322,7 @@ class S3Store(ObjectStore):
         """HeadBucket with a short-lived client that gives up within seconds; writes nothing."""
         if not await self._load_secrets():
             raise ConfigError(self._no_credentials_message(NoCredentialsError()))
-        config = self._config(attempts=2, connect_timeout=3, read_timeout=10)
+        config = self._config(attempts=CHECK_ATTEMPTS, connect_timeout=3, read_timeout=10)
         try:
             probe_cm = self._session.client("s3", endpoint_url=self.endpoint_url, config=config)
             async with probe_cm as probe:

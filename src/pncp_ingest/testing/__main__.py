@@ -11,9 +11,11 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ._app import Faults, serve
+from ._contratos import ATAS_PER_DAY, CONTRATOS_PER_DAY, MAX_ATAS_PER_DAY, MAX_CONTRATOS_PER_DAY
 from ._data import MAX_PER_DAY
 
 
@@ -35,6 +37,8 @@ def _serve(args: argparse.Namespace) -> int:
             exotic=args.exotic,
             page_cap=args.page_cap,
             faults=faults,
+            contratos_per_day=args.contratos_per_day,
+            atas_per_day=args.atas_per_day,
             exit_on_stdin_eof=args.exit_on_stdin_eof,
         )
     )
@@ -153,11 +157,17 @@ def _share(raw: str) -> float:
     return value
 
 
-def _per_day(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= MAX_PER_DAY:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_PER_DAY}")
-    return value
+def _count(most: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not 0 <= value <= most:
+            raise argparse.ArgumentTypeError(f"must be between 0 and {most}")
+        return value
+
+    return parse
+
+
+_per_day = _count(MAX_PER_DAY)
 
 
 def _positive(raw: str) -> int:
@@ -190,6 +200,19 @@ def main(argv: list[str] | None = None) -> int:
         type=_per_day,
         default=200,
         help="contratações published per day before any growth, 0..30000 (default: %(default)s)",
+    )
+    s.add_argument(
+        "--contratos-per-day",
+        type=_count(MAX_CONTRATOS_PER_DAY),
+        default=CONTRATOS_PER_DAY,
+        help=f"contratos (about 40 %% of them empenhos) published per day, 0..{MAX_CONTRATOS_PER_DAY} "
+        "(default: %(default)s)",
+    )
+    s.add_argument(
+        "--atas-per-day",
+        type=_count(MAX_ATAS_PER_DAY),
+        default=ATAS_PER_DAY,
+        help=f"atas de registro de preço published per day, 0..{MAX_ATAS_PER_DAY} (default: %(default)s)",
     )
     s.add_argument(
         "--page-cap",

@@ -19,12 +19,23 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._contratos import ATAS_PER_DAY, CONTRATOS_PER_DAY, SimulatedOutcomes
 from ._data import MODALIDADES, GrowOrder, SimulatedPncp, as_date, dumps
 
 __all__ = ["Faults", "make_app", "serve"]
 
 Family = Literal["consulta", "detail"]
-KINDS = ("modalidades", "contratacoes", "itens", "arquivos", "other")
+KINDS = (
+    "modalidades",
+    "contratacoes",
+    "itens",
+    "arquivos",
+    "contratos",
+    "contratos_atualizacao",
+    "atas",
+    "atas_atualizacao",
+    "other",
+)
 
 HTML_429 = "<html><body><h1>Limite de requisições excedido</h1></body></html>".encode()
 HTML_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
@@ -200,8 +211,15 @@ def _int_param(q: Any, name: str, java: str, path: str, *, required: bool, defau
 class SimState:
     """Everything the running server knows: data, faults, caches and counters."""
 
-    def __init__(self, sim: SimulatedPncp, faults: Faults | None = None, page_cap: int | None = None) -> None:
+    def __init__(
+        self,
+        sim: SimulatedPncp,
+        faults: Faults | None = None,
+        page_cap: int | None = None,
+        outcomes: SimulatedOutcomes | None = None,
+    ) -> None:
         self.sim = sim
+        self.outcomes = outcomes if outcomes is not None else SimulatedOutcomes(sim)
         self.page_cap = page_cap
         self.faults = Faults.model_validate({})
         self.rng = random.Random(0)
@@ -619,6 +637,8 @@ class SimState:
                 "big_items": s.big_items,
                 "exotic": s.exotic,
                 "page_cap": self.page_cap,
+                "contratos_per_day": self.outcomes.contratos_per_day,
+                "atas_per_day": self.outcomes.atas_per_day,
             }
         )
 
@@ -648,12 +668,20 @@ def _ctl_date(request: web.Request) -> dt.date:
         raise _ctl_error(400, "query parameter date=YYYY-MM-DD is required") from None
 
 
-def make_app(sim: SimulatedPncp, faults: Faults | None = None, page_cap: int | None = None) -> web.Application:
+def make_app(
+    sim: SimulatedPncp,
+    faults: Faults | None = None,
+    page_cap: int | None = None,
+    outcomes: SimulatedOutcomes | None = None,
+) -> web.Application:
     """The aiohttp application serving ``sim`` under ``/api`` plus the ``/_sim`` control routes.
 
     ``page_cap``: ``/itens`` and ``/arquivos`` silently serve at most that many records per page.
+    ``outcomes``: the contratos and atas served (default: ``SimulatedOutcomes(sim)``).
     """
-    st = SimState(sim, faults, page_cap)
+    from ._app_outcomes import add_outcome_routes  # built on this module's helpers
+
+    st = SimState(sim, faults, page_cap, outcomes)
     app = web.Application()
     app["sim_state"] = st
     r = app.router
@@ -664,6 +692,7 @@ def make_app(sim: SimulatedPncp, faults: Faults | None = None, page_cap: int | N
     compra = "/api/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/{what:itens|arquivos}"
     r.add_get(compra, _by_what(st.route("itens", "detail", st.detail), st.route("arquivos", "detail", st.detail)))
     r.add_get(compra + "/quantidade", st.route("other", "detail", st.quantidade))
+    add_outcome_routes(app, st, st.outcomes)
     r.add_get("/_sim/truth", _ctl(st.ctl_truth))
     r.add_get("/_sim/truth/atualizacao", _ctl(st.ctl_truth_atualizacao))
     r.add_post("/_sim/update", _ctl(st.ctl_update))
@@ -735,6 +764,8 @@ async def serve(
     exotic: float = 0.0,
     page_cap: int | None = None,
     faults: Faults | dict[str, Any] | None = None,
+    contratos_per_day: int = CONTRATOS_PER_DAY,
+    atas_per_day: int = ATAS_PER_DAY,
     on_ready: Callable[[str], None] | None = None,
     stop_event: asyncio.Event | None = None,
     exit_on_stdin_eof: bool = False,
@@ -746,7 +777,8 @@ async def serve(
     """
     if isinstance(faults, dict):
         faults = Faults.model_validate(faults)
-    app = make_app(SimulatedPncp(seed, per_day=per_day, big_items=big_items, exotic=exotic), faults, page_cap)
+    sim = SimulatedPncp(seed, per_day=per_day, big_items=big_items, exotic=exotic)
+    app = make_app(sim, faults, page_cap, SimulatedOutcomes(sim, contratos_per_day, atas_per_day))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     sock = socket.create_server((host, port), backlog=2048)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from ._app import Faults
+from ._contratos import ATAS_PER_DAY, CONTRATOS_PER_DAY, Dataset
 from ._data import as_date
 
 __all__ = ["SimulatorProcess", "SimulatorStartError"]
@@ -59,6 +60,8 @@ class SimulatorProcess:
         *,
         page_cap: int | None = None,
         exotic: float = 0.0,
+        contratos_per_day: int = CONTRATOS_PER_DAY,
+        atas_per_day: int = ATAS_PER_DAY,
         host: str = "127.0.0.1",
         port: int = 0,
         startup_timeout: float = 10.0,
@@ -67,6 +70,7 @@ class SimulatorProcess:
         self.initial_faults = Faults.model_validate(faults) if isinstance(faults, dict) else faults
         self.latency_ms = latency_ms
         self.page_cap, self.exotic = page_cap, exotic
+        self.contratos_per_day, self.atas_per_day = contratos_per_day, atas_per_day
         self.host, self.port = host, port
         self.startup_timeout = startup_timeout
         self.base_url = ""
@@ -92,6 +96,10 @@ class SimulatorProcess:
             str(self.seed),
             "--per-day",
             str(self.per_day),
+            "--contratos-per-day",
+            str(self.contratos_per_day),
+            "--atas-per-day",
+            str(self.atas_per_day),
             "--exit-on-stdin-eof",
         ]
         if not self.big_items:
@@ -236,6 +244,32 @@ class SimulatorProcess:
         """Like ``truth``, for the contratações ``/atualizacao`` lists on ``date`` (current dataAtualizacaoGlobal)."""
         return self._truth("/_sim/truth/atualizacao", date, details, versions, exact)
 
+    def truth_contratos(self, day: dt.date | str, versions: bool = False, *, exact: bool = False) -> dict[str, Any]:
+        """The current contratos published on ``day``, in listing order.
+
+        ``{"contratos": [...]}``, plus ``"versions": {id: [every version, oldest first]}`` with
+        ``versions`` and ``"exotic": {"contratos": {id: {field: exact JSON text}}}`` when the simulator
+        serves exotic values. ``exact`` decodes non-integer numbers as ``Decimal``.
+        """
+        return self._truth("/_sim/truth/contratos", day, False, versions, exact)
+
+    def truth_atas(self, day: dt.date | str, versions: bool = False, *, exact: bool = False) -> dict[str, Any]:
+        """The current atas published on ``day``: ``{"atas": [...]}`` (+ ``"versions"`` as for contratos)."""
+        return self._truth("/_sim/truth/atas", day, False, versions, exact)
+
+    def truth_contratos_atualizacao(
+        self, day: dt.date | str, versions: bool = False, *, exact: bool = False
+    ) -> dict[str, Any]:
+        """What ``/v1/contratos/atualizacao`` lists for ``day`` (current dataAtualizacaoGlobal on it),
+        in its order: ``{"contratos": [...]}``."""
+        return self._truth("/_sim/truth/contratos/atualizacao", day, False, versions, exact)
+
+    def truth_atas_atualizacao(
+        self, day: dt.date | str, versions: bool = False, *, exact: bool = False
+    ) -> dict[str, Any]:
+        """What ``/v1/atas/atualizacao`` lists for ``day``, in its order: ``{"atas": [...]}``."""
+        return self._truth("/_sim/truth/atas/atualizacao", day, False, versions, exact)
+
     def _truth(self, path: str, date: dt.date | str, details: bool, versions: bool, exact: bool) -> dict[str, Any]:
         params: dict[str, str | int] = {
             "date": as_date(date).isoformat(),
@@ -262,13 +296,40 @@ class SimulatorProcess:
         updated: list[dict[str, Any]] = self._call("POST", "/_sim/update", params=params)["updated"]
         return updated
 
+    def amend(
+        self,
+        dataset: Dataset,
+        date: dt.date | str,
+        first: dt.date | str,
+        last: dt.date | str | None = None,
+        share: float = 0.3,
+    ) -> list[dict[str, Any]]:
+        """Amend ``share`` of the ``dataset`` ("contratos" or "atas") records published in [first, last]
+        on update day ``date``; returns ``[{"id", "changes", "dataAtualizacaoGlobal"}]``.
+
+        Contratos get ``numeroRetificacao`` + 1, new ``valorGlobal``/``valorAcumulado`` and sometimes a
+        later ``dataVigenciaFim``; atas are sometimes cancelled, else their objeto is rectified. Their
+        ``dataAtualizacao`` and ``dataAtualizacaoGlobal`` move to ``date``; every version stays in the truth.
+        """
+        params: dict[str, Any] = {
+            "dataset": dataset,
+            "date": as_date(date).isoformat(),
+            "first": as_date(first).isoformat(),
+            "share": share,
+        }
+        if last is not None:
+            params["last"] = as_date(last).isoformat()
+        updated: list[dict[str, Any]] = self._call("POST", "/_sim/amend", params=params)["updated"]
+        return updated
+
     def grow(self, date: dt.date | str, n: int) -> list[str]:
         """Publish ``n`` more contratações on ``date`` (listed last); returns the new ids."""
         added: list[str] = self._call("POST", "/_sim/grow", params={"date": as_date(date).isoformat(), "n": n})["added"]
         return added
 
     def health(self) -> dict[str, Any]:
-        """The options the simulator runs with: seed, per_day, big_items, exotic, page_cap."""
+        """The options the simulator runs with: seed, per_day, big_items, exotic, page_cap,
+        contratos_per_day, atas_per_day."""
         health: dict[str, Any] = self._call("GET", "/_sim/health")
         return health
 

@@ -6,21 +6,14 @@ Nothing below the CLI prints; the pipeline hands events to a callback and return
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-import anyio
-
 from ..dates import utcnow
-from ..errors import LeaseHeldError
-from ..records.schema import Dataset
-from ..state import DayState
-from ..storage import ObjectStore
 
 
 def new_run_id() -> str:
@@ -83,18 +76,30 @@ def ignore(event: Event) -> None:
 
 @dataclass
 class Failure:
+    """One piece of work that failed: the run exits 1 and the next run retries it.
+
+    ``code`` names a failure a presenter can give advice for (``"not_listed"``: the day has no
+    published contratações at this destination), so the library says what happened and the CLI
+    or an Airflow task says what to run."""
+
     day: str
     what: str
     reason: str
+    code: str | None = None
 
 
 @dataclass
 class DaySummary:
     day: str
     dataset: str
-    status: Literal["ok", "partial", "held", "skipped"] = "ok"
+    # "missing": nothing to work on here (details of a day whose listing has not run at this
+    # destination); the day's state is left untouched.
+    status: Literal["ok", "partial", "held", "skipped", "missing"] = "ok"
     listed: int = 0
-    contratacoes: int = 0
+    contratacoes: int = 0  # contratações whose rows (or details rows) this day committed
+    contratos: int = 0  # contratos whose rows this day committed
+    atas: int = 0  # atas whose rows this day committed
+    versions: int = 0  # history rows (one per record and version) this day committed
     itens: int = 0
     arquivos: int = 0
     pages: int = 0
@@ -102,11 +107,21 @@ class DaySummary:
     published_rows: int = 0
     failed: int = 0
     gone: int = 0
-    pending: int = 0
+    planned: int = 0  # pieces of work this run took on for the day (e.g. contratações whose details to fetch)
+    pending: int = 0  # pieces of work left for later runs when the day ended
     requests: int = 0
     retries: int = 0
     held_by: str | None = None
     duration_s: float = 0.0
+
+    def add(self, counter: str, n: int) -> None:
+        """Add ``n`` to the counter named after a listing (``contratacoes``, ``contratos``, ``atas``)."""
+        setattr(self, counter, self.counted(counter) + n)
+
+    def counted(self, counter: str) -> int:
+        value = getattr(self, counter)
+        assert isinstance(value, int)
+        return value
 
 
 @dataclass
@@ -132,14 +147,26 @@ class RunSummary:
         return [d for d in self.days if d.status == "held"]
 
     @property
-    def status(self) -> Literal["ok", "partial", "failed", "interrupted"]:
+    def status(self) -> Literal["ok", "partial", "held", "failed", "interrupted"]:
+        """What ``exit_code`` says, in a word: ``held`` goes with exit 3, ``partial`` with exit 1."""
         if self.interrupted:
             return "interrupted"
         if self.error:
             return "failed"
-        if self.failures or self.held:
+        if self.held:
+            return "held"
+        if self.failures:
             return "partial"
         return "ok"
+
+    @property
+    def contratacoes(self) -> int:
+        """Contratações the run committed rows for, each day counted once however many datasets
+        it wrote (a backfill's listing and details of one day are the same contratações)."""
+        per_day: dict[str, int] = {}
+        for d in self.days:
+            per_day[d.day] = max(per_day.get(d.day, 0), d.contratacoes)
+        return sum(per_day.values())
 
     @property
     def exit_code(self) -> int:
@@ -157,15 +184,15 @@ class RunSummary:
             "command": self.command,
             "status": self.status,
             "dates": self.dates,
-            # A backfill's details days count the same contratações again: count each once.
-            "contratacoes": sum(
-                d.contratacoes for d in self.days if d.dataset == "pncp" or all(x.dataset != "pncp" for x in self.days)
-            ),
+            "contratacoes": self.contratacoes,
             "itens": sum(d.itens for d in self.days),
+            "contratos": sum(d.contratos for d in self.days),
+            "atas": sum(d.atas for d in self.days),
             "arquivos": sum(d.arquivos for d in self.days),
             "requests": self.requests,
             "retries": self.retries,
             "failed": len(self.failures),
+            "versions": sum(d.versions for d in self.days),
             "checkpoints": sum(d.checkpoints for d in self.days),
             "duration_s": round(self.duration_s, 3),
             "run_id": self.run_id,
@@ -179,93 +206,3 @@ class RunSummary:
             "days": [asdict(d) for d in self.days],
             "failures": [asdict(f) for f in self.failures],
         }
-
-
-async def cancel_on(stop: anyio.Event | None, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work``, cancelling it if ``stop`` is set first (a signal asked us to wind down).
-
-    What ``work`` already handed on (records sent to the writer) stays handed on, so the caller
-    can still commit it."""
-    if stop is None:
-        await work()
-        return
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            await stop.wait()
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        await work()
-        tg.cancel_scope.cancel()
-
-
-async def each_day(
-    days: list[date],
-    dataset: Dataset,
-    store: ObjectStore,
-    summary: RunSummary,
-    on_event: EventSink,
-    body: Callable[[date, DaySummary], Awaitable[bool]],
-    stop: anyio.Event | None = None,
-) -> None:
-    """Run ``body`` for each day in order, with its own DaySummary; ``body`` returns False to stop.
-
-    A day held by another run is reported and skipped (the run then exits 3); the others go on.
-    Each day's outcome is recorded in its state (``last_run.json``) for ``pncp-ingest status``.
-    """
-    for day in days:
-        if stop is not None and stop.is_set():
-            return
-        day_summary = DaySummary(day=day.isoformat(), dataset=dataset.name)
-        summary.days.append(day_summary)
-        started = time.monotonic()
-        stats = summary.client_stats
-        before = (stats.requests, stats.retries) if stats is not None else (0, 0)
-        outcome: str | None = None
-        try:
-            go_on = await body(day, day_summary)
-            outcome = "interrupted" if stop is not None and stop.is_set() else day_summary.status
-            if not go_on:
-                return
-        except LeaseHeldError as held:
-            day_summary.status = "held"
-            day_summary.held_by = str(held)
-            on_event(Event("failure", dataset.name, day, str(held)))
-        except BaseException as exc:
-            outcome = (
-                "interrupted"
-                if isinstance(exc, (KeyboardInterrupt, anyio.get_cancelled_exc_class()))
-                else f"failed: {exc}"
-            )
-            raise
-        finally:
-            day_summary.duration_s = round(time.monotonic() - started, 3)
-            if stats is not None:
-                day_summary.requests, day_summary.retries = stats.requests - before[0], stats.retries - before[1]
-            if outcome is not None:
-                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await DayState(store, dataset, day).record_run(
-                        {
-                            "run_id": summary.run_id,
-                            "command": summary.command,
-                            "outcome": outcome,
-                            "finished_at": utcnow().isoformat(),
-                            **asdict(day_summary),
-                        }
-                    )
-
-
-async def recover(state: DayState, run_id: str, on_event: EventSink) -> None:
-    """Start of every day under its lease: finish what a crashed run left (see state.py)."""
-    debris = await state.remove_uncommitted()
-    recovered = await state.publish(run_id)
-    if debris or recovered:
-        on_event(
-            Event(
-                "recovered",
-                state.dataset.name,
-                state.day,
-                f"removed {debris} uncommitted leftover(s), published {recovered} committed checkpoint(s) of an earlier run",
-            )
-        )
