@@ -11,11 +11,29 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import httpx
+import pytest
 from bronze import ids, run_cli
 from test_client import compras, config, rows, with_client
 from test_details import DAY, assert_complete, landed
 
 from pncp_ingest.pncp import PncpClient
+
+
+def test_the_simulator_sends_both_forms_of_an_empty_200_and_cuts_bodies_short(sim_factory):
+    sim = sim_factory(seed=7, per_day=10)
+    sim.set_faults(empty_200=1.0)
+    past_the_end = "/consulta/v1/contratacoes/publicacao?dataInicial=20251022&dataFinal=20251022"
+    url = f"{sim.base_url}{past_the_end}&codigoModalidadeContratacao=6&pagina=99&tamanhoPagina=50"
+    with httpx.Client(trust_env=False) as client:
+        first, second = client.get(url), client.get(url)
+        assert first.status_code == second.status_code == 200 and first.content == second.content == b""
+        assert first.headers["content-length"] == "0"
+        assert second.headers["transfer-encoding"] == "chunked" and "content-length" not in second.headers
+        sim.set_faults(rate_cut=1.0)
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get(f"{sim.base_url}/pncp/v1/modalidades")
+    assert sim.stats()["faults"] == {"empty_200": 2, "cut": 1}
 
 
 def test_an_empty_200_is_no_data_at_the_client_and_is_not_retried(sim_factory):
