@@ -9,7 +9,17 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 DEMO_DATE ?= 2025-10-22
 DATE   ?= today
 
-.PHONY: install airflow-venv lint test demo bench run backfill status s3-start s3-stop clean
+.PHONY: install airflow-venv lint test test-fast demo dist bench run backfill status s3-start s3-stop clean
+
+# The demo needs the package and its readers (DuckDB, Polars), not the test tools: a venv made for
+# the demo alone gets `.[demo]`; a development venv (make install) already has them.
+DEMO_STAMP := $(VENV)/.installed-demo
+
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +44,11 @@ test: $(STAMP) $(AIRFLOW_STAMP) lint
 	@bash scripts/s3-local.sh start
 	@PNCP_TEST_REQUIRE_S3=1 PNCP_TEST_REQUIRE_AIRFLOW=1 $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; bash scripts/s3-local.sh stop; exit $$rc
 
+## make test-fast: the edit-test loop (under a minute): unit, property and in-process tests, none
+## of which starts a simulator, an S3 server, Airflow or another process (tests/conftest.py marks those).
+test-fast: $(STAMP)
+	@$(BIN)/python -m pytest -q -m "not process" $(PYTEST_ARGS)
+
 ## make lint: ruff (lint + format check) and mypy --strict on src/ (make test runs it first).
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,7 +56,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## make demo: start the simulator, ingest a sample day into ./data/demo, show what landed.
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	@$(BIN)/python examples/demo.py --date $(DEMO_DATE) --dest ./data/demo
 	@echo
 	@echo "Next steps:"
@@ -60,7 +75,7 @@ run: $(STAMP)
 ## make backfill FROM=2025-01-01 TO=2025-01-31: every day of the range, resumable.
 backfill: $(STAMP)
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [ARGS=...]"; exit 2; }
-	$(BIN)/pncp-ingest backfill --from $(FROM) --to $(TO) $(ARGS)
+	$(BIN)/pncp-ingest backfill --date $(FROM) --to $(TO) $(ARGS)
 
 ## make status [DATE=...] [TO=...]: what is committed, failed, pending and held, per day.
 status: $(STAMP)
@@ -70,6 +85,13 @@ status: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
+## make dist: a wheel and an sdist in dist/ (install one with pip: see README "Install").
+dist:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet build
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 s3-start: $(STAMP)
 	@bash scripts/s3-local.sh start
 
@@ -77,4 +99,4 @@ s3-stop:
 	@bash scripts/s3-local.sh stop
 
 clean:
-	rm -rf data/demo .pytest_cache .cache
+	rm -rf data/demo .pytest_cache .cache build dist

@@ -29,7 +29,13 @@ Scenarios:
   every detail request for 1 s), with the adaptive limit and with a fixed one (PNCP_ADAPTIVE=false),
   both with a 32 ceiling and a 1 s pause after a 429;
 - server behaviours (bench/behaviours.py, `--only behaviours`): noise, consulta-like blocks, a
-  saturating server, random 429 bursts; the adaptive limit next to a sweep of fixed concurrencies.
+  saturating server, random 429 bursts; the adaptive limit next to a sweep of fixed concurrencies;
+- PNCP's pace (bench/pace.py, `--only pace`): one day, contratações then details, with the
+  defaults next to the best fixed setting of a sweep, against PNCP's latencies and its in-flight
+  limit (6, counted per client and per family), time scaled by 10; then the limiter over 6 hours
+  in virtual time (bench/pace_hours.py): blocks per hour once it has learned the limit;
+- resultados (bench/resultados.py, only with `--only resultados`): what nightly polling for results
+  costs over a 90-day window, and how late they land.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from pncp_ingest.testing import SimulatorProcess
 
 sys.path.insert(0, str(Path(__file__).parent))
 import behaviours
+import pace
+import pace_hours
 from behaviours import detail_paths, last_json
 from throttle import ThrottledSimulator
 from transport import warm
@@ -303,8 +311,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="run scenarios whose name contains this text")
     args = parser.parse_args()
+    if args.only == "resultados":  # the request economy of nightly polling, a simulated clock's 120 nights
+        import resultados
+
+        resultados.main([])
+        return 0
     chosen = [s for s in SCENARIOS if args.only in s.name]
     with_behaviours = not args.only or args.only in "behaviours"
+    with_pace = not args.only or args.only in "pace"
     results = []
     header = (
         f"{'scenario':40} {'requests':>8} {'wall s':>7} {'req/s':>6} {'bound':>5} {'ratio':>5} {'in-run':>6} {'CPU ms/req':>10} "
@@ -358,6 +372,17 @@ def main() -> int:
         lines, derived["behaviours"] = behaviours.summarise(runs)
         derived["behaviour_runs"] = [asdict(r) for r in runs]
         print("\n".join(lines))
+    pace_runs: list[pace.DayRun] = []
+    if with_pace:
+        print(flush=True)
+        pace_runs = pace.run_all(pace.SCALE)
+        derived["pace"] = [asdict(r) for r in pace_runs]
+        print("\n".join(pace.table(pace_runs, pace.SCALE)))
+        derived["pace_hours"] = [pace_hours.run(case, 6) for case in pace_hours.CASES]
+        for r in derived["pace_hours"]:
+            print(
+                f"  over 6 h (virtual time), {r['case']}: {r['of_oracle']:.0%} of the oracle, blocks per hour {r['blocks_per_hour']}"
+            )
     OUT.mkdir(exist_ok=True)
     doc = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -369,14 +394,16 @@ def main() -> int:
         "derived": {k: v for k, v in derived.items() if k != "lines"},
     }
     (OUT / "results.json").write_text(json.dumps(doc, indent=2))
-    (OUT / "tables.md").write_text(markdown(results, day_results, runs if with_behaviours else []))
+    (OUT / "tables.md").write_text(markdown(results, day_results, runs if with_behaviours else [], pace_runs))
     print(f"results written to {OUT / 'results.json'}, the README's tables to {OUT / 'tables.md'}")
     fixed_fails = {s.name for s in SCENARIOS if s.env.get("PNCP_ADAPTIVE") == "false"}
     days_ok = all(d.exit_codes == (0, 0) for d in day_results)
     return 0 if days_ok and all(r.exit_code == 0 for r in results if r.scenario not in fixed_fails) else 1
 
 
-def markdown(results: list[Result], days: list[DayResult], runs: list[behaviours.Run]) -> str:
+def markdown(
+    results: list[Result], days: list[DayResult], runs: list[behaviours.Run], pace_runs: list[pace.DayRun]
+) -> str:
     """The README's benchmark tables, from this run only (so their rows compare)."""
     out = [
         "| scenario | requests | wall s | req/s | ratio (wall) | ratio (run) | CPU ms/req | peak RSS MB | 429s | limit min/end | paused s |",
@@ -404,6 +431,8 @@ def markdown(results: list[Result], days: list[DayResult], runs: list[behaviours
             )
     if runs:
         out += ["", behaviours.markdown(runs)]
+    if pace_runs:
+        out += ["", pace.markdown(pace_runs, pace.SCALE)]
     return "\n".join(out) + "\n"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -108,6 +108,12 @@ def fits(kind: pa.DataType, value: Any, column: Any) -> bool:
     if pa.types.is_timestamp(kind):
         # a timestamp holds microseconds: a text with finer digits would lose them, so it must not land
         return isinstance(value, str) and not re.search(r"[.,][0-9]{7}", value) and brasilia(value) == column
+    if pa.types.is_date32(kind):
+        return (
+            isinstance(value, str)
+            and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value) is not None
+            and (date.fromisoformat(value) == column)
+        )
     raise AssertionError(f"no rule for a {kind} column")
 
 

@@ -91,13 +91,17 @@ def test_the_example_dags_load_with_the_expected_tasks_pools_and_retries(tmp_pat
         "pncp_daily": {
             "contratacoes_today": ["pncp_consulta", 3, 1200, False],
             "details_today": ["pncp_detail", 3, 1200, False],
+            "contratos_today": ["pncp_consulta", 3, 1200, False],
             "contratacoes_yesterday": ["pncp_consulta", 3, 1200, False],
             "details_yesterday": ["pncp_detail", 3, 1200, False],
+            "contratos_yesterday": ["pncp_consulta", 3, 1200, False],
+            "atualizacoes": ["pncp_consulta", 3, 1200, False],
         },
         "pncp_backfill": {
             "plan": ["default_pool", 0, 300, False],
             "day.contratacoes": ["pncp_consulta", 5, 600, False],
             "day.details": ["pncp_detail", 5, 600, False],
+            "day.contratos": ["pncp_consulta", 5, 600, False],
         },
     }
 
@@ -230,8 +234,8 @@ def dags_test(env: dict[str, str], *args: str) -> str:
 def test_the_readme_steps_leave_a_fresh_airflow_home_ready(readme_home):
     """Pools need ``db migrate`` first; a triggered run of a paused DAG waits for ever: both are unpaused."""
     assert dict(airflow_db(readme_home, "select pool, slots from slot_pool where pool like 'pncp_%'")) == {
-        "pncp_consulta": 2,
-        "pncp_detail": 4,
+        "pncp_consulta": 1,
+        "pncp_detail": 1,
     }
     assert dict(airflow_db(readme_home, "select dag_id, is_paused from dag")) == {"pncp_daily": 0, "pncp_backfill": 0}
 
@@ -257,13 +261,19 @@ def test_a_mapped_backfill_succeeds_then_its_complete_days_cost_no_request(readm
     assert {cid: len(r["itens"]) for cid, r in details.items()} == {
         cid: n for t in truth for cid, n in t["itens"].items() if cid not in t["gone"]
     }
+    contratos = read_bronze(s3_dest, "pncp_contratos").column("numeroControlePNCP").to_pylist()
+    assert sorted(contratos) == sorted(
+        r["numeroControlePNCP"] for d in DAYS for r in sim.truth_contratos(d)["contratos"]
+    )
 
     # One XCom entry per task instance: the summary, whose pending is what its log line says is left.
     (run_id,) = airflow_db(env, "select run_id from dag_run where dag_id = 'pncp_backfill'")[0]
     xcoms = airflow_db(env, "select task_id, map_index, key, value from xcom where run_id = ?", run_id)
     assert sorted((t, m, k) for t, m, k, _ in xcoms) == [
-        ("day.contratacoes", i, "return_value") for i in range(len(DAYS))
-    ] + [("day.details", i, "return_value") for i in range(len(DAYS))] + [("plan", -1, "return_value")]
+        (task, i, "return_value")
+        for task in ("day.contratacoes", "day.contratos", "day.details")
+        for i in range(len(DAYS))
+    ] + [("plan", -1, "return_value")]
     summaries = [json.loads(v) for t, _, _, v in xcoms if t == "day.details"]
     assert [d["pending"] for s in summaries for d in s["days"]] == [0] * len(DAYS)
     assert "0 left for later runs" in out
@@ -288,7 +298,7 @@ def test_a_mapped_backfill_succeeds_then_its_complete_days_cost_no_request(readm
     rerun_s = time.monotonic() - started
     requests = sim.stats()["requests"]
     assert sum(requests.values()) == 0, requests
-    assert len(task_log(again, "info", "already complete: skipped")) == 2 * len(DAYS)
+    assert len(task_log(again, "info", "already complete: skipped")) == 3 * len(DAYS)
     with capsys.disabled():
         print(
             f"\n[airflow] README steps {readme_home['SETUP_S']}s; backfill of {len(DAYS)} days, "
@@ -306,13 +316,18 @@ def test_the_daily_dag_ingests_the_days_of_its_data_interval(readme_home, sim_fa
     env = cli_env(**readme_home, PNCP_BASE_URL=sim.base_url, PNCP_DEST=dest)
     dags_test(env, "pncp_daily", "2025-10-23T01:15:00+00:00")
     days = ["2025-10-21", "2025-10-22"]
-    assert {"/".join(k.split("/")[1:4]) for k in list_keys(dest, "pncp/")} == {
-        "year=2025/month=10/day=21",
-        "year=2025/month=10/day=22",
-    }
-    truth = [r["numeroControlePNCP"] for d in days for r in sim.truth(d)["contratacoes"]]
-    assert sorted(ids(dest, "pncp")) == sorted(truth)
-    assert sorted(ids(dest, "pncp_details")) == sorted(truth)
+
+    def partitions(dataset: str) -> set[str]:
+        return {"-".join(p.split("=")[1] for p in k.split("/")[1:4]) for k in list_keys(dest, f"{dataset}/")}
+
+    contratos = {r["numeroControlePNCP"] for d in days for r in sim.truth_contratos(d)["contratos"]}
+    assert set(ids(dest, "pncp_contratos")) >= contratos  # (and what updates brought from other days)
+    # The updates of the day before and the three before it, for each dataset.
+    for history in ("pncp_atualizacoes", "pncp_contratos_atualizacoes"):
+        assert partitions(history) == {"2025-10-18", "2025-10-19", "2025-10-20", "2025-10-21"}
+    truth = {r["numeroControlePNCP"] for d in days for r in sim.truth(d)["contratacoes"]}
+    assert set(ids(dest, "pncp")) >= truth
+    assert {cid for cid in ids(dest, "pncp_details") if cid in truth} == truth
 
 
 @pytest.mark.s3

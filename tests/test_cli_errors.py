@@ -377,6 +377,7 @@ def test_a_close_misspelling_is_suggested():
         (["details"], "missing option '--date'"),
         (["details", "--date", "2025-10-22", "--concurrency", "many"], "'--concurrency'"),
         (["contratacao", "--date", "2025-10-22"], "no such command 'contratacao'"),
+        (["--foo"], "no such option --foo (see `pncp-ingest --help`)"),
     ],
 )
 def test_other_parser_errors_are_one_line_and_one_json_object(args, needle):

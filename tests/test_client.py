@@ -25,7 +25,6 @@ from pncp_ingest.pncp import (
     client_config,
     create_http_client,
 )
-from pncp_ingest.pncp._limits import FamilyLimiter
 from pncp_ingest.records import DetailKind, Item, bronze_row
 from pncp_ingest.testing import MODALIDADES
 
@@ -376,7 +375,10 @@ def test_the_client_needs_no_application_settings(sim_factory):
         detail=FamilyLimits(concurrency=2, rate=0),
         consulta=FamilyLimits(concurrency=1, rate=0),
         timeout=5,
-        retry=RetryPolicy(max_retries=0, backoff_initial=0, backoff_max=0, throttle_pause=0),
+        retry=RetryPolicy(
+            max_retries=0, backoff_initial=0, backoff_max=0, throttle_pause=0, throttle_pause_initial=0, retry_budget=0
+        ),
+        adaptive=True,
     )
 
     async def main() -> list[int]:
@@ -385,91 +387,6 @@ def test_the_client_needs_no_application_settings(sim_factory):
 
     assert anyio.run(main) == sorted(m["id"] for m in MODALIDADES if m.get("statusAtivo", True))
     assert client_config(load_settings(None, concurrency=3, max_retries=2)).retry.attempts == 3
-
-
-# -- the limiter's rules, without HTTP ---------------------------------------------------------
-
-
-def test_a_429_block_that_outlasts_its_pauses_halves_the_limit_once_and_so_do_blocks_that_keep_coming_back():
-    async def main() -> None:
-        limiter = FamilyLimiter("detail", 4, 0)
-        first, second = limiter.ticket(), limiter.ticket()
-        limiter.throttled(first)  # maybe a blip: a pause, and one request to probe after it
-        assert limiter.limit == 4 and limiter.stats.blocks == 1 and limiter.probing
-        limiter.throttled(second)  # in flight when the block's pause began: already answered
-        assert limiter.limit == 4 and limiter.stats.pauses == 1
-        for pauses in (2, 3):  # probes answered 429: a burst of a few 429s may still be used up
-            limiter._paused_until = 0  # end the pause without waiting for it
-            limiter.throttled(limiter.ticket())
-            assert limiter.limit == 4 and limiter.stats.pauses == pauses
-        limiter._paused_until = 0
-        limiter.throttled(limiter.ticket())  # the third probe: the server keeps the block up
-        assert limiter.limit == 2 and limiter.stats.blocks == 1 and limiter.stats.pauses == 4
-        limiter._paused_until = 0
-        limiter.throttled(limiter.ticket())  # still blocked: the pause doubles, no new cut
-        assert limiter.limit == 2 and limiter.stats.pauses == 5
-        limiter._paused_until = 0
-        limiter.feedback(limiter.ticket(), "ok")  # over
-        for _ in range(2):
-            limiter.throttled(limiter.ticket())  # back within a round of the last one's end ...
-            limiter._paused_until = 0
-            limiter.feedback(limiter.ticket(), "ok")
-        assert limiter.limit == 1 and limiter.stats.blocks == 3  # ... twice in a row: this load's
-
-    anyio.run(main)
-
-
-def test_the_limit_gates_admission():
-    async def main() -> None:
-        limiter = FamilyLimiter("detail", 4, 0)
-        release = anyio.Event()
-        cut = False
-        seen_before: list[int] = []
-        seen_after: list[int] = []
-
-        async def request() -> None:
-            async with limiter.slot():
-                (seen_after if cut else seen_before).append(limiter.in_flight)
-                await release.wait()
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(10):
-                tg.start_soon(request)
-            await anyio.wait_all_tasks_blocked()
-            assert limiter.in_flight == 4 and len(seen_before) == 4
-            for _ in range(4):  # a block that outlasts three pauses (each ended at once): limit 2
-                limiter.throttled(limiter.ticket())
-                limiter._paused_until = 0
-            limiter.feedback(limiter.ticket(), "ok")  # the probe's answer: the block is over
-            cut = True
-            release.set()
-        assert max(seen_before) == 4 and len(seen_after) == 6 and max(seen_after) <= 2
-        assert limiter.in_flight == 0 and limiter.stats.max_in_flight == 4
-
-    anyio.run(main)
-
-
-def test_a_pause_holds_every_new_request_of_the_family():
-    async def main() -> None:
-        limiter = FamilyLimiter("consulta", 2, 0)
-        limiter.pause(3600)
-        entered = []
-
-        async def request() -> None:
-            async with limiter.slot():
-                entered.append(1)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(request)
-            await anyio.wait_all_tasks_blocked()
-            assert entered == [] and limiter.paused and limiter.in_flight == 0
-            assert limiter.stats.pauses == 1 and limiter.stats.paused_s == pytest.approx(3600, abs=1)
-            limiter._paused_until = 0  # end the pause without waiting for it
-            limiter.pause(0)
-            tg.cancel_scope.cancel()
-        assert limiter.in_flight == 0
-
-    anyio.run(main)
 
 
 def test_gzip_bodies_redirects_and_the_user_agent():

@@ -22,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -240,7 +241,13 @@ def run_all(invocations: list[list[str]], sim, dest: str, source: str) -> None:
         run_example(args, sim, dest, source)
     if brasilia_today() != today:
         pytest.skip("Brasília's midnight passed during the test: `today` changed between commands")
-    assert_days_complete(sim, dest, details_days(invocations))
+    days = details_days(invocations)
+    assert_days_complete(sim, dest, days)
+    # A day that has ended is complete after the file's jobs ran (today stays open until it ends).
+    for day in sorted(d for d in days if d < today):
+        status = run_cli("status", "--date", day.isoformat(), "--dest", dest, "--json")
+        [doc] = status.json["days"]
+        assert doc["complete"], (source, doc["open_because"])
 
 
 # --------------------------------------------------------------------------- (a) the reader snippets
@@ -418,7 +425,8 @@ def test_the_crontab_runs_contratacoes_then_details_hourly_for_today_and_nightly
         day = steps[0][1]
         # The nightly lines then capture yesterday's updates (atualizacoes).
         commands = [s for s, _ in steps]
-        assert commands in (["contratacoes", "details"], ["contratacoes", "details", "atualizacoes"]), (number, steps)
+        nightly = ["contratacoes", "details", "contratos", "atualizacoes"]  # contratos: a complete day needs them
+        assert commands in (["contratacoes", "details"], nightly), (number, steps)
         assert {d for _, d in steps} == {day}, (number, steps)
         schedules.setdefault(day, []).append(fields)
     # today: at a fixed minute of every hour; yesterday: at a fixed time of every day.
@@ -441,7 +449,7 @@ def test_every_crontab_command_exits_0_against_the_simulator(sim, tmp_path):
 def test_every_systemd_execstart_exits_0_against_the_simulator(service, sim, tmp_path):
     invocations = exec_invocations(service)
     assert [args[0] for args in invocations][:2] == ["contratacoes", "details"]
-    assert {args[0] for args in invocations[2:]} <= {"atualizacoes"}
+    assert {args[0] for args in invocations[2:]} <= {"contratos", "atualizacoes"}
     run_all(invocations, sim, str(tmp_path / "bronze"), service.name)
 
 
@@ -737,10 +745,10 @@ ROOT = EXAMPLES.parent
 def test_s3_local_script_cites_nothing_outside_the_repository_and_moves_every_port():
     script = (ROOT / "scripts" / "s3-local.sh").read_text()
     assert "/work/" not in script and ".md" not in script
-    default = subprocess.run(
-        ["bash", "scripts/s3-local.sh", "command"], capture_output=True, text=True, cwd=ROOT, check=True
-    ).stdout
     env = {k: v for k, v in os.environ.items() if k != "S3_LOCAL_PORT"}
+    default = subprocess.run(
+        ["bash", "scripts/s3-local.sh", "command"], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    ).stdout
     moved = subprocess.run(
         ["bash", "scripts/s3-local.sh", "command"],
         capture_output=True,
@@ -766,3 +774,77 @@ def test_make_demo_ends_with_the_next_steps():
         [sys.executable, "-m", "pncp_ingest.testing", "serve", "--help"], capture_output=True, text=True
     )
     assert help_text.returncode == 0 and "--port" in help_text.stdout
+
+
+# -- the documents ----------------------------------------------------------------------------------
+
+DOCUMENTS = sorted(
+    p
+    for p in ROOT.rglob("*.md")
+    if not {".venv", ".venv-airflow", "bench", ".pytest_cache", "build", "dist"} & set(p.relative_to(ROOT).parts)
+)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_the_documents_cite_no_issue_numbers_or_machine_paths():
+    assert ROOT / "README.md" in DOCUMENTS and ROOT / "docs" / "benchmarks.md" in DOCUMENTS
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)!r}"
+        for path in DOCUMENTS
+        for match in re.finditer(r"(?i)\bissue \d+|/work/|/root\b|\bwt-[a-z]+\b", path.read_text())
+    ]
+    assert found == []
+
+
+def test_every_relative_link_in_the_documents_leads_somewhere():
+    broken = []
+    for path in DOCUMENTS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            linked = (path.parent / file).resolve() if file else path
+            if not linked.exists():
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+            elif anchor and linked.suffix == ".md":
+                headings = {_anchor(h) for h in re.findall(r"^#+ (.+)$", linked.read_text(), re.M)}
+                if anchor not in headings:
+                    broken.append(f"{path.relative_to(ROOT)}: {target}")
+    assert broken == []
+
+
+def test_the_readme_is_for_users_a_table_of_contents_and_a_few_hundred_lines():
+    readme = (ROOT / "README.md").read_text()
+    headings = re.findall(r"^## (.+)$", readme, re.M)
+    for section in ("Contents", "Install", "First run", "Nightly operation", "Reading the data", "Troubleshooting"):
+        assert section in headings, section
+    assert "Configuration" in headings and "When PNCP misbehaves" in headings
+    assert len(readme.splitlines()) < 650
+    first_commands = readme[: readme.index("## Commands")]
+    assert "make test" not in first_commands  # a user's first commands are not the developers'
+
+
+def test_the_readme_creates_what_the_systemd_units_need():
+    readme = (ROOT / "README.md").read_text()
+    units = " ".join(p.read_text() for p in (ROOT / "examples" / "systemd").glob("*.service"))
+    assert "User=pncp" in units and "/opt/pncp-ingest/.venv/bin/pncp-ingest" in units
+    setup = readme[readme.index("## Nightly operation") : readme.index("### cron")]
+    assert "useradd --system" in setup and " pncp\n" in setup
+    assert "python3 -m venv /opt/pncp-ingest/.venv" in setup
+    assert "/etc/pncp-ingest/pncp-ingest.env" in setup
+
+
+def test_make_demo_installs_what_the_demo_needs_not_the_test_tools():
+    dry = subprocess.run(["make", "-n", "-B", "demo"], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    installs = [line for line in dry.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert installs == [".venv/bin/python -m pip install --quiet -e '.[demo]'"], dry
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    demo = " ".join(extras["demo"])
+    assert "duckdb" in demo and not {"mypy", "ruff", "seaweedfs", "hypothesis", "pytest"} & set(
+        re.findall(r"[a-z-]+", demo)
+    )

@@ -221,7 +221,9 @@ def test_a_listing_is_final_only_if_it_started_after_the_day_ended_in_brasilia()
 
     def listed(finished_at: str, duration_s: float) -> DayStatus:
         run = {"outcome": "ok", "finished_at": finished_at, "duration_s": duration_s}
-        return DayStatus(day, contratacoes=1, details=1, itens_done=1, arquivos_done=1, last_run={"pncp": run})
+        contratos = {"outcome": "ok", "finished_at": "2025-10-24T00:00:00+00:00", "duration_s": 1.0}
+        runs = {"pncp": run, "pncp_contratos": contratos}
+        return DayStatus(day, contratacoes=1, details=1, itens_done=1, arquivos_done=1, last_run=runs)
 
     assert listed("2025-10-23T03:00:05+00:00", 2.0).contratacoes_complete
     assert not listed("2025-10-23T03:00:05+00:00", 10.0).contratacoes_complete  # started 5 s before the day ended

@@ -1,7 +1,7 @@
 """Records: real PNCP samples, the documented type drift, and nothing dropped."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from pncp_ingest.records import (
     Arquivo,
     Contratacao,
     Item,
+    Resultado,
     bronze_row,
     bronze_rows_json,
     loads,
@@ -92,9 +93,19 @@ def test_item_and_arquivo_samples():
     assert bronze_row(Arquivo, arquivo)["_extra"] is None
 
 
+def test_the_real_resultado_sample_fits_every_column_exactly():
+    raw = json.loads((DATA / "pncp_item_resultados.json").read_text(), parse_float=Decimal)[0]
+    row = bronze_row(Resultado, raw)
+    assert row["_extra"] is None  # every field the real API sends is a column
+    assert row["valorUnitarioHomologado"] == Decimal("0.0545") and row["quantidadeHomologada"] == Decimal("4638000.0")
+    assert row["dataResultado"] == date(2026, 4, 24) and row["dataCancelamento"] is None
+    assert (row["numeroItem"], row["sequencialResultado"], row["ordemClassificacaoSrp"]) == (1, 1, 1)
+    assert row["reservaRemanescente"] == {"codigo": "1", "nome": "Não se aplica"}
+
+
 def test_details_columns_follow_the_detail_kinds_and_their_models():
-    assert DETAIL_KINDS == ("itens", "arquivos")
-    assert {"itens": Item, "arquivos": Arquivo} == DETAIL_MODELS
+    assert DETAIL_KINDS == ("itens", "arquivos", "resultados")
+    assert {"itens": Item, "arquivos": Arquivo, "resultados": Resultado} == DETAIL_MODELS
     assert DETAILS_SCHEMA.names == [
         "numeroControlePNCP",
         "cnpj",
@@ -102,6 +113,7 @@ def test_details_columns_follow_the_detail_kinds_and_their_models():
         "sequencialCompra",
         "itens",
         "arquivos",
+        "resultados",
         "metadata",
         "_ingested_at",
         "_run_id",
@@ -111,7 +123,7 @@ def test_details_columns_follow_the_detail_kinds_and_their_models():
         assert [f.name for f in element] == [*model.model_fields, "_extra"]
         assert list(element)[:-1] == model_fields(model)
     metadata = DETAILS_SCHEMA.field("metadata").type
-    assert [f.name for f in metadata] == ["total_itens", "total_arquivos", "fetch_timestamp"]
+    assert [f.name for f in metadata] == ["total_itens", "total_arquivos", "total_resultados", "fetch_timestamp"]
     assert DETAILS.schema is DETAILS_SCHEMA and DETAILS.key == "numeroControlePNCP"
 
 

@@ -3,9 +3,9 @@
 The tasks call the library (``run_contratacoes``, ``run_details``), not a shell, and map its
 outcomes onto Airflow's:
 
-* a day whose contratações and details are complete is skipped without an API request, by
-  ``pncp-ingest backfill``'s own rule (``contratacoes_done``: these DAGs do not list contratos),
-  so a rerun goes straight to what is missing;
+* a day already done is skipped without an API request, by ``pncp-ingest backfill``'s own rules
+  (contratações with their details: ``contratacoes_done``; contratos: listed after the day had
+  ended; an update day: captured after it had ended), so a rerun goes straight to what is missing;
 * all done → the task succeeds; its one XCom entry is the ``--json`` summary (counts only);
 * a day held by another run (exit 3) → the task is rescheduled (``AirflowRescheduleException``)
   after ``held_delay``, without using a retry: the holder is usually finishing the day;
@@ -20,8 +20,9 @@ plain lines through Python logging, each at its level (Airflow marks stderr as e
 (the task is killed, the worker shuts down) winds the run down as the CLI does: commit what is
 complete, release the lease, then fail so that a retry continues.
 
-Pools cap each PNCP API family across every worker: ``pncp_consulta`` for listings, ``pncp_detail``
-for itens/arquivos (README "Scaling out" has the numbers to start from).
+Pools cap each PNCP API family across every worker: ``pncp_consulta`` for listings (contratações,
+contratos, atualizações), ``pncp_detail`` for itens/arquivos (README "Scaling out" has the numbers
+to start from).
 """
 
 from __future__ import annotations
@@ -37,18 +38,29 @@ from typing import Any
 
 import anyio
 
-from .config import Settings, load_settings
+from .config import Settings, aws_settings_from, load_settings
 from .dates import BRASILIA, day_range, parse_day
 from .errors import PncpIngestError, UsageError, collapse
 from .logreport import LoggingReporter
-from .pipeline import DaySummary, Event, EventSink, RunSummary, run_contratacoes, run_details
-from .pipeline._summary import new_run_id
-from .pipeline.backfill import contratacoes_done
+from .pipeline import (
+    LISTINGS,
+    DaySummary,
+    Event,
+    EventSink,
+    RunSummary,
+    contratacoes_done,
+    new_run_id,
+    run_atualizacoes,
+    run_contratacoes,
+    run_contratos,
+    run_details,
+    updates_captured,
+)
 from .records import DetailKind
-from .records.schema import CONTRATACOES, DETAILS
+from .records.schema import ATUALIZACOES, CONTRATACOES, CONTRATOS, DETAILS
 from .signals import run_until_signalled
-from .status import read_status
-from .storage import open_store
+from .status import DayStatus, read_status
+from .storage import ObjectStore, open_store
 
 try:
     from airflow.sdk import DAG, Param, dag, task, task_group
@@ -65,8 +77,10 @@ __all__ = [
     "HELD_DELAY",
     "XCOM_FAILURES",
     "backfill_dag",
+    "capture_atualizacoes",
     "daily_dag",
     "ingest_contratacoes",
+    "ingest_contratos",
     "ingest_details",
     "plan_batches",
     "run_day",
@@ -169,8 +183,60 @@ def ingest_contratacoes(
         days,
         settings,
         held_delay,
-        skip_complete,
+        _by_status(contratacoes_done) if skip_complete else None,
         lambda s, when, on_event, stop: run_contratacoes(s, when, modalidades, on_event=on_event, stop=stop),
+    )
+
+
+def ingest_contratos(
+    days: str | Sequence[str],
+    *,
+    settings: dict[str, Any] | None = None,
+    held_delay: timedelta = HELD_DELAY,
+    skip_complete: bool = True,
+) -> dict[str, Any]:
+    """``pncp-ingest contratos`` for ``days`` inside an Airflow task; returns the summary for XCom.
+
+    Days whose contratos were listed after the day had ended are skipped without a request."""
+    return _task(
+        "contratos",
+        CONTRATOS.name,
+        days,
+        settings,
+        held_delay,
+        _by_status(lambda status: status.contratos_listed) if skip_complete else None,
+        lambda s, when, on_event, stop: run_contratos(s, when, on_event=on_event, stop=stop),
+    )
+
+
+def capture_atualizacoes(
+    days: str | Sequence[str],
+    *,
+    datasets: list[str] | None = None,
+    details: bool = True,
+    settings: dict[str, Any] | None = None,
+    held_delay: timedelta = HELD_DELAY,
+    skip_complete: bool = True,
+) -> dict[str, Any]:
+    """``pncp-ingest atualizacoes`` for the update days ``days`` (``datasets``: contratacoes,
+    contratos, atas; default all three) inside an Airflow task; returns the summary for XCom.
+
+    An update day whose every dataset was captured after the day had ended is skipped."""
+    listings = [LISTINGS[name] for name in datasets or LISTINGS]
+
+    async def captured(store: ObjectStore, day: date) -> bool:
+        return all([await updates_captured(store, day, listing) for listing in listings])
+
+    return _task(
+        "atualizacoes",
+        ATUALIZACOES.name,
+        days,
+        settings,
+        held_delay,
+        captured if skip_complete else None,
+        lambda s, when, on_event, stop: run_atualizacoes(
+            s, when, datasets=[x.name for x in listings], details=details, on_event=on_event, stop=stop
+        ),
     )
 
 
@@ -192,7 +258,7 @@ def ingest_details(
         days,
         settings,
         held_delay,
-        skip_complete,
+        _by_status(contratacoes_done) if skip_complete else None,
         lambda s, when, on_event, stop: run_details(
             s, when, batch_size=batch_size, only=only, on_event=on_event, stop=stop
         ),
@@ -200,16 +266,24 @@ def ingest_details(
 
 
 Command = Callable[[Settings, list[date], EventSink, anyio.Event], Awaitable[RunSummary]]
+Done = Callable[[ObjectStore, date], Awaitable[bool]]
+"""Whether a task has nothing left to do for a day (it is skipped without a request)."""
 
 
-async def _complete_days(settings: Settings, days: list[date]) -> tuple[list[date], str]:
-    """Which of ``days`` backfill would not list nor detail again (``contratacoes_done``), and the
-    destination's URL."""
+def _by_status(rule: Callable[[DayStatus], bool]) -> Done:
+    async def done(store: ObjectStore, day: date) -> bool:
+        (status,) = await read_status(store, [day])
+        return rule(status)
+
+    return done
+
+
+async def _done_days(settings: Settings, days: list[date], done: Done) -> tuple[list[date], str]:
+    """Which of ``days`` the task has nothing left to do for, and the destination's URL."""
     store = open_store(settings.dest, s3_endpoint=settings.s3_endpoint)
     async with store:
         await store.check()  # a bad destination fails here as it would in the run: one line, its exit code
-        statuses = await read_status(store, days)
-    return [d for d, status in zip(days, statuses, strict=True) if contratacoes_done(status)], store.url
+        return [d for d in days if await done(store, d)], store.url
 
 
 def _task(
@@ -218,10 +292,10 @@ def _task(
     days: str | Sequence[str],
     settings: dict[str, Any] | None,
     held_delay: timedelta,
-    skip_complete: bool,
+    skip: Done | None,
     call: Command,
 ) -> dict[str, Any]:
-    """What every task shares: settings (a bad one fails for good), complete days skipped, the run."""
+    """What every task shares: settings (a bad one fails for good), days already done skipped, the run."""
     try:
         when, config = _days(days), _settings(settings)
     except UsageError as exc:
@@ -229,7 +303,7 @@ def _task(
     reporter = LoggingReporter(log)
 
     async def work(s: Settings, stop: anyio.Event) -> RunSummary:
-        done, url = await _complete_days(s, when) if skip_complete else ([], s.dest)
+        done, url = await _done_days(s, when, skip) if skip is not None else ([], s.dest)
         for day in done:
             reporter.event(Event("day_end", dataset, day, "already complete: skipped"))
         todo = [d for d in when if d not in done]
@@ -241,7 +315,9 @@ def _task(
         summary.days[:0] = [DaySummary(d.isoformat(), dataset, status="skipped") for d in done]
         return summary
 
-    return _run(command, when, config, work, reporter, held_delay)
+    # AWS_* lines of PNCP_ENV_FILE reach botocore for this run only, as for the CLI.
+    with aws_settings_from(os.environ.get("PNCP_ENV_FILE")):
+        return _run(command, when, config, work, reporter, held_delay)
 
 
 def plan_batches(first: str, last: str, days_per_task: int = 1) -> list[list[str]]:
@@ -274,10 +350,15 @@ def daily_dag(
     held_delay: timedelta = HELD_DELAY,
     consulta_pool: str = CONSULTA_POOL,
     detail_pool: str = DETAIL_POOL,
+    atualizacoes_back: int = 3,
     **dag_kwargs: Any,
 ) -> DAG:
-    """The run's day and the day before (Brasília days of its data interval's end), contratações
-    then details: the crontab's two jobs.
+    """The run's day and the day before (Brasília days of its data interval's end): contratações
+    then details, and contratos, each day; then the updates PNCP listed the day before and the
+    ``atualizacoes_back`` days before it, for contratações, contratos and atas: the crontab's jobs.
+
+    A day already done costs no request, so after the first run past midnight the day before is
+    only looked at.
 
     Hourly by default; the run's day takes at most ``today_batch_size`` contratações of details
     per run so a run fits its hour (the next run continues). A failed task is retried ``retries``
@@ -319,7 +400,28 @@ def daily_dag(
                 day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
                 return ingest_details(day, batch_size=batch_size, settings=settings, held_delay=held_delay)
 
+            @task(task_id=f"contratos_{when}", pool=consulta_pool, **task_args)
+            def contratos(
+                days_back: int = back,
+                data_interval_end: datetime | None = None,
+                logical_date: datetime | None = None,
+                dag_run: Any = None,
+            ) -> dict[str, Any]:
+                day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
+                return ingest_contratos(day, settings=settings, held_delay=held_delay)
+
             listing() >> detail()
+            contratos()
+
+        @task(task_id="atualizacoes", pool=consulta_pool, **task_args)
+        def atualizacoes(
+            data_interval_end: datetime | None = None, logical_date: datetime | None = None, dag_run: Any = None
+        ) -> dict[str, Any]:
+            moment = _moment(data_interval_end, logical_date, dag_run)
+            days = [run_day(moment, back) for back in range(atualizacoes_back + 1, 0, -1)]
+            return capture_atualizacoes(days, settings=settings, held_delay=held_delay)
+
+        atualizacoes()
 
     return daily()
 
@@ -339,7 +441,8 @@ def backfill_dag(
     detail_pool: str = DETAIL_POOL,
     **dag_kwargs: Any,
 ) -> DAG:
-    """A range of days, one mapped task group per ``days_per_task`` days: contratações, then details.
+    """A range of days, one mapped task group per ``days_per_task`` days: contratações, then
+    details; and contratos.
 
     Triggered by hand (no schedule); ``first`` and ``last`` are the defaults of the run's ``from``
     and ``to`` params, so one DAG serves any range. Complete days cost no API request, so a
@@ -376,7 +479,12 @@ def backfill_dag(
             def details(days: list[str]) -> dict[str, Any]:
                 return ingest_details(days, settings=settings, held_delay=held_delay)
 
+            @task(pool=consulta_pool, max_active_tis_per_dag=max_active_days, **task_args)
+            def contratos(days: list[str]) -> dict[str, Any]:
+                return ingest_contratos(days, settings=settings, held_delay=held_delay)
+
             contratacoes(days) >> details(days)
+            contratos(days)
 
         one_batch.expand(days=plan())
 

@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date as Day
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import anyio
 import typer
-
-# typer (0.2x on) ships click inside itself: its Context and usage errors are these.
-from typer._click import Context
-from typer._click.exceptions import NoSuchOption
-from typer._click.exceptions import UsageError as ClickUsageError
+from click import Context
+from click.exceptions import NoArgsIsHelpError, NoSuchOption
+from click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperGroup
 
 from . import __version__
@@ -52,18 +50,26 @@ class Commands(TyperGroup):
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         ctx.meta["pncp_ingest.json"] = "--json" in args
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except ClickUsageError as exc:  # before the command: `pncp-ingest --foo`
+            self._fail(ctx, exc)
 
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ClickUsageError as exc:
-            command = exc.ctx.command.name if exc.ctx is not None and exc.ctx.command is not self else None
-            message = _usage_message(exc, command)
-            typer.echo(f"error: {message}", err=True)
-            if ctx.meta.get("pncp_ingest.json"):
-                _print_error_json(command or "", "", message, 2)
-            raise typer.Exit(2) from None
+        except ClickUsageError as exc:  # the command's own options, or an unknown command
+            self._fail(ctx, exc)
+
+    def _fail(self, ctx: Context, exc: ClickUsageError) -> NoReturn:
+        if isinstance(exc, NoArgsIsHelpError):  # `pncp-ingest` alone: the help, as typer shows it
+            raise exc
+        command = exc.ctx.command.name if exc.ctx is not None and exc.ctx.command is not self else None
+        message = _usage_message(exc, command)
+        typer.echo(f"error: {message}", err=True)
+        if ctx.meta.get("pncp_ingest.json"):
+            _print_error_json(command or "", "", message, 2)
+        raise typer.Exit(2)
 
 
 def _usage_message(exc: ClickUsageError, command: str | None) -> str:
@@ -75,7 +81,8 @@ def _usage_message(exc: ClickUsageError, command: str | None) -> str:
         known = _options_of(exc.ctx.command)
         close = difflib.get_close_matches(exc.option_name, known, n=1, cutoff=0.8)
         suggestion = f": did you mean {close[0]}?" if close else ""
-        return f"no such option {exc.option_name} for {command}{suggestion} {help_hint}"
+        where = f" for {command}" if command else ""
+        return f"no such option {exc.option_name}{where}{suggestion} {help_hint}"
     text = exc.format_message().removesuffix(".")
     return f"{text[:1].lower()}{text[1:]} {help_hint}"
 
@@ -435,6 +442,7 @@ def contratos(common: Common, date: Date, to: To = None) -> None:
 class Only(str, enum.Enum):
     itens = "itens"
     arquivos = "arquivos"
+    resultados = "resultados"
 
 
 class UpdatedDataset(str, enum.Enum):
@@ -460,7 +468,10 @@ def details(
             "--batch-size", min=1, help="Take at most N pending contratações this run; the next run continues."
         ),
     ] = None,
-    only: Annotated[Only | None, typer.Option("--only", help="Fetch one kind only: itens or arquivos.")] = None,
+    only: Annotated[
+        Only | None,
+        typer.Option("--only", help="Fetch one kind only: itens, arquivos or resultados (with their itens)."),
+    ] = None,
 ) -> None:
     """Fetch itens (every page) and arquivos for the day's committed contratações.
 
@@ -494,6 +505,38 @@ def details(
 
 
 @command()
+def resultados(
+    common: Common,
+    date: Date,
+    to: To = None,
+    back: Annotated[
+        int, typer.Option("--back", min=0, help="Also the N publication days before --date (e.g. 365 nightly).")
+    ] = 0,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Poll every unsettled contratação now, due or not (settled ones cost nothing)."),
+    ] = False,
+) -> None:
+    """Bring the resultados (who won each item, at what price) of the day(s)' contratações up to date:
+    settled ones cost no request, unsettled ones are polled when due (1, 2, 4 … up to 7 days apart).
+
+    Example: pncp-ingest resultados --date today --back 365 --dest s3://lake/bronze --json
+    """
+
+    async def work(settings: Settings, reporter: Reporter, stop: anyio.Event) -> RunSummary:
+        from .pipeline import run_resultados
+
+        days = _ingest_days(date, to, reporter)
+        days = [days[0] - timedelta(days=n) for n in range(back, 0, -1)] + days
+        reporter.start(
+            "resultados", [d.isoformat() for d in days], settings.dest, settings, force="yes" if force else "no"
+        )
+        return await run_resultados(settings, days, force=force, on_event=reporter.event, stop=stop)
+
+    _execute("resultados", common, work)
+
+
+@command()
 def backfill(
     common: Common,
     date: Annotated[
@@ -506,8 +549,8 @@ def backfill(
     ] = False,
     modalidade: Modalidade = None,
 ) -> None:
-    """Each day of a range in order: contratações, then details. Complete days are skipped: a day
-    is complete once it was listed after it ended in Brasília and every detail is in.
+    """Each day of a range in order: contratações, then details, then contratos. Complete days are
+    skipped: a day is complete once it was listed after it ended in Brasília and every detail is in.
 
     Resumable: stop it (Ctrl-C, SIGTERM, a crash) and run the same command again.
 

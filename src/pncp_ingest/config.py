@@ -10,6 +10,7 @@ import difflib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,15 @@ class Settings(BaseSettings):
     dest: str = "./data/bronze"
     s3_endpoint_url: str | None = None
 
-    # The detail API (/pncp/v1: itens, arquivos, modalidades) tolerates concurrency well;
-    # the consulta API (/consulta/v1 listings) throttles hard, so it has its own, lower limits.
-    concurrency: int = Field(8, ge=1, le=512)
-    rate: float = Field(10.0, ge=0)
-    consulta_concurrency: int = Field(2, ge=1, le=512)
-    consulta_rate: float = Field(1.0, ge=0)
+    # Each API family's ceiling of requests in flight, and of requests per second (0 = none): the
+    # detail API (/pncp/v1: itens, arquivos, modalidades) and the consulta API (/consulta/v1
+    # listings). PNCP blocks a client with more than about 6 in flight (HTML 429s for ~25 s), so
+    # neither starts above that; the rates are a safety cap that does not bind at PNCP's
+    # latencies (~1 s a call: 6 in flight make ~6 requests/s).
+    concurrency: int = Field(6, ge=1, le=512)
+    rate: float = Field(20.0, ge=0)
+    consulta_concurrency: int = Field(6, ge=1, le=512)
+    consulta_rate: float = Field(20.0, ge=0)
 
     timeout: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0, le=100)
@@ -54,6 +58,14 @@ class Settings(BaseSettings):
     # Adaptive in-flight limit per API family (on evidence of load: errors and latency over windows
     # of answers, and 429s; under the ceilings above); false = always the ceiling.
     adaptive: bool = True
+
+    # Resultados: an unsettled contratação (an item still in progress) is polled again after 1, 2,
+    # 4 … days, at most this many days apart, until this many days after its publication.
+    resultados_poll_max_days: float = Field(7.0, gt=0)
+    resultados_max_age_days: int = Field(365, ge=0)
+    # The instant the resultados schedule takes as now (ISO 8601; UTC when no offset). For tests
+    # and benchmarks that replay weeks in minutes; unset, the real clock.
+    now: datetime | None = None
 
     checkpoint_every: int = Field(50, ge=1)
     publish_every: float = Field(300.0, gt=0)

@@ -3,13 +3,14 @@
 import anyio
 from datetime import date
 from pncp_ingest import load_settings
-from pncp_ingest.pipeline import run_atualizacoes, run_contratacoes, run_contratos, run_details
+from pncp_ingest.pipeline import run_atualizacoes, run_contratacoes, run_contratos, run_details, run_resultados
 
 settings = load_settings(dest="./bronze")
 summary = anyio.run(run_contratacoes, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_details, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_contratos, settings, [date(2025, 10, 22)])
 summary = anyio.run(run_atualizacoes, settings, [date(2025, 10, 23)])   # update days
+summary = anyio.run(run_resultados, settings, [date(2025, 10, 22)])     # publication days
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from functools import partial
-from typing import Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -26,6 +26,7 @@ import anyio
 from ..config import Settings
 from ..errors import PncpIngestError, collapse
 from ..pncp import PncpClient, RetryNotice, client_config
+from ..records import DetailKind
 from ..storage import open_store
 from ._day import RunContext
 from ._summary import (
@@ -40,9 +41,10 @@ from ._summary import (
     new_run_id,
 )
 from .atualizacoes import ingest_atualizacoes
-from .backfill import day_done, ingest_backfill
+from .backfill import contratacoes_done, day_done, ingest_backfill, updates_captured
 from .details import ingest_details
 from .listing import ATAS_LISTING, CONTRATACOES_LISTING, CONTRATOS_LISTING, LISTINGS, Listing, ingest_listing
+from .resultados import ingest_resultados
 
 __all__ = [
     "ATAS_LISTING",
@@ -57,12 +59,16 @@ __all__ = [
     "Listing",
     "RunSummary",
     "StatsSnapshot",
+    "contratacoes_done",
     "day_done",
+    "new_run_id",
     "run_atualizacoes",
     "run_backfill",
     "run_contratacoes",
     "run_contratos",
     "run_details",
+    "run_resultados",
+    "updates_captured",
 ]
 
 Body = Callable[[RunContext, list[date]], Awaitable[None]]
@@ -175,7 +181,7 @@ async def run_details(
     *,
     resume: bool = True,
     batch_size: int | None = None,
-    only: Literal["itens", "arquivos"] | None = None,
+    only: DetailKind | None = None,
     on_event: EventSink = ignore,
     run_id: str | None = None,
     stop: anyio.Event | None = None,
@@ -217,3 +223,18 @@ async def run_atualizacoes(
     listings = [LISTINGS[name] for name in datasets or LISTINGS]
     body = partial(ingest_atualizacoes, listings=listings, modalidades=modalidades, details=details)
     return await _run("atualizacoes", settings, days, run_id, body, on_event, stop)
+
+
+async def run_resultados(
+    settings: Settings,
+    days: list[date],
+    *,
+    force: bool = False,
+    on_event: EventSink = ignore,
+    run_id: str | None = None,
+    stop: anyio.Event | None = None,
+) -> RunSummary:
+    """``pncp-ingest resultados`` as a function: ``days`` are publication days; ``force`` polls
+    every unsettled contratação, due or not."""
+    body = partial(ingest_resultados, force=force)
+    return await _run("resultados", settings, days, run_id, body, on_event, stop)

@@ -102,13 +102,21 @@ class DaySummary:
     versions: int = 0  # history rows (one per record and version) this day committed
     itens: int = 0
     arquivos: int = 0
+    resultados: int = 0
     pages: int = 0
     checkpoints: int = 0
     published_rows: int = 0
     failed: int = 0
     gone: int = 0
     planned: int = 0  # pieces of work this run took on for the day (e.g. contratações whose details to fetch)
-    pending: int = 0  # pieces of work left for later runs when the day ended
+    pending: int = 0  # pieces of work left for later runs when the day ended (resultados: still unsettled)
+    # resultados: contratações settled (no request), polled; items newly homologated, resultados
+    # new to bronze; when the next contratação is due (ISO, UTC)
+    settled: int = 0
+    polled: int = 0
+    homologated: int = 0
+    landed: int = 0
+    next_due: str | None = None
     requests: int = 0
     retries: int = 0
     held_by: str | None = None
@@ -180,7 +188,7 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object: the documented keys first (README: Output and exit codes), then per-day detail."""
-        return {
+        documented = {
             "command": self.command,
             "status": self.status,
             "dates": self.dates,
@@ -189,6 +197,7 @@ class RunSummary:
             "contratos": sum(d.contratos for d in self.days),
             "atas": sum(d.atas for d in self.days),
             "arquivos": sum(d.arquivos for d in self.days),
+            "resultados": sum(d.resultados for d in self.days),
             "requests": self.requests,
             "retries": self.retries,
             "failed": len(self.failures),
@@ -205,4 +214,19 @@ class RunSummary:
             "exit_code": self.exit_code,
             "days": [asdict(d) for d in self.days],
             "failures": [asdict(f) for f in self.failures],
+        }
+        if self.command == "resultados":
+            documented.update(self._resultados())
+        return documented
+
+    def _resultados(self) -> dict[str, Any]:
+        """What ``resultados`` did: settled, polled, newly homologated, landed, still pending, next due."""
+        due = [d.next_due for d in self.days if d.next_due]
+        return {
+            "settled": sum(d.settled for d in self.days),
+            "polled": sum(d.polled for d in self.days),
+            "homologated": sum(d.homologated for d in self.days),
+            "landed": sum(d.landed for d in self.days),
+            "pending": sum(d.pending for d in self.days),
+            "next_due": min(due) if due else None,
         }

@@ -14,7 +14,7 @@ own lease:
    by ``contratacoes`` or ``contratos``) is first committed to history under its own update
    day, through the same engine path; P's job then replaces only versions it knows are kept.
 3. **Details** (contratações only, ``pncp_details`` of P): the changed contratações whose
-   details are older than their current version are fetched again, every kind.
+   details are older than their current version are fetched again, every kind (resultados included).
 
 Each publication day's leases are held only while that day changes. A day held by another
 run is retried after the others, then left pending: a failure named in the summary (exit 1)
@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from ..errors import LeaseHeldError
 from ..pncp import PncpClient
+from ..records import DETAIL_KINDS
 from ..records.schema import DETAILS, Row, version, version_text
 from ..state import DayState
 from ._day import Day, DayJob, RunContext, commit_rows, each_day, read_published, run_day
@@ -234,7 +235,7 @@ async def _apply(ctx: RunContext, listing: Listing, pub: _Publication, details: 
     # its leftovers removed: parts whose records a publish had already deleted when it was killed.
     if compras or await state.commits() or await state.staged_parts():
         detail_summary = DaySummary(day=pub.day.isoformat(), dataset=DETAILS.name)
-        await run_day(ctx, DetailsDay(ctx, ("itens", "arquivos"), compras=compras), pub.day, detail_summary)
+        await run_day(ctx, DetailsDay(ctx, DETAIL_KINDS, compras=compras), pub.day, detail_summary)
         if compras:
             ctx.run.days.append(detail_summary)
 

@@ -29,11 +29,12 @@ import anyio
 from ..records.schema import CONTRATACOES
 from ..state import DayState
 from ..status import DayStatus, day_status, final
+from ..storage import ObjectStore
 from ._day import RunContext
 from ._summary import DaySummary
 from .atualizacoes import ingest_atualizacoes
 from .details import ingest_details
-from .listing import CONTRATACOES_LISTING, CONTRATOS_LISTING, LISTINGS, ingest_listing
+from .listing import CONTRATACOES_LISTING, CONTRATOS_LISTING, LISTINGS, Listing, ingest_listing
 
 # How often a day set aside is looked at again (a handful of small state reads each time); days
 # take minutes against PNCP, so a slower poll costs little and spares the bucket.
@@ -117,6 +118,12 @@ async def ingest_backfill(
         await _capture_updates(ctx, days, details, modalidades)
 
 
+async def updates_captured(store: ObjectStore, day: date, listing: Listing) -> bool:
+    """Whether ``day``'s updates of ``listing`` were captured for good: a run over it ended cleanly
+    and had started after the day was over, so nothing can move into it any more."""
+    return final(await DayState(store, listing.history, day).last_run(), day)
+
+
 async def _capture_updates(ctx: RunContext, days: list[date], details: bool, modalidades: list[int] | None) -> None:
     """Each day of the range as an update day of each dataset, unless a run already captured it
     for good (it started after the day was over: nothing can move into it any more)."""
@@ -124,7 +131,7 @@ async def _capture_updates(ctx: RunContext, days: list[date], details: bool, mod
         for listing in LISTINGS.values():
             if ctx.stopping():
                 return
-            if final(await DayState(ctx.store, listing.history, day).last_run(), day):
+            if await updates_captured(ctx.store, day, listing):
                 ctx.run.days.append(DaySummary(day=day.isoformat(), dataset=listing.history.name, status="skipped"))
                 ctx.event("day_end", listing.history, day, "updates already captured: skipped")
                 continue

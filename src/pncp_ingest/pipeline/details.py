@@ -1,9 +1,14 @@
-"""``details``: itens and arquivos for every committed contratação of a day, exactly once.
+"""``details``: itens, arquivos and resultados for every committed contratação of a day, exactly once.
 
 A :class:`~._day.DayJob`: the day-engine holds the ``pncp_details`` lease, recovers,
 checkpoints and publishes; this module reads the day's published contratações, works out
-what is still to fetch per kind (itens and arquivos are tracked separately in the commit
-meta), and fetches it concurrently within the detail API's limits.
+what is still to fetch per kind (itens, arquivos and resultados are tracked separately in the
+commit meta), and fetches it concurrently within the detail API's limits.
+
+Resultados are per item: those of every item whose ``temResultado`` is true, so fetching them
+fetches the compra's itens too (and lands them: the row's itens are the ones its resultados
+belong to). Each details row also sets the contratação's resultados polling schedule
+(``_schedule``), which ``resultados`` follows.
 
 Details read only the *published* contratações file, which is replaced atomically, so a
 ``contratacoes`` run on the same day can run at the same time: details sees what it had
@@ -24,9 +29,10 @@ from ..dates import utcnow
 from ..errors import ApiError, NotFoundError
 from ..pncp import PncpClient
 from ..records import DETAIL_KINDS, DetailKind
-from ..records.schema import CONTRATACOES, DETAILS, version_text
+from ..records.schema import CONTRATACOES, DETAILS, Row, version_text
 from ..state import DayState
 from ..storage import ObjectStore
+from . import _schedule
 from ._day import Day, DayJob, RunContext, each_day, run_day
 from ._summary import DaySummary, Failure
 
@@ -111,14 +117,35 @@ def plan(
     return todo
 
 
-async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[DetailKind, ...]) -> Fetched:
+async def fetch_details(
+    client: PncpClient, compra: Compra, kinds: tuple[DetailKind, ...], previous: Row | None = None
+) -> Fetched:
+    """The ``kinds`` of one compra. Resultados need its itens (fetched too when not asked for);
+    given ``previous`` (its details row), an item's resultados are reused while the item has not
+    changed since (same ``dataAtualizacao``), so polling an unsettled compra costs its ``/itens``
+    and the ``/resultados`` of what changed."""
     fetched = Fetched(compra)
+    wanted = [k for k in DETAIL_KINDS if k in kinds]
+    if "resultados" in wanted and "itens" not in wanted:
+        wanted.insert(0, "itens")
     # One kind after the other: the client's limiter, not this function, decides how many requests
     # fly (the caller runs enough of these at once), no task group per compra on the hot path, and
     # a compra found gone costs one request, not two.
-    for kind in kinds:
+    for kind in wanted:
         # Bronze rows straight from the response bytes: parsed and validated in one pass.
         try:
+            if kind == "resultados":
+                itens = fetched.records.get("itens")
+                if itens is None:
+                    fetched.failed[kind] = "not fetched: its itens failed"
+                    continue
+                try:
+                    fetched.records[kind] = await _resultados(client, compra, itens, previous)
+                except ApiError as exc:
+                    # Itens and their resultados land together: a row never holds items newer than its results.
+                    fetched.failed[kind] = str(exc)
+                    fetched.records.pop("itens")
+                continue
             detail = await client.detail(kind, compra.cnpj, compra.ano, compra.sequencial)
             fetched.records[kind] = detail.rows
             if detail.reported is not None:
@@ -126,10 +153,59 @@ async def fetch_details(client: PncpClient, compra: Compra, kinds: tuple[DetailK
         except NotFoundError as exc:
             fetched.gone = str(exc)
             fetched.records.clear()
+            fetched.failed.clear()
             break
         except ApiError as exc:
             fetched.failed[kind] = str(exc)
     return fetched
+
+
+async def _resultados(
+    client: PncpClient, compra: Compra, itens: list[Row], previous: Row | None
+) -> list[dict[str, Any]]:
+    """The resultados of the items with ``temResultado``, in item order (a failure raises: never a
+    partial list). Given ``previous``, a row whose resultados were fetched with its itens, an
+    item's resultados (none included) are reused while it has not changed (same ``dataAtualizacao``)."""
+    known: dict[Any, list[dict[str, Any]]] = {}
+    before: dict[Any, Any] = {}
+    if previous is not None and previous.get("resultados") is not None:
+        for item in previous.get("itens") or []:
+            before[item.get("numeroItem")] = item.get("dataAtualizacao")
+            if item.get("temResultado"):
+                known[item.get("numeroItem")] = []
+        for resultado in previous["resultados"]:
+            known.setdefault(resultado.get("numeroItem"), []).append(resultado)
+    found: list[list[dict[str, Any]]] = []
+    asks: list[tuple[int, int]] = []  # (place in found, numeroItem) still to ask PNCP
+    for item in itens:
+        numero = item.get("numeroItem")
+        if not item.get("temResultado") or numero is None:
+            continue
+        if numero in known and before.get(numero) == item.get("dataAtualizacao"):
+            found.append(known[numero])
+        else:
+            asks.append((len(found), numero))
+            found.append([])
+    if len(asks) == 1:  # the common case: no task group on the hot path
+        place, numero = asks[0]
+        found[place] = await client.resultados(compra.cnpj, compra.ano, compra.sequencial, numero)
+    elif asks:
+        # One request per item: all asked at once, the client's limiter decides how many fly (a
+        # compra with hundreds of homologated items would otherwise take hundreds of round trips).
+        failed: list[ApiError] = []
+
+        async def ask(place: int, numero: int) -> None:
+            try:
+                found[place] = await client.resultados(compra.cnpj, compra.ano, compra.sequencial, numero)
+            except ApiError as exc:  # the other items are still asked; the compra fails as one
+                failed.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for place, numero in asks:
+                tg.start_soon(ask, place, numero)
+        if failed:
+            raise failed[0]
+    return [resultado for results in found for resultado in results]
 
 
 def details_row(fetched: Fetched) -> dict[str, Any]:
@@ -156,6 +232,9 @@ class DetailsDay(DayJob[Fetched]):
 
     dataset = DETAILS
     keeps_failures = True  # a run fetches only what is still to do: others' failures stand until refetched
+    # Whether a complete fetch records the contratação's version as the one its details belong to
+    # (not when only some kinds are refreshed: ``resultados`` leaves arquivos as they were).
+    records_versions = True
 
     def __init__(
         self,
@@ -166,6 +245,7 @@ class DetailsDay(DayJob[Fetched]):
         compras: list[Compra] | None = None,
     ) -> None:
         self.client = ctx.client
+        self.settings = ctx.settings
         # Given (by atualizacoes: the contratações whose version changed), exactly these are
         # fetched again, every kind, instead of what the day's published contratações still need.
         self.compras = compras
@@ -182,8 +262,10 @@ class DetailsDay(DayJob[Fetched]):
         # spare) keep every place of the detail family busy while some wait out a retry's backoff.
         self.workers = 2 * concurrency + 2
         self.todo: list[tuple[Compra, tuple[DetailKind, ...]]] = []
+        self.previous: dict[str, Row] = {}  # details rows whose unchanged items' resultados are reused
         self.outstanding = 0  # work the day had before this run's budget cut it
         self.handled = 0
+        self.now = _schedule.now(ctx.settings)
 
     async def plan(self, day: Day) -> str | None:
         compras = self.compras
@@ -218,7 +300,7 @@ class DetailsDay(DayJob[Fetched]):
 
         async def worker() -> None:
             for compra, needed in work:  # one shared iterator: each contratação goes to one worker
-                await send(await fetch_details(self.client, compra, needed))
+                await send(await fetch_details(self.client, compra, needed, self.previous.get(compra.id)))
 
         async with anyio.create_task_group() as tg:
             for _ in range(self.workers):
@@ -239,10 +321,19 @@ class DetailsDay(DayJob[Fetched]):
             day.fail(cid, "; ".join(f"{kind}: {reason}" for kind, reason in fetched.failed.items()), f"{cid} {kinds}")
         if fetched.records:
             meta: dict[str, Any] = {kind: [cid] for kind in fetched.records}
-            if not fetched.failed:
+            if not fetched.failed and self.records_versions:
                 # The version these details belong to: ``status`` counts contratações whose details are older.
                 meta["versions"] = {cid: fetched.compra.version}
+            itens = fetched.records.get("itens")
+            if itens is not None:  # (a failed resultados takes its itens back: never one without the other)
+                meta["polls"] = {cid: self.poll(fetched, itens)}
             day.add(details_row(fetched), meta)
+
+    def poll(self, fetched: Fetched, itens: list[Row]) -> _schedule.Poll:
+        """The contratação's resultados schedule from fresh itens: due in a day unless settled (a
+        refetch, as ``atualizacoes`` makes of a changed contratação, starts it over)."""
+        poll = _schedule.next_poll(itens, self.now, fetched.compra.version, self.settings, None)
+        return _schedule.with_resultados(poll, "resultados" in fetched.records)
 
     def remaining(self) -> int:
         return len(self.todo) - self.handled
@@ -254,6 +345,7 @@ class DetailsDay(DayJob[Fetched]):
         summary.contratacoes += len(rows)
         summary.itens += sum(len(r["itens"] or []) for r in rows)
         summary.arquivos += sum(len(r["arquivos"] or []) for r in rows)
+        summary.resultados += sum(len(r["resultados"] or []) for r in rows)
 
     def closing(self, day: Day) -> str:
         s = day.summary
@@ -262,7 +354,8 @@ class DetailsDay(DayJob[Fetched]):
         # Left for later runs: beyond this run's budget, failed, or not reached before a stop.
         day.count(pending=self.outstanding - self.handled + s.failed)
         return (
-            f"details of {s.contratacoes} contratações ({s.itens} itens, {s.arquivos} arquivos), "
+            f"details of {s.contratacoes} contratações ({s.itens} itens, {s.arquivos} arquivos, "
+            f"{s.resultados} resultados), "
             f"{s.failed} failed, {s.gone} gone, {s.pending} left for later runs"
         )
 
@@ -276,7 +369,7 @@ async def ingest_details(
     only: DetailKind | None = None,
 ) -> None:
     """Fetch the details of each day's published contratações, at most ``batch_size`` in all."""
-    kinds: tuple[DetailKind, ...] = (only,) if only else ("itens", "arquivos")
+    kinds: tuple[DetailKind, ...] = (only,) if only else DETAIL_KINDS
     budget = batch_size
 
     async def day_body(day: date, day_summary: DaySummary) -> bool:

@@ -3,7 +3,7 @@
 - consulta (``{base}/consulta/v1``): enveloped pages, ``tamanhoPagina`` 10–50, "no data" past
   the last page, 429 with an HTML body and no Retry-After, a spurious 365-day 422 on valid windows;
 - detail (``{base}/pncp/v1``): bare arrays, ``/itens`` silently returns 10 items unless asked
-  for pages, 404 = compra gone.
+  for pages, 404 = compra gone (except on an item's ``/resultados``: no result, see :meth:`PncpClient.resultados`).
 
 "No data" comes as a 204 or as a 200 with an empty body, on every endpoint (see
 :data:`NO_DATA` and :meth:`PncpClient._attempt`); an endpoint where PNCP also says it with
@@ -32,7 +32,7 @@ from tenacity.wait import wait_random_exponential
 from ..errors import ApiError, ApiUnreachableError, NotFoundError
 from ..records import DETAIL_KINDS, DETAIL_MODELS, DetailKind, bronze_rows_json, loads
 from ._config import ClientConfig, Family, FamilyLimits, RetryNotice
-from ._limits import RETRY_COST, TIMEOUT_RETRY_COST, FamilyLimiter, FamilyStats, Signal
+from ._limits import RETRY_COST, TIMEOUT_RETRY_COST, FamilyLimiter, FamilyStats, SharedBudget, Signal
 from ._transport import HttpClient, create_http_client
 
 CONSULTA_PAGE_SIZE = 50  # the contratações endpoints' maximum (400 above it)
@@ -92,16 +92,9 @@ class PncpClient:
         self._http = http or create_http_client(config)
         policy = config.retry
         by_family: tuple[tuple[Family, FamilyLimits], ...] = (("consulta", config.consulta), ("detail", config.detail))
+        shared = SharedBudget()
         self._families: dict[Family, FamilyLimiter] = {
-            name: FamilyLimiter(
-                name,
-                limits.concurrency,
-                limits.rate,
-                adaptive=config.adaptive,
-                pause_initial=policy.throttle_pause_initial,
-                pause_cap=policy.throttle_pause,
-                retry_budget=policy.retry_budget,
-            )
+            name: FamilyLimiter(name, limits, policy, adaptive=config.adaptive, shared=shared)
             for name, limits in by_family
         }
         self.stats.families = {name: limiter.stats for name, limiter in self._families.items()}
@@ -178,8 +171,28 @@ class PncpClient:
     async def detail(self, kind: DetailKind, cnpj: str, ano: int, sequencial: int) -> Detail:
         """Every record of one kind (itens, arquivos) of a compra as bronze rows
         (``bronze_row(Item | Arquivo, ...)``, decoded and validated in one pass), with the count
-        PNCP reported when it had to be asked (see :meth:`_detail_pages`). No data is ``[]``."""
+        PNCP reported when it had to be asked (see :meth:`_detail_pages`). No data is ``[]``.
+
+        Resultados are per item, not per compra: :meth:`resultados`."""
+        if kind == "resultados":
+            raise ValueError("resultados are listed per item: use PncpClient.resultados")
         return await self._detail_pages(_detail_path(kind, cnpj, ano, sequencial), _ROWS[kind])
+
+    async def resultados(self, cnpj: str, ano: int, sequencial: int, numero_item: int) -> list[dict[str, Any]]:
+        """Every result of one item as bronze rows (a bare array, no paging), each with its ``numeroItem``.
+
+        "No result" comes as 204, as an empty 200 and, for some items, as 404: call this only for
+        an item the compra's ``/itens`` just listed, so the compra exists and a 404 here means
+        that item has no result (``[]``), not a gone compra. The compra's own 404 (on ``/itens``)
+        keeps its meaning: gone. Any other failure raises, never an empty list.
+        """
+        path = f"{_detail_path('itens', cnpj, ano, sequencial)}/{numero_item}/resultados"
+        body = await self._get_json("detail", path, {}, _ROWS["resultados"], no_data=NO_DATA | {404})
+        rows: list[dict[str, Any]] = body or []
+        for row in rows:
+            if row.get("numeroItem") is None:
+                row["numeroItem"] = numero_item
+        return rows
 
     async def quantidade(self, path: str) -> int:
         """How many records PNCP counts at ``{path}/quantidade`` (a bare JSON integer; no data is 0)."""

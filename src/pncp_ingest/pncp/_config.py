@@ -1,6 +1,7 @@
 """What the client needs to know, as typed values: where the API is, each family's limits, the
 timeouts, the retry policy, and who to tell about a retry. :func:`client_config` builds it from
-the application's settings; nothing else in ``pncp/`` reads them.
+the application's settings; nothing else in ``pncp/`` reads them. No value here has a default:
+each default lives once, in :class:`~pncp_ingest.config.Settings`.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class RetryPolicy:
     backoff_initial: float
     backoff_max: float
     throttle_pause: float
-    throttle_pause_initial: float = 1.0
-    retry_budget: int = 500
+    throttle_pause_initial: float
+    retry_budget: int
 
     @property
     def attempts(self) -> int:
@@ -87,7 +88,7 @@ class ClientConfig:
     timeout: float
     """Seconds per request (connecting: at most 10 of them)."""
     retry: RetryPolicy
-    adaptive: bool = True
+    adaptive: bool
     """Adapt each family's in-flight limit to evidence of load (windows of errors and latency, 429s);
     False = always the ceiling."""
     on_retry: RetryCallback | None = None

@@ -1,24 +1,35 @@
 """Per-family request limits: an adaptive in-flight limit, a learned 429 pause, a retry budget, a rate.
 
-Each API family (``consulta``, ``detail``) has one :class:`FamilyLimiter`:
+Each API family (``consulta``, ``detail``) has one :class:`FamilyLimiter`; both share one
+:class:`SharedBudget`, the client's.
 
-- **In-flight limit, adaptive.** It starts at the configured ceiling (``--concurrency`` /
-  ``PNCP_CONSULTA_CONCURRENCY``) and is never above it. It moves on evidence of load judged over
-  windows of answers (error share, latency against the no-load latency), not on each error; a
-  429 halves it at once. The rules are in :mod:`._adaptive`.
-- **A 429 cuts the limit when the block is about load**: when the block outlasts three pauses
-  (the third probe gets a 429 too: the server keeps it up over time), or when blocks come back
-  within a round of the last one's end twice in a row (they recur as soon as the load does).
+- **In-flight limit, adaptive.** It starts low (:mod:`._adaptive`'s slow start) and is never above
+  the configured ceiling (``--concurrency`` / ``PNCP_CONSULTA_CONCURRENCY``). It moves on evidence
+  of load judged over windows of answers (error share, latency against the no-load latency), not
+  on each error. The rules are in :mod:`._adaptive`.
+- **A 429 block about load reveals a hard limit.** A block is about load when it outlasts three
+  pauses (the third probe gets a 429 too: the server keeps it up over time; a block that starts
+  with a learned long pause: when a probe gets a 429 as late as that), or when blocks come
+  back within a round of the last one's end twice in a row (they recur as soon as the load does).
   A burst of a few 429s at a random moment (the simulator's, PNCP's detail API's) is used up by
   the requests in flight and the first probes, and comes back within a round only by chance: it
-  pauses the family but leaves the limit alone. The cut is the adaptive limit's (halve, or back
-  to the level below the step up that found the block); after it, the limit is held for
-  ``GROW_HOLD`` (10) × the block's length before it may probe upwards again, so finding a block
-  costs at most about a tenth of the time.
+  pauses the family but leaves the limit alone. A block about load was caused by the requests in
+  flight when its first 429 was sent: the limit comes back to just below that count.
+- **A probe above that count only when it pays.** Going from ``n`` to ``n + 1`` in flight saves
+  ``1/(n + 1)`` of the time to come if the server allows it; if not, it costs a whole block of
+  every worker (the block's length, as measured). The time to come is estimated by the time since
+  the block (a run that has gone that long likely goes that much longer), and the chance that the
+  server allows more now by that time over ``LIMIT_LIFETIME_S`` (PNCP's limit is configuration,
+  changed rarely), doubled with each block at the same count. The probe pays when
+  ``since² ≥ lifetime × (n + 1) × block``: against PNCP (7 in flight, 31 s to learn a 25 s block)
+  that is after about 70 minutes, so a learned limit costs at most one block an hour, then fewer.
+- **Families share the budget when PNCP counts them together.** A block that begins in one family
+  while the other is in one says the server counts the client's requests, not each family's: from
+  then on both families together keep below the total in flight that caused the first of them.
 - **A 429 pauses the family, for a learned time.** Every worker of the family waits, not just
   the one that got it. With a Retry-After the pause is what the server says. Without one (the
   consulta API's HTML 429), the block's length is learned: the first pause is short
-  (``PNCP_THROTTLE_PAUSE_INITIAL``, 1 s), and while the block lasts it doubles, up to
+  (``PNCP_THROTTLE_PAUSE_INITIAL``), and while the block lasts it doubles, up to
   ``PNCP_THROTTLE_PAUSE`` (the cap). After a pause a single request probes whether the block is
   over; the others wait for its answer, so a block that lasts costs one request per pause, not
   one per worker. A block that outlasted its first pause teaches its length: the next block
@@ -39,8 +50,10 @@ still apply). What happened is in :class:`FamilyStats` (``ClientStats.families[n
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -48,27 +61,26 @@ import anyio
 from aiolimiter import AsyncLimiter
 
 from ._adaptive import AdaptiveLimit
+from ._config import FamilyLimits, RetryPolicy
 
 Signal = Literal["ok", "throttled", "overloaded"]
 
-DEFAULT_PAUSE_INITIAL = 1.0
-DEFAULT_PAUSE_CAP = 30.0
 SHRINK_AFTER = 4.0  # a stretch without a 429 this many times the learned pause halves it
 LASTING_PAUSES = 3  # a block that still answers the probe after this many pauses is kept up by the server
 LEARN_FACTOR = 1.5  # the next block's first pause: this × the longest the last one was seen to last
-GROW_HOLD = 10.0  # after a cut by a block, hold the limit this many times the block's length
+LIMIT_LIFETIME_S = 86400.0  # how long a limit PNCP revealed is expected to stay where it is: a day
 RETRY_COST = 5  # tokens a retry after a 5xx / bad body costs (AWS: 5)
 TIMEOUT_RETRY_COST = 10  # after a timeout or a dropped connection (AWS: 10)
 
-_now = time.monotonic  # what anyio.current_time() is on asyncio, without its per-call backend lookup
+Clock = Callable[[], float]
 
 
 @dataclass
 class FamilyStats:
     """One API family's limits as the run goes; every field is current at any moment.
 
-    ``limit`` is the in-flight limit now (at the end of a run: its final value; it starts low and
-    doubles to find the no-load latency), ``min_limit`` the lowest it went, ``ceiling`` the configured maximum, ``paused_s`` the seconds the family spent
+    ``limit`` is the in-flight limit now (at the end of a run: its final value), ``min_limit``
+    the lowest a cut took it, ``ceiling`` the configured maximum, ``paused_s`` the seconds the family spent
     paused by 429s (a pause in progress counts in full), ``blocks`` how many 429 blocks began (a
     pause after a good answer), ``pauses`` every pause (a block that lasts takes several),
     ``next_pause_s`` the pause the next 429 without Retry-After gets (in a block: its next pause), ``max_in_flight``
@@ -91,6 +103,8 @@ class FamilyStats:
     retries_refused: int = 0
     cuts: dict[str, int] = field(default_factory=dict)
     """The decreases by cause: ``errors`` (a window of them), ``latency`` (past the knee), ``429``."""
+    client_limit: int | None = None
+    """The limit on both families together, once a block struck both at once (None: each its own)."""
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -101,11 +115,14 @@ class FamilyStats:
 
 @dataclass(frozen=True)
 class Ticket:
-    """One admitted request: the limit's round and the pause epoch it was sent in, and when."""
+    """One admitted request: the limit's round and the pause epoch it was sent in, when, and how
+    many requests were in flight with it (itself included): its family's and the client's."""
 
     round: int
     epoch: int = 0
     sent_at: float = 0.0
+    in_flight: int = 0
+    total: int = 0
 
 
 class RetryBudget:
@@ -130,6 +147,35 @@ class RetryBudget:
             self.tokens += 1
 
 
+def probe_pays(since: float, count: int, block_s: float, blocks: int) -> bool:
+    """Whether going back up to ``count`` in flight, ``since`` seconds after ``blocks`` blocks in a
+    row at that count (each costing ``block_s``), is worth its risk.
+
+    If the server allows it now, the probe saves ``1/count`` of the time to come (estimated by
+    ``since``); the chance that it does is ``since`` over the limit's expected lifetime, doubled
+    with each block at the count. If not, it costs a block. Gain ≥ cost: ``since² ≥ lifetime ×
+    count × block_s`` (the odds against are taken as one)."""
+    lifetime = math.ldexp(LIMIT_LIFETIME_S, max(0, blocks - 1))
+    return since * since >= lifetime * count * block_s
+
+
+class SharedBudget:
+    """The client's requests in flight over every family, and the limit on them once PNCP is
+    seen to count the families together (None until then)."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.limit: int | None = None
+        self.families: list[FamilyLimiter] = []
+
+    def room(self) -> bool:
+        return self.limit is None or self.in_flight < self.limit
+
+    def wake(self) -> None:
+        for family in self.families:
+            family._wake()
+
+
 class _Waiter:
     __slots__ = ("event", "granted")
 
@@ -144,20 +190,24 @@ class FamilyLimiter:
     def __init__(
         self,
         name: str,
-        concurrency: int,
-        rate: float,
+        limits: FamilyLimits,
+        policy: RetryPolicy,
         *,
-        adaptive: bool = True,
-        pause_initial: float = DEFAULT_PAUSE_INITIAL,
-        pause_cap: float = DEFAULT_PAUSE_CAP,
-        retry_budget: int = 0,
+        adaptive: bool,
+        shared: SharedBudget,
+        clock: Clock = time.monotonic,
     ) -> None:
+        # time.monotonic is what anyio.current_time() is on asyncio, without its per-call backend lookup.
+        self._now = clock
         self.name = name
-        self.ceiling = int(concurrency)
+        self.ceiling = int(limits.concurrency)
         self.adaptive = adaptive
+        self.shared = shared
+        shared.families.append(self)
+        rate, retry_budget = limits.rate, policy.retry_budget
         self.budget = RetryBudget(retry_budget)
-        self.pause_initial = min(pause_initial, pause_cap)
-        self.pause_cap = pause_cap
+        self.pause_cap = policy.throttle_pause
+        self.pause_initial = min(policy.throttle_pause_initial, self.pause_cap)
         self._adaptive = AdaptiveLimit(self.ceiling)
         start = self._adaptive.limit if adaptive else self.ceiling
         self.stats = FamilyStats(
@@ -185,8 +235,11 @@ class FamilyLimiter:
         self._good_since_probe = 0
         self._quick_blocks = 0  # blocks in a row that came back within a round
         self._blocks_seen = False
-        self._block_cut = False  # this block already cut the limit
-        self._grow_after = 0.0  # after a cut by a block: no probe above the limit before this time
+        self._block_cut = False  # this block already cut the limit (or was the client's, found by another family)
+        self._block_ticket = Ticket(0)  # the first 429 of the block in progress: what was in flight
+        self._hard_since: float | None = None  # when the last block about load was over
+        self._hard_cost = 0.0  # and how long it lasted: what a failed probe costs
+        self._hard_repeats = 0  # blocks about load in a row at the same count
 
     # -- what the client and the display read ---------------------------------------------------
 
@@ -200,12 +253,12 @@ class FamilyLimiter:
 
     @property
     def paused(self) -> bool:
-        return self._paused_until > _now()
+        return self._paused_until > self._now()
 
     @property
     def pause_remaining(self) -> float:
         """Seconds until the family's pause ends (0 when not paused)."""
-        return max(0.0, self._paused_until - _now())
+        return max(0.0, self._paused_until - self._now())
 
     @property
     def probing(self) -> bool:
@@ -216,7 +269,7 @@ class FamilyLimiter:
 
     def pause(self, seconds: float) -> None:
         """Hold every new request of this family for ``seconds`` from now (never shortens a pause)."""
-        now = _now()
+        now = self._now()
         until = now + seconds
         if until <= self._paused_until:
             return
@@ -232,30 +285,36 @@ class FamilyLimiter:
         load, cut the limit. Returns the seconds the family is paused from now."""
         if ticket.epoch != self._epoch:
             return self.pause_remaining  # in flight when the block's pause began: already answered
-        now = _now()
+        now = self._now()
         self._last_429 = now
         if not self._probing:
             self.stats.blocks += 1
+            self._block_ticket = ticket
+            joint = self._joint_block(now)
             # A block that came back within a round of the last one's end is likely this load's;
             # twice in a row it is (a random burst does that once in ~(limit × burst rate)², a
             # block over the server's limit every time).
             quick = self._blocks_seen and self._good_since_probe < max(self.limit, 2)
             self._quick_blocks = self._quick_blocks + 1 if quick else 0
-            load = self._quick_blocks >= 2
+            load = self._quick_blocks >= 2 and not joint
             self._blocks_seen = True
-            self._block_cut = False
+            self._block_cut = joint
             self._block_began = now
             self._block_pauses = 0
             self._next_pause = self._start_pause
         else:
-            # The block outlasted its pauses: a block the server keeps up over time, not a burst
-            # of a few 429s that the requests in flight (or the first probes) use up.
-            load = not self._block_cut and self._block_pauses >= LASTING_PAUSES
+            # The block outlasted its pauses (or, started with a learned long pause, the time they
+            # take): a block the server keeps up over time, not a burst of a few 429s that the
+            # requests in flight (or the first probes) use up.
+            lasting = ticket.sent_at - self._block_began >= (2**LASTING_PAUSES - 1) * self.pause_initial
+            load = not self._block_cut and (self._block_pauses >= LASTING_PAUSES or lasting)
         self._block_seen_until = ticket.sent_at  # the block was still on when this was sent
         if load and self.adaptive:
             self._block_cut = True
             self._quick_blocks = 0
-            self._adaptive.throttled()
+            at = self._block_ticket.in_flight
+            self._hard_repeats = self._hard_repeats + 1 if at == self._adaptive.blocked_at else 1
+            self._adaptive.throttled(at)
             self._limit_changed()
         if retry_after is not None:
             seconds = retry_after
@@ -269,9 +328,22 @@ class FamilyLimiter:
         self.pause(seconds)
         return self.pause_remaining
 
+    def _joint_block(self, now: float) -> bool:
+        """A block beginning here while another family is in one: PNCP counts the client's requests
+        together. From now on the families share a limit, just below the total in flight that
+        caused the other's block."""
+        for other in self.shared.families:
+            if other is not self and other._probing and now - other._block_began <= self.pause_cap:
+                caused = max(1, other._block_ticket.total - 1)
+                self.shared.limit = caused if self.shared.limit is None else min(self.shared.limit, caused)
+                for family in self.shared.families:
+                    family.stats.client_limit = self.shared.limit
+                return True
+        return False
+
     def _block_over(self, now: float) -> None:
-        """The probe was answered: the block is over. Learn its length; after a cut, hold the limit
-        for ``GROW_HOLD`` × what the block cost before probing above it again."""
+        """The probe was answered: the block is over. Learn its length, and after a cut what a
+        failed probe would cost."""
         self._probing = False
         lasted = now - self._block_began
         if self._block_pauses > 1:
@@ -282,9 +354,16 @@ class FamilyLimiter:
         elif self._block_pauses == 1:
             self._start_pause = max(self.pause_initial, self._start_pause / 2)  # shorter than thought
         self.stats.next_pause_s = self._start_pause
-        if self._block_cut:
-            self._grow_after = now + GROW_HOLD * lasted
+        if self._block_cut and self._adaptive.blocked_at is not None:
+            self._hard_since = now
+            self._hard_cost = max(lasted, self.pause_initial)
         self._wake()
+
+    def _may_probe(self, now: float) -> bool:
+        blocked_at = self._adaptive.blocked_at
+        if blocked_at is None or self._hard_since is None:
+            return True
+        return probe_pays(now - self._hard_since, blocked_at, self._hard_cost, self._hard_repeats)
 
     def feedback(self, ticket: Ticket, signal: Signal, *, latency: float | None = None) -> None:
         """What one admitted request's answer says: ``ok``, or ``overloaded`` (5xx, timeout, dropped
@@ -292,7 +371,7 @@ class FamilyLimiter:
         if signal == "throttled":
             self.throttled(ticket)
             return
-        now = _now()
+        now = self._now()
         if self._probing and ticket.epoch == self._epoch:
             self._block_over(ticket.sent_at)  # everyone may go
         ok = signal == "ok"
@@ -309,7 +388,7 @@ class FamilyLimiter:
             return
         if latency is None:
             latency = now - ticket.sent_at
-        if self._adaptive.answer(ticket.round, ok, latency, may_grow=now >= self._grow_after):
+        if self._adaptive.answer(ticket.round, ok, latency, may_probe=self._may_probe(now)):
             self._limit_changed()
 
     def allow_retry(self, cost: int) -> bool:
@@ -331,6 +410,8 @@ class FamilyLimiter:
     # -- admission --------------------------------------------------------------------------------
 
     def _can_enter(self) -> bool:
+        if not self.shared.room():
+            return False
         if self._probing:
             # One probe at a time, whatever is still in flight from before the pause: a request
             # hanging until its timeout must not hold the probe (and so the family) back.
@@ -340,6 +421,7 @@ class FamilyLimiter:
     def _enter(self) -> None:
         self._epoch_in_flight += 1
         self._in_flight += 1
+        self.shared.in_flight += 1
         self.stats.in_flight = self._in_flight
         if self._in_flight > self.stats.max_in_flight:
             self.stats.max_in_flight = self._in_flight
@@ -350,8 +432,9 @@ class FamilyLimiter:
         if epoch == self._epoch and self._epoch_in_flight > 0:
             self._epoch_in_flight -= 1
         self._in_flight -= 1
+        self.shared.in_flight -= 1
         self.stats.in_flight = self._in_flight
-        self._wake()
+        self.shared.wake()
 
     def _wake(self) -> None:
         while self._waiters and self._can_enter():
@@ -377,11 +460,11 @@ class FamilyLimiter:
             raise
 
     async def _wait_pause(self) -> None:
-        while (delay := self._paused_until - _now()) > 0:
+        while (delay := self._paused_until - self._now()) > 0:
             await anyio.sleep(delay)
 
     def ticket(self) -> Ticket:
-        return Ticket(self._adaptive.round, self._epoch, _now())
+        return Ticket(self._adaptive.round, self._epoch, self._now(), self._in_flight, self.shared.in_flight)
 
     def slot(self) -> _Slot:
         """``async with limiter.slot() as ticket``: hold one in-flight place of this family while a
@@ -402,7 +485,7 @@ class _Slot:
     async def __aenter__(self) -> Ticket:
         limiter = self.limiter
         while True:
-            if limiter._paused_until > _now():
+            if limiter._paused_until > limiter._now():
                 await limiter._wait_pause()
             await limiter._acquire()
             entered = limiter._epoch
@@ -412,7 +495,7 @@ class _Slot:
             except BaseException:
                 limiter._release(entered)
                 raise
-            if limiter._paused_until <= _now():
+            if limiter._paused_until <= limiter._now():
                 ticket = limiter.ticket()
                 self.epoch = entered
                 return ticket

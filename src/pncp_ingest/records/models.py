@@ -20,7 +20,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .values import Flag, Int64, LocalDateTime, Money
+from .values import Flag, Int64, LocalDate, LocalDateTime, Money
 
 
 class Record(BaseModel):
@@ -255,8 +255,55 @@ class Arquivo(Record):
     statusAtivo: Flag | None = None
 
 
-DetailKind = Literal["itens", "arquivos"]
-"""What the detail API lists per compra; each kind is fetched, committed and retried on its own."""
+class Resultado(Record):
+    """One result of an item: who won it, at what homologated price
+    (``.../compras/{ano}/{seq}/itens/{numeroItem}/resultados``, RecuperarCompraItemResultadoDTO).
 
-DETAIL_KINDS: Final[tuple[DetailKind, ...]] = ("itens", "arquivos")
-DETAIL_MODELS: Final[dict[DetailKind, type[Record]]] = {"itens": Item, "arquivos": Arquivo}
+    An item has several when it is SRP (ranked by ``ordemClassificacaoSrp``) or when a result was
+    cancelled (kept, with ``dataCancelamento``) and another took its place."""
+
+    numeroControlePNCPCompra: str | None = None
+    numeroItem: Int64 | None = None
+    sequencialResultado: Int64 | None = None
+    niFornecedor: str | None = None
+    tipoPessoa: str | None = None
+    nomeRazaoSocialFornecedor: str | None = None
+    codigoPais: str | None = None
+    porteFornecedorId: Int64 | None = None
+    porteFornecedorNome: str | None = None
+    naturezaJuridicaId: str | None = None
+    naturezaJuridicaNome: str | None = None
+    quantidadeHomologada: Money | None = None
+    valorUnitarioHomologado: Money | None = None
+    valorTotalHomologado: Money | None = None
+    percentualDesconto: Money | None = None
+    ordemClassificacaoSrp: Int64 | None = None
+    dataResultado: LocalDate | None = None
+    dataInclusao: LocalDateTime | None = None
+    dataAtualizacao: LocalDateTime | None = None
+    dataCancelamento: LocalDateTime | None = None
+    motivoCancelamento: str | None = None
+    situacaoCompraItemResultadoId: Int64 | None = None
+    situacaoCompraItemResultadoNome: str | None = None
+    indicadorSubcontratacao: Flag | None = None
+    aplicacaoMargemPreferencia: Flag | None = None
+    aplicacaoBeneficioMeEpp: Flag | None = None
+    aplicacaoCriterioDesempate: Flag | None = None
+    amparoLegalMargemPreferencia: CodigoNome | None = None
+    amparoLegalCriterioDesempate: CodigoNome | None = None
+    paisOrigemProdutoServico: CodigoNome | None = None
+    moedaEstrangeira: CodigoNome | None = None
+    valorNominalMoedaEstrangeira: Money | None = None
+    dataCotacaoMoedaEstrangeira: LocalDateTime | None = None
+    timezoneCotacaoMoedaEstrangeira: str | None = None
+    localidadeFornecedor: str | None = None
+    localidadeExterior: str | None = None
+    reservaRemanescente: CodigoNome | None = None
+
+
+DetailKind = Literal["itens", "arquivos", "resultados"]
+"""What the detail API holds per compra; each kind is fetched, committed and retried on its own
+(resultados per item: those of the compra's items with ``temResultado``)."""
+
+DETAIL_KINDS: Final[tuple[DetailKind, ...]] = ("itens", "arquivos", "resultados")
+DETAIL_MODELS: Final[dict[DetailKind, type[Record]]] = {"itens": Item, "arquivos": Arquivo, "resultados": Resultado}

@@ -14,12 +14,13 @@ so the common case costs no Python call per value (dates and decimals excepted, 
 - ``str``: text, or a number (``codigoIbge`` comes as either), kept as its digits.
 - :data:`LocalDateTime`: ISO 8601 text; Brasília wall time without an offset, as PNCP sends it,
   or with an offset, converted to Brasília time.
+- :data:`LocalDate`: a calendar date, ``YYYY-MM-DD`` (a resultado's ``dataResultado``).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Context, Decimal
 from typing import Annotated, Any, Final
 
@@ -103,3 +104,16 @@ def _local_datetime(value: Any) -> Any:
 
 LocalDateTime = Annotated[datetime, BeforeValidator(_local_datetime)]
 """A timestamp in Brasília local time (America/Sao_Paulo), stored without a zone as the API sends it."""
+
+
+def _local_date(value: Any) -> Any:
+    """A calendar date as PNCP sends it (``2026-04-24``); any other text does not fit (kept in ``_extra``)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or len(value.strip()) != 10:
+        raise ValueError("a date is YYYY-MM-DD text")
+    return date.fromisoformat(value.strip())
+
+
+LocalDate = Annotated[date, BeforeValidator(_local_date)]
+"""A calendar date (Brasília), stored as a date."""

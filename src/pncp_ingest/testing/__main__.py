@@ -18,10 +18,15 @@ from ._app import Faults, serve
 from ._contratos import ATAS_PER_DAY, CONTRATOS_PER_DAY, MAX_ATAS_PER_DAY, MAX_CONTRATOS_PER_DAY
 from ._data import MAX_PER_DAY
 
+# What the reference reports of the real PNCP's pace: ~1 s a call, more than ~6 in flight blocked for ~25 s.
+PNCP_PACE = {"latency_ms": 1000.0, "latency_sigma": 0.5, "block_over": 6, "block_s": 25.0}
+
 
 def _serve(args: argparse.Namespace) -> int:
     try:
         faults = Faults.model_validate_json(args.faults) if args.faults else Faults.model_validate({})
+        if args.pace is not None:
+            faults = faults.model_copy(update={**PNCP_PACE, "block_scope": args.pace})
         if args.latency_ms is not None:
             faults = faults.model_copy(update={"latency_ms": args.latency_ms})
     except ValueError as exc:
@@ -237,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     s.add_argument("--faults", default=None, help="JSON fault config, e.g. '{\"rate_5xx\":0.1}'")
     s.add_argument("--latency-ms", type=float, default=None, help="fixed added latency (overrides faults.latency_ms)")
+    s.add_argument(
+        "--pace",
+        choices=("client", "family"),
+        default=None,
+        help="PNCP's pace: calls of ~1 s (lognormal, sigma 0.5), more than 6 in flight blocked for 25 s "
+        "(HTML 429s), counted per client or per API family (sets those --faults keys)",
+    )
     s.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes (used by SimulatorProcess)")
     s.set_defaults(func=_serve)
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._contratos import ATAS_PER_DAY, CONTRATOS_PER_DAY, SimulatedOutcomes
 from ._data import MODALIDADES, GrowOrder, SimulatedPncp, as_date, dumps
+from ._homologation import resultado_frags
 
 __all__ = ["Faults", "make_app", "serve"]
 
@@ -30,6 +31,7 @@ KINDS = (
     "contratacoes",
     "itens",
     "arquivos",
+    "resultados",
     "contratos",
     "contratos_atualizacao",
     "atas",
@@ -124,6 +126,12 @@ class Faults(BaseModel):
         description='where grown contratações are listed: "front" (first, newest first), "end" (last), '
         '"shuffle" (the day\'s listing order is re-drawn at every growth)',
     )
+    resultados_404: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of items (chosen by seed) whose /resultados says 'no result' with a 404 instead of a 204",
+    )
     retired: list[int] = Field(
         default_factory=list,
         description="modalidade codes PNCP has retired: /modalidades serves them with statusAtivo=false "
@@ -141,6 +149,18 @@ class Faults(BaseModel):
     block_over: int = Field(0, ge=0, description="more than this many requests in flight start a block (0 = off)")
     block_rate: float = Field(
         0.0, ge=0, description="more than this many requests arriving within one second start a block (0 = off)"
+    )
+    # PNCP's pace: each call takes ~latency_ms (a lognormal around it), and a client with more
+    # than block_over requests in flight is blocked for block_s (HTML 429s, no Retry-After). We do
+    # not know whether PNCP counts each API family apart or both together (a per-IP limit would):
+    # block_scope says which.
+    latency_sigma: float = Field(
+        0.0, ge=0, description="latency_ms is the median of a lognormal with this sigma (0 = always latency_ms)"
+    )
+    block_scope: Literal["family", "client"] = Field(
+        "family",
+        description='what block_over and block_rate count and a block stops: each API family apart ("family") '
+        'or both together ("client", as a per-IP limit would)',
     )
 
 
@@ -238,8 +258,8 @@ class SimState:
         self.faults = faults
         self.rng = random.Random(faults.seed)
         self.burst = {"consulta": 0, "detail": 0}
-        self.blocked_until = {"consulta": 0.0, "detail": 0.0}
-        self.arrivals: dict[str, deque[float]] = {"consulta": deque(), "detail": deque()}
+        self.blocked_until = {"consulta": 0.0, "detail": 0.0, "client": 0.0}
+        self.arrivals: dict[str, deque[float]] = {"consulta": deque(), "detail": deque(), "client": deque()}
         self.day_requests: Counter[dt.date] = Counter()  # /publicacao page requests per day, for grow_every
         self.grown: Counter[dt.date] = Counter()
         self._repeat_share: dict[str, bool] = {}
@@ -412,6 +432,29 @@ class SimState:
             hit = self._repeat_share[cid] = random.Random(f"{f.seed}|repeat|{cid}").random() < f.repeat_share
         return hit
 
+    def resultados(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
+        """An item's results: a bare array; no result is a 204, or a 404 for the ``resultados_404`` share."""
+        c = self._compra(request)
+        raw = request.match_info["item"]
+        try:
+            k = int(raw)
+        except ValueError:
+            raise _bad_request(
+                f"Failed to convert value of type 'java.lang.String' to required type 'java.lang.Integer'; For input string: \"{raw}\"",
+                request.path,
+            ) from None
+        key = ("resultados", c.id, c.rev, k)
+        body = self._cached(key, lambda: _array(resultado_frags(self.sim, c, k)))
+        if body == b"null":
+            raise _not_found("Item de contratação não encontrado.", request.path)
+        if body == b"[]":
+            share = self.faults.resultados_404
+            if share and random.Random(f"{self.faults.seed}|404|{c.id}|{k}").random() < share:
+                self.fault_counts["resultados_404"] += 1
+                raise _not_found("Resultado não encontrado.", request.path)
+            return 204, b""
+        return 200, body
+
     def quantidade(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
         c = self._compra(request)
         n = c.n_itens if request.match_info["what"] == "itens" else c.n_arquivos
@@ -433,13 +476,14 @@ class SimState:
                 rng = self.rng
                 self.in_flight[family] += 1
                 try:
-                    in_flight = self.in_flight[family]
+                    in_flight = self._counted_in_flight(f, family)
                     if f.knee or f.overload_at or f.block_s:
                         self.max_in_flight[family] = max(self.max_in_flight[family], in_flight)
                     fault = self._load_fault(f, family, in_flight)
                     if fault is not None:
                         return fault
-                    delay = f.latency_ms + (rng.uniform(0, f.jitter_ms) if f.jitter_ms else 0.0)
+                    delay = f.latency_ms * (rng.lognormvariate(0.0, f.latency_sigma) if f.latency_sigma else 1.0)
+                    delay += rng.uniform(0, f.jitter_ms) if f.jitter_ms else 0.0
                     if f.knee and in_flight > f.knee:
                         delay *= in_flight / f.knee
                     if delay > 0:
@@ -499,10 +543,17 @@ class SimState:
         await response.write_eof()
         return response
 
+    def _counted_in_flight(self, f: Faults, family: str) -> int:
+        """The requests in flight a block counts: this family's, or with ``block_scope`` "client" every affected family's."""
+        if f.block_scope == "client":
+            return sum(self.in_flight[name] for name in f.families)
+        return self.in_flight[family]
+
     def _load_fault(self, f: Faults, family: str, in_flight: int) -> web.StreamResponse | None:
         """The load-dependent answers: a block (too many in flight, or arriving too fast) and overload."""
         if f.block_s and (f.block_over or f.block_rate):
             now = asyncio.get_running_loop().time()
+            family = "client" if f.block_scope == "client" else family
             arrivals = self.arrivals[family]
             arrivals.append(now)
             while arrivals and arrivals[0] <= now - 1.0:
@@ -590,6 +641,23 @@ class SimState:
         self.clear_listing_cache()
         return web.json_response({"updated": changed})
 
+    async def ctl_homologate(self, request: web.Request) -> web.Response:
+        d = _ctl_date(request)
+        q = request.query
+        try:
+            first = q["first"]
+            share, listed = float(q.get("share", "0.5")), float(q.get("listed", "0.5"))
+            changed = self.sim.homologate(d, first, q.get("last"), share, listed)
+        except KeyError:
+            raise _ctl_error(400, "query parameter first=YYYY-MM-DD (first publication day) is required") from None
+        except ValueError as exc:
+            raise _ctl_error(400, str(exc)) from None
+        self.clear_listing_cache()
+        return web.json_response({"homologated": changed})
+
+    async def ctl_homologations(self, request: web.Request) -> web.Response:
+        return web.json_response(self.sim.homologated)
+
     async def ctl_grow(self, request: web.Request) -> web.Response:
         d = _ctl_date(request)
         try:
@@ -643,6 +711,11 @@ class SimState:
         )
 
 
+def _array(frags: list[bytes] | None) -> bytes:
+    """A bare JSON array of fragments (``null`` for None)."""
+    return b"null" if frags is None else b"[" + b",".join(frags) + b"]"
+
+
 def _ctl_error(status: int, message: str) -> _Reply:
     return _Reply(status, dumps({"error": message}))
 
@@ -692,10 +765,14 @@ def make_app(
     compra = "/api/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/{what:itens|arquivos}"
     r.add_get(compra, _by_what(st.route("itens", "detail", st.detail), st.route("arquivos", "detail", st.detail)))
     r.add_get(compra + "/quantidade", st.route("other", "detail", st.quantidade))
+    resultados = "/api/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/itens/{item}/resultados"
+    r.add_get(resultados, st.route("resultados", "detail", st.resultados))
     add_outcome_routes(app, st, st.outcomes)
     r.add_get("/_sim/truth", _ctl(st.ctl_truth))
     r.add_get("/_sim/truth/atualizacao", _ctl(st.ctl_truth_atualizacao))
     r.add_post("/_sim/update", _ctl(st.ctl_update))
+    r.add_post("/_sim/homologate", _ctl(st.ctl_homologate))
+    r.add_get("/_sim/homologations", _ctl(st.ctl_homologations))
     r.add_post("/_sim/grow", _ctl(st.ctl_grow))
     r.add_post("/_sim/remove", _ctl(st.ctl_remove))
     r.add_get("/_sim/faults", _ctl(st.ctl_get_faults))

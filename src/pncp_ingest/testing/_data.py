@@ -27,6 +27,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._homologation import homologate, resultado_frags, resultados_of
+
 __all__ = ["EXOTIC_VALUES", "MODALIDADES", "Raw", "SimulatedPncp", "as_date", "dumps", "dumps_exact", "loads_exact"]
 
 POOL_SIZE = 300
@@ -674,6 +676,7 @@ class SimulatedPncp:
         self._moved: dict[str, set[str]] = {}  # ISO date of the current dataAtualizacaoGlobal -> updated ids
         self._rounds: dict[dt.date, int] = {}  # update rounds applied per update day
         self._late: dict[dt.date, list[tuple[str, int]]] = {}  # see _late_heads
+        self.homologated: dict[str, str] = {}  # "id|numeroItem" -> ISO day homologate() homologated it
         self.version = 0  # bumped by grow() and update(): listings may change
 
     # ------------------------------------------------------------------ public Python API
@@ -714,6 +717,8 @@ class SimulatedPncp:
                     + b",".join(self.item_frags(c))
                     + b'],"arquivos":['
                     + b",".join(self.arquivo_frags(c))
+                    + b'],"resultados":['
+                    + b",".join(resultados_of(self, c))
                     + b"]}"
                     for c in compras
                 )
@@ -765,6 +770,43 @@ class SimulatedPncp:
         day.reindex(self.seed)
         self.version += 1
         return [c.id for c in new]
+
+    def resultados(self, id: str, numero_item: int) -> list[dict[str, Any]] | None:
+        """What the item's ``/resultados`` serves (``[]``: no result; None: no such item)."""
+        frags = resultado_frags(self, self._need(id), numero_item)
+        return None if frags is None else [json.loads(f) for f in frags]
+
+    def homologate(
+        self,
+        date: dt.date | str,
+        first: dt.date | str,
+        last: dt.date | str | None = None,
+        share: float = 0.5,
+        listed: float = 0.5,
+    ) -> list[dict[str, Any]]:
+        """On day ``date``, a homologation act for ``share`` of the contratações published in [first,
+        last] with items in progress (it decides most of them); a changed contratação is listed at
+        ``/atualizacao`` with chance ``listed``, else changes silently (see ``_homologation.homologate``)."""
+        d0 = as_date(first)
+        return homologate(self, as_date(date), d0, as_date(last) if last is not None else d0, share, listed)
+
+    def move_global(self, c: _Compra, ts: str) -> None:
+        """A new version of ``c`` whose ``dataAtualizacaoGlobal`` is ``ts``: listed at ``/atualizacao`` on its day."""
+        rec = loads_exact(c.frag)
+        if not c.versions:
+            c.versions.append(c.frag)
+        old = c.glob[:10]
+        rec["dataAtualizacaoGlobal"] = c.glob = ts
+        c.frag = dumps_exact(rec)
+        c.versions.append(c.frag)
+        c.rev += 1
+        self._moved.get(old, set()).discard(c.id)
+        self._moved.setdefault(ts[:10], set()).add(c.id)
+
+    def touch(self, c: _Compra) -> None:
+        """``c``'s details changed without a new version: caches keyed by ``rev`` drop, listings stay."""
+        c.rev += 1
+        self._moved.setdefault(c.glob[:10], set()).add(c.id)  # a changed rev is listed through _moved
 
     def remove(self, id: str) -> None:
         """Make the compra's itens/arquivos answer 404 (it stays in the listings)."""

@@ -232,8 +232,10 @@ class SimulatorProcess:
         ``{"contratacoes": [...], "itens": {id: n}, "arquivos": {id: n}, "gone": [ids],
         "added": {id: UTC time it was published}}`` (``added`` only lists contratações grown
         after the day was generated), plus ``"details": {id: {"itens": [...],
-        "arquivos": [...]}}`` with ``details``, ``"versions": {id: [every version, oldest
-        first]}`` with ``versions``, and ``"exotic"`` when the simulator serves exotic values.
+        "arquivos": [...], "resultados": [...]}}`` with ``details`` (resultados: every result of
+        the items with ``temResultado``, in item order: what a correct client lands), ``"versions":
+        {id: [every version, oldest first]}`` with ``versions``, and ``"exotic"`` when the
+        simulator serves exotic values.
         ``exact`` decodes non-integer numbers as ``Decimal`` (exactly the text served).
         """
         return self._truth("/_sim/truth", date, details, versions, exact)
@@ -295,6 +297,30 @@ class SimulatorProcess:
         params["share"] = share
         updated: list[dict[str, Any]] = self._call("POST", "/_sim/update", params=params)["updated"]
         return updated
+
+    def homologate(
+        self,
+        date: dt.date | str,
+        first: dt.date | str,
+        last: dt.date | str | None = None,
+        share: float = 0.5,
+        listed: float = 0.5,
+    ) -> list[dict[str, Any]]:
+        """On day ``date``, a homologation act for ``share`` of the contratações published in [first,
+        last] with items in progress: it decides most of them (most are homologated and get
+        resultados); each changed contratação is listed at ``/atualizacao`` with chance ``listed``,
+        else changes silently. Returns ``[{"id", "itens", "listed", "at"}]``."""
+        params: dict[str, Any] = {"date": as_date(date).isoformat(), "first": as_date(first).isoformat()}
+        if last is not None:
+            params["last"] = as_date(last).isoformat()
+        params.update(share=share, listed=listed)
+        changed: list[dict[str, Any]] = self._call("POST", "/_sim/homologate", params=params)["homologated"]
+        return changed
+
+    def homologations(self) -> dict[str, str]:
+        """``"id|numeroItem"`` → the ISO day :meth:`homologate` homologated that item."""
+        found: dict[str, str] = self._call("GET", "/_sim/homologations")
+        return found
 
     def amend(
         self,
