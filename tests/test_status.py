@@ -146,3 +146,13 @@ def test_at_100_columns_the_status_table_leaves_out_whole_columns_and_says_which
     assert "complete" in lines and "pending" in lines
     caption = lines[lines.index("not shown at this width") :]
     assert "parts" in caption and "held by" in caption and "(see --json)" in caption
+
+
+def test_status_counts_the_contratacoes_whose_resultados_are_still_to_come(sim, tmp_path):
+    dest = str(tmp_path / "bronze")
+    for command in ("contratacoes", "details"):
+        assert invoke(command, "--date", DAY, "--dest", dest, "--base-url", sim.base_url).code == 0
+    doc = json.loads(invoke("status", "--date", DAY, "--dest", dest, "--json").stdout)["days"][0]
+    details = sim.truth(DAY, details=True)["details"]
+    in_progress = sum(1 for d in details.values() if any(i.get("situacaoCompraItem") == 1 for i in d["itens"]))
+    assert doc["resultados_pending"] == in_progress > 0

@@ -54,6 +54,7 @@ from .pipeline import (
     run_contratacoes,
     run_contratos,
     run_details,
+    run_resultados,
     updates_captured,
 )
 from .records import DetailKind
@@ -83,6 +84,7 @@ __all__ = [
     "ingest_contratos",
     "ingest_details",
     "plan_batches",
+    "poll_resultados",
     "run_day",
 ]
 
@@ -265,6 +267,26 @@ def ingest_details(
     )
 
 
+def poll_resultados(
+    days: str | Sequence[str],
+    *,
+    settings: dict[str, Any] | None = None,
+    held_delay: timedelta = HELD_DELAY,
+) -> dict[str, Any]:
+    """``pncp-ingest resultados`` over the publication days ``days`` inside an Airflow task: the
+    unsettled contratações that are due are polled, settled ones cost nothing, so a run over a year
+    of days costs only what is due (its schedule is in the state, not in Airflow)."""
+    return _task(
+        "resultados",
+        DETAILS.name,
+        days,
+        settings,
+        held_delay,
+        None,
+        lambda s, when, on_event, stop: run_resultados(s, when, on_event=on_event, stop=stop),
+    )
+
+
 Command = Callable[[Settings, list[date], EventSink, anyio.Event], Awaitable[RunSummary]]
 Done = Callable[[ObjectStore, date], Awaitable[bool]]
 """Whether a task has nothing left to do for a day (it is skipped without a request)."""
@@ -351,14 +373,17 @@ def daily_dag(
     consulta_pool: str = CONSULTA_POOL,
     detail_pool: str = DETAIL_POOL,
     atualizacoes_back: int = 3,
+    resultados_back: int = 365,
     **dag_kwargs: Any,
 ) -> DAG:
     """The run's day and the day before (Brasília days of its data interval's end): contratações
     then details, and contratos, each day; then the updates PNCP listed the day before and the
     ``atualizacoes_back`` days before it, for contratações, contratos and atas: the crontab's jobs.
 
-    A day already done costs no request, so after the first run past midnight the day before is
-    only looked at.
+    Then the resultados of the contratações published on the day before and the
+    ``resultados_back`` days before it (a year): only those due for a poll cost requests, so after
+    the night's run the hourly ones find almost nothing due. A day already done costs no request,
+    so after the first run past midnight the day before is only looked at.
 
     Hourly by default; the run's day takes at most ``today_batch_size`` contratações of details
     per run so a run fits its hour (the next run continues). A failed task is retried ``retries``
@@ -421,7 +446,15 @@ def daily_dag(
             days = [run_day(moment, back) for back in range(atualizacoes_back + 1, 0, -1)]
             return capture_atualizacoes(days, settings=settings, held_delay=held_delay)
 
-        atualizacoes()
+        @task(task_id="resultados", pool=detail_pool, **task_args)
+        def resultados(
+            data_interval_end: datetime | None = None, logical_date: datetime | None = None, dag_run: Any = None
+        ) -> dict[str, Any]:
+            moment = _moment(data_interval_end, logical_date, dag_run)
+            days = [run_day(moment, back) for back in range(resultados_back + 1, 0, -1)]
+            return poll_resultados(days, settings=settings, held_delay=held_delay)
+
+        atualizacoes() >> resultados()
 
     return daily()
 

@@ -36,6 +36,7 @@ class DayStatus:
     gone: int = 0
     pending: int = 0
     details_stale: int = 0  # details fetched for an older version than pncp holds (atualizacoes refetches them)
+    resultados_pending: int = 0  # contratações with an item still in progress: `resultados` polls them
     contratos: int = 0
     contratos_failed: int = 0
     parts: int = 0
@@ -149,6 +150,7 @@ async def day_status(store: ObjectStore, day: date) -> DayStatus:
     status.pending = len(contratacoes.keys - (itens & arquivos) - gone)
     current, fetched = contratacoes.meta.get("versions", {}), done.meta.get("versions", {})
     status.details_stale = sum(1 for cid, v in fetched.items() if current.get(cid, v) != v)
+    status.resultados_pending = sum(1 for poll in done.meta.get("polls", {}).values() if "due" in poll)
     contratos = DayState(store, CONTRATOS, day)
     status.contratos = len((await contratos.committed()).keys)
     status.contratos_failed = len(await contratos.failures())

@@ -132,6 +132,8 @@ STATUS_COLUMNS = (
     Column("details failed"),
     Column("gone"),
     Column("details stale"),
+    Column("resultados pending"),
+    Column("contratos"),
     Column("parts"),
     Column("itens done"),
     Column("arquivos done"),
@@ -141,6 +143,8 @@ STATUS_COLUMNS = (
 # At 80 columns what is left is the day, whether it is complete and why not, the contratações,
 # what is pending, and when a run last touched it.
 STATUS_DROP_ORDER = (
+    "resultados pending",
+    "contratos",
     "itens done",
     "arquivos done",
     "parts",
@@ -154,7 +158,12 @@ STATUS_DROP_ORDER = (
     "last run",
     "contratações",
 )
-DATASET_NAMES = {"pncp": "listing", "pncp_details": "details", "pncp_atualizacoes": "updates"}
+DATASET_NAMES = {
+    "pncp": "listing",
+    "pncp_details": "details",
+    "pncp_atualizacoes": "updates",
+    "pncp_contratos": "contratos",
+}
 
 
 def iso_minute(stamp: object) -> str:
@@ -194,6 +203,8 @@ def _counts(st: DayStatus, grouped: bool = True) -> list[str]:
         st.details_failed,
         st.gone,
         st.details_stale,
+        st.resultados_pending,
+        st.contratos,
         st.parts,
         st.itens_done,
         st.arquivos_done,
