@@ -23,7 +23,6 @@ Scenarios:
   (ARROW_DEFAULT_MEMORY_POOL);
 - the sequential baseline, one request at a time (the old pipeline's way) over the same day at
   50 ms: a 250-contratação subset (`--batch-size`), since its rate does not depend on how many;
-- the transport: the 50 ms and 0 ms runs again on httpx's own transport (PNCP_HTTP_TRANSPORT=httpx);
 - the floor: bare aiohttp GETs at 50 ms and 32 in flight against the same simulator (bench/transport.py),
   the most any client could get, for reading the ratio;
 - 429s: the simulator behind a PNCP-like throttle (bench/throttle.py: over 24 in flight blocks
@@ -95,8 +94,6 @@ SCENARIOS = [
     Scenario("memory: details 2000 @0ms, mimalloc", 2000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}),
     Scenario("memory: details 8000 @0ms, mimalloc", 8000, 0, 32, env={"ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}),
     Scenario("sequential x1 @50ms (250 of 2000)", 2000, 50, 1, batch_size=250),
-    Scenario("transport httpx: 2000 @50ms x32", 2000, 50, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
-    Scenario("transport httpx: 2000 @0ms x32", 2000, 0, 32, env={"PNCP_HTTP_TRANSPORT": "httpx"}),
     Scenario("429 throttle: adaptive 500 @50ms x32", 500, 50, 32, env=THROTTLE_ENV, throttle=THROTTLE),
     Scenario(
         "429 throttle: fixed 500 @50ms x32",

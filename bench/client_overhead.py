@@ -1,5 +1,5 @@
 """CPU the client adds per request on top of HTTP: the family limiter, the retry wrapper, the status
-handling and the JSON decode, measured in-process against an HTTP getter that answers at once
+handling and the decode into bronze rows (``PncpClient.detail``), measured in-process against an HTTP getter that answers at once
 with a prebuilt response (so no socket, parser or event-loop I/O is counted).
 
     python bench/client_overhead.py                 # 20000 calls, 32 concurrent
@@ -16,6 +16,8 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 import httpx
@@ -32,7 +34,12 @@ class InstantGetter:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def get(self, url: str) -> httpx.Response:
+    @asynccontextmanager
+    async def stream(self, method: str, url: str) -> AsyncIterator[httpx.Response]:
+        self.calls += 1
+        yield httpx.Response(200, content=BODY, request=httpx.Request(method, url))
+
+    async def get(self, url: str) -> httpx.Response:  # what a client before streamed GETs called
         self.calls += 1
         return httpx.Response(200, content=BODY, request=httpx.Request("GET", url))
 
@@ -58,7 +65,7 @@ async def run(calls: int, concurrency: int) -> float:
     async def batch(n: int) -> None:
         async def worker(k: int) -> None:
             for _ in range(k):
-                await client.arquivos("00000000000191", 2025, 1)
+                await client.detail("arquivos", "00000000000191", 2025, 1)
 
         async with anyio.create_task_group() as tg:
             for _ in range(concurrency):

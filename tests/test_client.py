@@ -1,12 +1,12 @@
-"""The PNCP client over real HTTP to the simulator, on both transports: the API's rules and traps,
-retries and what they report, and the adaptive per-family limit (never above its ceiling, down on
-429/5xx/timeouts, back up when the faults stop). In-flight is counted on the client side, around every
-request."""
+"""The PNCP client over real HTTP to the simulator: the API's rules and traps, retries and what
+they report, and the adaptive per-family limit (never above its ceiling, down on 429/5xx/timeouts,
+back up when the faults stop). In-flight is counted on the client side, around every request."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
@@ -14,39 +14,46 @@ import anyio
 import httpx
 import pytest
 
-from pncp_ingest.config import load_settings
+from pncp_ingest.config import USER_AGENT, load_settings
 from pncp_ingest.errors import ApiError, ApiUnreachableError, NotFoundError
-from pncp_ingest.pncp import ClientConfig, FamilyLimits, PncpClient, RetryNotice, RetryPolicy, client_config
-from pncp_ingest.pncp._limits import FamilyLimiter
-from pncp_ingest.pncp._transport import HttpGetter, create_http_client
-from pncp_ingest.records import Item, bronze_row
+from pncp_ingest.pncp import (
+    ClientConfig,
+    FamilyLimits,
+    PncpClient,
+    RetryNotice,
+    RetryPolicy,
+    client_config,
+    create_http_client,
+)
+from pncp_ingest.records import DetailKind, Item, bronze_row
 from pncp_ingest.testing import MODALIDADES
 
 DAY = date(2025, 10, 22)
-TRANSPORTS = ["aiohttp", "httpx"]
 
 
 class Counting:
-    """An HttpGetter that records, for every detail request, how many were in flight and the limit."""
+    """The run's HTTP client, recording for every detail request how many were in flight and the limit."""
 
-    def __init__(self, inner: HttpGetter) -> None:
+    def __init__(self, inner: httpx.AsyncClient) -> None:
         self.inner = inner
-        self.limiter: FamilyLimiter | None = None
+        self.family: Any = None  # the detail family's FamilyStats, live
         self.in_flight = 0
         self.max_in_flight = 0
         self.limits_seen: list[int] = []
         self.urls: list[str] = []
 
-    async def get(self, url: str) -> httpx.Response:
+    @asynccontextmanager
+    async def stream(self, method: str, url: str) -> AsyncIterator[httpx.Response]:
         detail = "/pncp/v1/orgaos/" in url
         if detail:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            assert self.limiter is not None
-            self.limits_seen.append(self.limiter.limit)
+            assert self.family is not None
+            self.limits_seen.append(self.family.limit)
         self.urls.append(url)
         try:
-            return await self.inner.get(url)
+            async with self.inner.stream(method, url) as response:
+                yield response
         finally:
             if detail:
                 self.in_flight -= 1
@@ -55,11 +62,10 @@ class Counting:
         await self.inner.aclose()
 
 
-def config(sim: Any, transport: str, **kw: Any) -> ClientConfig:
+def config(sim: Any, **kw: Any) -> ClientConfig:
     """The client's configuration as a run builds it: settings (here without .env) → client_config."""
     base = dict(
         base_url=sim.base_url,
-        http_transport=transport,
         concurrency=8,
         rate=0,
         consulta_concurrency=4,
@@ -78,7 +84,7 @@ def with_client(c: ClientConfig, body: Callable[[PncpClient, Counting], Awaitabl
     async def main() -> Any:
         counting = Counting(create_http_client(c))
         async with PncpClient(c, http=counting) as client:
-            counting.limiter = client._families["detail"]
+            counting.family = client.stats.families["detail"]
             return await body(client, counting)
 
     return anyio.run(main)
@@ -92,15 +98,17 @@ def compras(sim: Any) -> list[tuple[str, str, int, int]]:
     ]
 
 
-async def fetch_all(
-    client: PncpClient, todo: list[tuple[str, str, int, int]], rows: bool = False
-) -> dict[str, tuple[int, int]]:
+async def rows(client: PncpClient, kind: DetailKind, cnpj: str, ano: int, seq: int) -> list[dict[str, Any]]:
+    return (await client.detail(kind, cnpj, ano, seq)).rows
+
+
+async def fetch_all(client: PncpClient, todo: list[tuple[str, str, int, int]]) -> dict[str, tuple[int, int]]:
     """Every compra's itens and arquivos, all at once (the limiter decides how many fly)."""
     got: dict[str, tuple[int, int]] = {}
 
     async def one(cid: str, cnpj: str, ano: int, seq: int) -> None:
-        itens = await (client.itens_rows if rows else client.itens)(cnpj, ano, seq)
-        arquivos = await (client.arquivos_rows if rows else client.arquivos)(cnpj, ano, seq)
+        itens = await rows(client, "itens", cnpj, ano, seq)
+        arquivos = await rows(client, "arquivos", cnpj, ano, seq)
         got[cid] = (len(itens), len(arquivos))
 
     async with anyio.create_task_group() as tg:
@@ -109,8 +117,7 @@ async def fetch_all(
     return got
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_every_item_comes_paged_never_the_10_item_default(sim_factory, transport):
+def test_every_item_comes_paged_never_the_10_item_default(sim_factory):
     sim = sim_factory(seed=7, per_day=40, big_items=True)
     truth = sim.truth(DAY)
     todo = compras(sim)
@@ -118,7 +125,7 @@ def test_every_item_comes_paged_never_the_10_item_default(sim_factory, transport
     async def body(client: PncpClient, counting: Counting) -> dict[str, tuple[int, int]]:
         return await fetch_all(client, todo)
 
-    got = with_client(config(sim, transport), body)
+    got = with_client(config(sim), body)
     assert got == {cid: (truth["itens"][cid], truth["arquivos"][cid]) for cid, *_ in todo}
     assert {0, 10, 11, 500, 501, 1203} <= {n for n, _ in got.values()}
     assert any(a == 0 for _, a in got.values())  # 204 is an empty list
@@ -129,22 +136,22 @@ def test_every_item_comes_paged_never_the_10_item_default(sim_factory, transport
     assert stats["requests"]["arquivos"] == len(todo)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_rows_are_the_same_as_bronze_row_of_the_raw_records(sim_factory, transport):
+def test_rows_are_the_same_as_bronze_row_of_the_raw_records(sim_factory):
     sim = sim_factory(seed=7, per_day=12, big_items=True)
     _, cnpj, ano, seq = next(c for c in compras(sim) if sim.truth(DAY)["itens"][c[0]] == 11)
+    url = f"{sim.base_url}/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/itens?pagina=1&tamanhoPagina=500"
+    raw = httpx.get(url, trust_env=False).json()
 
-    async def body(client: PncpClient, counting: Counting) -> tuple[list[dict], list[dict]]:
-        return await client.itens(cnpj, ano, seq), await client.itens_rows(cnpj, ano, seq)
+    async def body(client: PncpClient, counting: Counting) -> list[dict]:
+        return await rows(client, "itens", cnpj, ano, seq)
 
-    raw, rows = with_client(config(sim, transport), body)
-    assert len(rows) == 11
-    assert rows == [bronze_row(Item, r) for r in raw]
-    assert all(r["_extra"] is None for r in rows)
+    got = with_client(config(sim), body)
+    assert len(got) == 11
+    assert got == [bronze_row(Item, r) for r in raw]
+    assert all(r["_extra"] is None for r in got)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_consulta_pages_within_the_api_size_rules(sim_factory, transport):
+def test_consulta_pages_within_the_api_size_rules(sim_factory):
     sim = sim_factory(seed=7, per_day=120)
 
     async def body(client: PncpClient, counting: Counting) -> list[dict]:
@@ -158,50 +165,45 @@ def test_consulta_pages_within_the_api_size_rules(sim_factory, transport):
         assert (await client.contratacoes_page(DAY, 6, 99)).records == []
         return records
 
-    records = with_client(config(sim, transport), body)
+    records = with_client(config(sim), body)
     assert sorted(r["numeroControlePNCP"] for r in records) == sorted(c[0] for c in compras(sim))
     assert sim.stats()["statuses"].get("400", 0) == 0  # tamanhoPagina within 10..50
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_404_is_not_found_and_not_retried(sim_factory, transport):
+def test_404_is_not_found_and_not_retried(sim_factory):
     sim = sim_factory(seed=7, per_day=10)
     cid, cnpj, ano, seq = compras(sim)[3]
     sim.remove(cid)
 
     async def body(client: PncpClient, counting: Counting) -> None:
         with pytest.raises(NotFoundError):
-            await client.itens(cnpj, ano, seq)
+            await rows(client, "itens", cnpj, ano, seq)
         assert client.stats.retries == 0
 
-    with_client(config(sim, transport), body)
+    with_client(config(sim), body)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_truncated_json_and_dropped_connections_are_retried(sim_factory, transport):
+def test_truncated_json_and_dropped_connections_are_retried(sim_factory):
     sim = sim_factory(seed=7, per_day=30, big_items=True)
     truth = sim.truth(DAY)
     todo = compras(sim)
     sim.set_faults(rate_truncate=0.2, rate_drop=0.1, families=["detail"], seed=3)
 
     async def body(client: PncpClient, counting: Counting) -> dict[str, tuple[int, int]]:
-        got = await fetch_all(client, todo, rows=True)
+        got = await fetch_all(client, todo)
         assert client.stats.retries > 0
         # A dropped connection is a connection error, never a timeout (aiohttp itself may resend
         # a request whose kept-alive connection was dropped, so it need not reach us at all).
         assert client.stats.statuses["timeout"] == 0
         return got
 
-    got = with_client(config(sim, transport, max_retries=20), body)
+    got = with_client(config(sim, max_retries=20), body)
     assert got == {cid: (truth["itens"][cid], truth["arquivos"][cid]) for cid, *_ in todo}
     faults = sim.stats()["faults"]
     assert faults.get("truncate", 0) > 0 and faults.get("drop", 0) > 0
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_429_bursts_pause_without_collapsing_the_limit_which_never_exceeds_the_ceiling_and_recovers(
-    sim_factory, transport
-):
+def test_429_bursts_pause_without_collapsing_the_limit_which_never_exceeds_the_ceiling_and_recovers(sim_factory):
     sim = sim_factory(seed=11, per_day=150)
     todo = compras(sim)
     ceiling = 8
@@ -220,7 +222,7 @@ def test_429_bursts_pause_without_collapsing_the_limit_which_never_exceeds_the_c
         # The faults stop: healthy answers bring the limit back to the ceiling, never above.
         sim.set_faults()
         rounds = 0
-        while client._families["detail"].limit < ceiling:
+        while stats.limit < ceiling:
             rounds += 1
             assert rounds <= 40, f"the limit did not recover: {stats}"
             await fetch_all(client, todo)
@@ -228,11 +230,10 @@ def test_429_bursts_pause_without_collapsing_the_limit_which_never_exceeds_the_c
         assert counting.max_in_flight <= ceiling and max(counting.limits_seen) <= ceiling
         json.dumps(client.stats.limits())  # what --json shows
 
-    with_client(config(sim, transport, concurrency=ceiling), body)
+    with_client(config(sim, concurrency=ceiling), body)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_mostly_5xx_and_timeouts_cut_the_limit_and_in_flight_stays_under_it(sim_factory, transport):
+def test_mostly_5xx_and_timeouts_cut_the_limit_and_in_flight_stays_under_it(sim_factory):
     sim = sim_factory(seed=11, per_day=80)
     todo = compras(sim)
     ceiling = 6
@@ -246,7 +247,7 @@ def test_mostly_5xx_and_timeouts_cut_the_limit_and_in_flight_stays_under_it(sim_
         assert stats.paused_s == 0  # only a 429 (or a Retry-After) pauses the family
         assert counting.max_in_flight <= ceiling
 
-    with_client(config(sim, transport, concurrency=ceiling, timeout=0.5, max_retries=30, retry_budget=0), body)
+    with_client(config(sim, concurrency=ceiling, timeout=0.5, max_retries=30, retry_budget=0), body)
 
 
 def test_fixed_limit_when_not_adaptive(sim_factory):
@@ -261,11 +262,10 @@ def test_fixed_limit_when_not_adaptive(sim_factory):
         assert stats.limit == stats.min_limit == 8 and stats.decreases == 0
         assert counting.max_in_flight <= 8
 
-    with_client(config(sim, "aiohttp", adaptive=False), body)
+    with_client(config(sim, adaptive=False), body)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_an_unreachable_api_is_reported_as_such(transport):
+def test_an_unreachable_api_is_reported_as_such():
     class Nowhere:
         base_url = "http://127.0.0.1:9/api"  # discard port: nothing listens
 
@@ -274,7 +274,7 @@ def test_an_unreachable_api_is_reported_as_such(transport):
             await client.modalidades()
         assert client.stats.statuses["connection"] == 2 and client.stats.statuses["timeout"] == 0
 
-    with_client(config(Nowhere, transport, max_retries=1), body)
+    with_client(config(Nowhere, max_retries=1), body)
 
 
 # -- the retry policy and what it reports ------------------------------------------------------
@@ -287,12 +287,12 @@ def test_every_retry_is_reported_with_its_url_wait_and_reason(sim_factory):
     notices: list[RetryNotice] = []
 
     async def body(client: PncpClient, counting: Counting) -> None:
-        await fetch_all(client, todo, rows=True)
+        await fetch_all(client, todo)
         assert client.stats.retries == len(notices) > 0
         # Every failed attempt of these concurrent requests was retried, and each request ended well.
         assert client.stats.requests == client.stats.ok + client.stats.retries
 
-    with_client(config(sim, "aiohttp", max_retries=20, on_retry=notices.append), body)
+    with_client(config(sim, max_retries=20, on_retry=notices.append), body)
     assert {n.family for n in notices} == {"detail"}
     # Detail pages, and the /quantidade a short page of a round size makes the client ask.
     assert all("/pncp/v1/orgaos/" in n.url for n in notices)
@@ -315,7 +315,7 @@ def test_waits_are_full_jitter_exponential_and_stop_after_the_attempts():
         assert client.stats.requests == 5 and client.stats.retries == 4
 
     policy = dict(max_retries=4, backoff_initial=0.004, backoff_max=0.01)
-    with_client(config(Nowhere, "aiohttp", **policy, on_retry=notices.append), body)
+    with_client(config(Nowhere, **policy, on_retry=notices.append), body)
     assert [n.failed_attempt for n in notices] == [1, 2, 3, 4]
     for n in notices:  # uniform in [0, min(max, initial * 2^(attempt-1))]
         assert 0 <= n.wait_s <= min(0.01, 0.004 * 2 ** (n.failed_attempt - 1))
@@ -338,7 +338,7 @@ def test_a_429_waits_out_the_family_pause_and_is_counted_as_throttled(sim_factor
         assert client.stats.families["consulta"].pauses > 0
         return records
 
-    records = with_client(config(sim, "aiohttp", throttle_pause=0.05, on_retry=notices.append), body)
+    records = with_client(config(sim, throttle_pause=0.05, on_retry=notices.append), body)
     assert records == len(compras(sim))
     assert all(n.family == "consulta" and n.reason == "429 Too Many Requests" for n in notices)
     assert all(0 < n.wait_s <= 0.05 for n in notices)  # no Retry-After: the family pause, not a backoff
@@ -363,7 +363,7 @@ def test_the_spurious_365_day_422_is_retried_and_other_422s_are_not(sim_factory)
             await client.contratacoes_page(DAY, 99, 1)  # a code PNCP does not serve: no retry can fix it
         assert not caught.value.retryable and client.stats.retries == retries
 
-    with_client(config(sim, "aiohttp", max_retries=20, on_retry=notices.append), body)
+    with_client(config(sim, max_retries=20, on_retry=notices.append), body)
     assert notices and all(n.reason.startswith("spurious 422") for n in notices)
     assert sim.stats()["faults"]["spurious_422"] == len(notices)
 
@@ -389,9 +389,9 @@ def test_the_client_needs_no_application_settings(sim_factory):
     assert client_config(load_settings(None, concurrency=3, max_retries=2)).retry.attempts == 3
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_gzip_bodies_and_redirects_on_both_transports(transport):
-    """What AsyncClient did for us and HttpGetter does now: decode content-encoding, follow redirects."""
+def test_gzip_bodies_redirects_and_the_user_agent():
+    """What the run's httpx client must do: send our User-Agent, decode content-encoding, follow
+    redirects (a loop of them is a failure of that URL, not retried)."""
     import gzip
 
     from aiohttp import web
@@ -399,25 +399,33 @@ def test_gzip_bodies_and_redirects_on_both_transports(transport):
     async def main() -> None:
         async def itens(request: web.Request) -> web.Response:
             assert "gzip" in request.headers.get("accept-encoding", "")
+            assert request.headers.get("user-agent") == USER_AGENT
             body = gzip.compress(json.dumps([{"numeroItem": 1}, {"numeroItem": 2}]).encode())
             return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
 
         async def moved(request: web.Request) -> web.Response:
             raise web.HTTPMovedPermanently(str(request.url).replace("/old/", "/api/"))
 
+        async def loop(request: web.Request) -> web.Response:
+            raise web.HTTPFound(str(request.url))
+
         app = web.Application()
         app.router.add_get("/api/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/itens", itens)
         app.router.add_get("/old/pncp/v1/orgaos/{cnpj}/compras/{ano}/{seq}/itens", moved)
+        app.router.add_get("/old/pncp/v1/modalidades", loop)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         try:
-            c = client_config(load_settings(None, base_url=f"http://127.0.0.1:{port}/old", http_transport=transport))
+            c = client_config(load_settings(None, base_url=f"http://127.0.0.1:{port}/old"))
             async with PncpClient(c) as client:
-                assert [r["numeroItem"] for r in await client.itens_rows("00000000000191", 2025, 1)] == [1, 2]
+                assert [r["numeroItem"] for r in await rows(client, "itens", "00000000000191", 2025, 1)] == [1, 2]
                 assert client.stats.requests == 1 and client.stats.retries == 0
+                with pytest.raises(ApiError, match="redirects") as caught:
+                    await client.modalidades()
+                assert not caught.value.retryable and client.stats.retries == 0
         finally:
             await runner.cleanup()
 

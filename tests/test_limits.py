@@ -86,7 +86,7 @@ def test_a_block_without_retry_after_is_learned_doubling_up_to_the_cap(sim_facto
         assert stats.blocks >= 1 and stats.pauses > stats.blocks  # a block outlasted its first pause
         assert stats.limit <= 4 and stats.cuts["429"] >= 1  # the block cut the limit below what caused it
 
-    with_client(config(sim, "aiohttp", throttle_pause_initial=0.1, throttle_pause=0.8, on_retry=notices.append), body)
+    with_client(config(sim, throttle_pause_initial=0.1, throttle_pause=0.8, on_retry=notices.append), body)
     waits = [n.wait_s for n in notices if n.reason == "429 Too Many Requests"]
     server = sim.stats()["faults"]
     assert server["block"] >= 1
@@ -118,7 +118,7 @@ def test_the_pause_doubles_while_429s_keep_coming_and_the_next_block_starts_at_t
         first = next(n.wait_s for n in notices if n.reason == "429 Too Many Requests" and n.wait_s > 0.09)
         assert first == pytest.approx(learned, abs=0.05), (first, learned)
 
-    with_client(config(sim, "aiohttp", throttle_pause_initial=0.1, throttle_pause=5, on_retry=notices.append), body)
+    with_client(config(sim, throttle_pause_initial=0.1, throttle_pause=5, on_retry=notices.append), body)
 
 
 def test_a_stretch_without_429s_halves_the_learned_pause():
@@ -166,7 +166,7 @@ def test_retry_after_wins_over_the_learned_pause():
             base_url = f"http://127.0.0.1:{port}/api"
 
         try:
-            c = config(Server, "aiohttp", throttle_pause_initial=0.05, throttle_pause=10)
+            c = config(Server, throttle_pause_initial=0.05, throttle_pause=10)
             async with PncpClient(c) as client:
                 assert await client.modalidades() == [6]
                 stats = client.stats.families["detail"]
@@ -182,8 +182,7 @@ def test_retry_after_wins_over_the_learned_pause():
 # -- evidence of load, not noise ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-def test_noise_does_not_lower_the_limit(sim_factory, transport):
+def test_noise_does_not_lower_the_limit(sim_factory):
     sim = sim_factory(seed=11, per_day=150)
     todo = compras(sim)
     # A steady few percent of 5xx, timeouts and dropped connections at a flat latency: noise, not load.
@@ -199,7 +198,7 @@ def test_noise_does_not_lower_the_limit(sim_factory, transport):
         assert stats.decreases == 0 and stats.min_limit == stats.limit == 8, stats  # slow start from 4 up
         assert counting.max_in_flight == 8
 
-    with_client(config(sim, transport, concurrency=8, timeout=0.5, max_retries=20), body)
+    with_client(config(sim, concurrency=8, timeout=0.5, max_retries=20), body)
 
 
 def test_a_saturating_server_is_held_near_its_knee(sim_factory):
@@ -216,7 +215,7 @@ def test_a_saturating_server_is_held_near_its_knee(sim_factory):
         assert 4 <= statistics.median(held) <= 10, (statistics.median(held), stats)
         assert max(held) <= 12  # never back past the point where it answers 503
 
-    with_client(config(sim, "aiohttp", concurrency=24, max_retries=20, backoff_initial=0.05, backoff_max=0.2), body)
+    with_client(config(sim, concurrency=24, max_retries=20, backoff_initial=0.05, backoff_max=0.2), body)
     server = sim.stats()
     assert server["faults"].get("overload_503", 0) < 0.1 * sum(server["requests"].values())
 
@@ -230,7 +229,7 @@ def test_in_an_outage_the_retry_budget_caps_retries(sim_factory):
     async def body(client: PncpClient, counting: Counting) -> None:
         async def one(cnpj: str, ano: int, seq: int) -> None:
             try:
-                await client.itens(cnpj, ano, seq)
+                await client.detail("itens", cnpj, ano, seq)
             except ApiError as exc:
                 errors.append(str(exc))
 
@@ -243,7 +242,7 @@ def test_in_an_outage_the_retry_budget_caps_retries(sim_factory):
         assert client.stats.requests == len(todo) + 12
         assert stats.limit < 8  # and the window of errors cut the limit
 
-    with_client(config(sim, "aiohttp", concurrency=8, max_retries=20, retry_budget=60), body)
+    with_client(config(sim, concurrency=8, max_retries=20, retry_budget=60), body)
     assert len(errors) == len(todo)
     assert sum("retry budget is spent" in e for e in errors) >= len(todo) - 12
 

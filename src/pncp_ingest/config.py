@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import Field, ValidationError, field_validator
@@ -55,9 +55,6 @@ class Settings(BaseSettings):
     # dropped connection), a good answer earns 1 back; spent = failing requests are not retried. 0 = off.
     retry_budget: int = Field(500, ge=0)
 
-    # How HTTP bytes move under the httpx client API: "aiohttp" (httpx-aiohttp's transport, the
-    # default, chosen by measurement: see bench/transport.py) or "httpx" (httpx's own transport).
-    http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     # Adaptive in-flight limit per API family (on evidence of load: errors and latency over windows
     # of answers, and 429s; under the ceilings above); false = always the ceiling.
     adaptive: bool = True

@@ -5,6 +5,7 @@ The record models it decodes into live in :mod:`pncp_ingest.records`.
 
 from ._client import ClientStats, ConsultaPage, Detail, PncpClient
 from ._config import ClientConfig, Family, FamilyLimits, RetryCallback, RetryNotice, RetryPolicy, client_config
+from ._transport import HttpClient, create_http_client
 
 __all__ = [
     "ClientConfig",
@@ -13,9 +14,11 @@ __all__ = [
     "Detail",
     "Family",
     "FamilyLimits",
+    "HttpClient",
     "PncpClient",
     "RetryCallback",
     "RetryNotice",
     "RetryPolicy",
     "client_config",
+    "create_http_client",
 ]

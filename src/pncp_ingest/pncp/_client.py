@@ -1,9 +1,13 @@
 """The PNCP HTTP client: both API families, their limits, retries and the API's traps.
 
-- consulta (``{base}/consulta/v1``): enveloped pages, ``tamanhoPagina`` 10–50, 204 = empty,
-  429 with an HTML body and no Retry-After, a spurious 365-day 422 on valid windows;
+- consulta (``{base}/consulta/v1``): enveloped pages, ``tamanhoPagina`` 10–50, "no data" past
+  the last page, 429 with an HTML body and no Retry-After, a spurious 365-day 422 on valid windows;
 - detail (``{base}/pncp/v1``): bare arrays, ``/itens`` silently returns 10 items unless asked
   for pages, 404 = compra gone (except on an item's ``/resultados``: no result, see :meth:`PncpClient.resultados`).
+
+"No data" comes as a 204 or as a 200 with an empty body, on every endpoint (see
+:data:`NO_DATA` and :meth:`PncpClient._attempt`); an endpoint where PNCP also says it with
+another status declares that status in its call's ``no_data``.
 
 What is retried, and how, is the :class:`RetryPolicy` of the client's :class:`ClientConfig`, run by
 tenacity. Every failure leaves as an :class:`~pncp_ingest.errors.ApiError`; no httpx error escapes.
@@ -29,12 +33,16 @@ from ..errors import ApiError, ApiUnreachableError, NotFoundError
 from ..records import DETAIL_KINDS, DETAIL_MODELS, DetailKind, bronze_rows_json, loads
 from ._config import ClientConfig, Family, FamilyLimits, RetryNotice
 from ._limits import RETRY_COST, TIMEOUT_RETRY_COST, FamilyLimiter, FamilyStats, SharedBudget, Signal
-from ._transport import HttpClient, HttpResponse, create_http_client
+from ._transport import HttpClient, create_http_client
 
 CONSULTA_PAGE_SIZE = 50  # the contratações endpoints' maximum (400 above it)
 DETAIL_PAGE_SIZE = 500
 
 Decode = Callable[[bytes], Any]
+
+NO_DATA: frozenset[int] = frozenset({204})
+"""Statuses that mean "nothing here" on every endpoint (so does a 200 whose body is empty).
+An endpoint where PNCP uses another status for it passes ``no_data=NO_DATA | {that status}``."""
 
 
 class _Retryable(Exception):
@@ -127,7 +135,11 @@ class PncpClient:
         Retired ones too: a backfill of an older day must list the contratações of a modalidade
         PNCP has since retired (a day without any costs one 204)."""
         body = await self._get_json("detail", "/pncp/v1/modalidades", {})
-        return sorted(int(m["id"]) for m in body or [])
+        if not body:
+            # Unlike a listing, this list is never empty: taking "none" for an answer would list
+            # no contratação at all and call the day complete.
+            raise ApiError("GET /pncp/v1/modalidades answered no modalidades; a later run tries again")
+        return sorted(int(m["id"]) for m in body)
 
     async def contratacoes_page(self, day: date, modalidade: int, pagina: int) -> ConsultaPage:
         """One page of the contratações published on ``day`` for one modalidade."""
@@ -148,7 +160,7 @@ class PncpClient:
         params |= {"pagina": pagina, "tamanhoPagina": page_size}
         # Money decoded from the JSON text, never through a float (records.loads).
         body = await self._get_json("consulta", path, params, loads)
-        if not body:  # 204: nothing that day (or past the last page)
+        if body is None:  # no data: nothing that day (or past the last page)
             return ConsultaPage([], 0, 0)
         return ConsultaPage(
             records=list(body.get("data") or []),
@@ -156,48 +168,26 @@ class PncpClient:
             total_registros=int(body.get("totalRegistros") or 0),
         )
 
-    async def itens(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
-        """Every item of a compra, as the API sends them. Always pages explicitly: without paging the API returns only 10."""
-        return (await self._detail_pages(_detail_path("itens", cnpj, ano, sequencial), loads)).rows
-
-    async def arquivos(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
-        """Every document of a compra, as the API sends them (204 → [])."""
-        return (await self._detail_pages(_detail_path("arquivos", cnpj, ano, sequencial), loads)).rows
-
-    async def detail_rows(self, kind: DetailKind, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
-        """Every record of one kind of a compra as bronze rows (``bronze_row(Item | Arquivo, ...)``),
-        decoded and validated in one pass."""
-        return (await self.detail(kind, cnpj, ano, sequencial)).rows
-
     async def detail(self, kind: DetailKind, cnpj: str, ano: int, sequencial: int) -> Detail:
-        """:meth:`detail_rows`, with the count PNCP reported when it had to be asked (see :meth:`_detail_pages`).
+        """Every record of one kind (itens, arquivos) of a compra as bronze rows
+        (``bronze_row(Item | Arquivo, ...)``, decoded and validated in one pass), with the count
+        PNCP reported when it had to be asked (see :meth:`_detail_pages`). No data is ``[]``.
 
         Resultados are per item, not per compra: :meth:`resultados`."""
         if kind == "resultados":
             raise ValueError("resultados are listed per item: use PncpClient.resultados")
         return await self._detail_pages(_detail_path(kind, cnpj, ano, sequencial), _ROWS[kind])
 
-    async def itens_rows(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
-        """:meth:`itens` as bronze rows: ``detail_rows("itens", ...)``."""
-        return await self.detail_rows("itens", cnpj, ano, sequencial)
-
-    async def arquivos_rows(self, cnpj: str, ano: int, sequencial: int) -> list[dict[str, Any]]:
-        """:meth:`arquivos` as bronze rows: ``detail_rows("arquivos", ...)``."""
-        return await self.detail_rows("arquivos", cnpj, ano, sequencial)
-
     async def resultados(self, cnpj: str, ano: int, sequencial: int, numero_item: int) -> list[dict[str, Any]]:
         """Every result of one item as bronze rows (a bare array, no paging), each with its ``numeroItem``.
 
-        "No result" comes as 204 and, for some items, as 404: call this only for an item the
-        compra's ``/itens`` just listed, so the compra exists and a 404 here means that item has
-        no result (``[]``), not a gone compra. The compra's own 404 (on ``/itens``) keeps its
-        meaning: gone. Any other failure raises, never an empty list.
+        "No result" comes as 204, as an empty 200 and, for some items, as 404: call this only for
+        an item the compra's ``/itens`` just listed, so the compra exists and a 404 here means
+        that item has no result (``[]``), not a gone compra. The compra's own 404 (on ``/itens``)
+        keeps its meaning: gone. Any other failure raises, never an empty list.
         """
         path = f"{_detail_path('itens', cnpj, ano, sequencial)}/{numero_item}/resultados"
-        try:
-            body = await self._get_json("detail", path, {}, _ROWS["resultados"])
-        except NotFoundError:
-            return []
+        body = await self._get_json("detail", path, {}, _ROWS["resultados"], no_data=NO_DATA | {404})
         rows: list[dict[str, Any]] = body or []
         for row in rows:
             if row.get("numeroItem") is None:
@@ -205,8 +195,10 @@ class PncpClient:
         return rows
 
     async def quantidade(self, path: str) -> int:
-        """How many records PNCP counts at ``{path}/quantidade`` (a bare JSON integer)."""
+        """How many records PNCP counts at ``{path}/quantidade`` (a bare JSON integer; no data is 0)."""
         body = await self._get_json("detail", f"{path}/quantidade", {})
+        if body is None:
+            return 0
         if isinstance(body, bool) or not isinstance(body, int):
             raise ApiError(f"GET {path}/quantidade answered {str(body)[:60]!r}, not a count")
         return int(body)
@@ -227,7 +219,7 @@ class PncpClient:
         first: list[dict[str, Any]] = []  # marked only once a second page comes: most lists have one
         while True:
             body = await self._get_json("detail", path, {"pagina": pagina, "tamanhoPagina": size}, decode)
-            page = list(body or [])
+            page = list(body or [])  # no data: an empty page, the end of the list
             if first and page:
                 seen.add(_mark(first))
                 first = []
@@ -258,8 +250,16 @@ class PncpClient:
 
     # -- one request, with retries -------------------------------------------------------------
 
-    async def _get_json(self, family: Family, path: str, params: dict[str, Any], decode: Decode = json.loads) -> Any:
-        """GET and decode JSON (``decode`` raises ValueError on a bad body); None for 204.
+    async def _get_json(
+        self,
+        family: Family,
+        path: str,
+        params: dict[str, Any],
+        decode: Decode = json.loads,
+        no_data: frozenset[int] = NO_DATA,
+    ) -> Any:
+        """GET and decode JSON (``decode`` raises ValueError on a bad body); None when the answer
+        says there is no data (a status in ``no_data``, or a 200 with an empty body).
 
         Retries what may pass on another attempt, as :class:`RetryPolicy` says."""
         url = f"{self.config.base_url}{path}" + (f"?{urlencode(params)}" if params else "")
@@ -268,11 +268,11 @@ class PncpClient:
                 # The first attempt outside tenacity: its loop costs ~0.1 ms of CPU per request
                 # (it wraps and inspects every callback on every attempt), and most requests
                 # need no second attempt.
-                return await self._attempt(family, url, params, decode)
+                return await self._attempt(family, url, params, decode, no_data)
             except _Retryable as first:
                 # Tenacity then runs as if it had made that attempt: it is handed the failure as
                 # attempt 1 (counted, judged and waited on exactly as before), then retries.
-                return await self._retrying(self._attempt_again, family, url, params, decode, [first])
+                return await self._retrying(self._attempt_again, family, url, params, decode, no_data, [first])
         except _Retryable as exc:
             attempts = self.config.retry.attempts
             if exc.transport and self.stats.ok == 0:
@@ -334,43 +334,75 @@ class PncpClient:
         on_retry(notice)
 
     async def _attempt_again(
-        self, family: Family, url: str, params: dict[str, Any], decode: Decode, failed: list[_Retryable]
+        self,
+        family: Family,
+        url: str,
+        params: dict[str, Any],
+        decode: Decode,
+        no_data: frozenset[int],
+        failed: list[_Retryable],
     ) -> Any:
         """:meth:`_attempt` under tenacity, whose first attempt is the failure already in ``failed``."""
         if failed:
             raise failed.pop()
-        return await self._attempt(family, url, params, decode)
+        return await self._attempt(family, url, params, decode, no_data)
 
-    async def _attempt(self, family: Family, url: str, params: dict[str, Any], decode: Decode) -> Any:
+    async def _attempt(
+        self, family: Family, url: str, params: dict[str, Any], decode: Decode, no_data: frozenset[int]
+    ) -> Any:
+        """One GET, and what its answer means: a body, no data (None), or a failure.
+
+        Every httpx failure is mapped here, once. The answer is read in two steps, so that what
+        failed is known from the transport, not guessed from the bytes: before the status line
+        and headers came, a failure is a connection that failed (or timed out); once they came,
+        a failure while reading the body (fewer bytes than its ``Content-Length``, a chunked
+        body without its last chunk, a connection dropped mid-body, a gzip stream that does not
+        decode) is a body cut short. Both are retried. A body read to its end is complete."""
         limiter = self._families[family]
         async with limiter.slot() as ticket:
             self.stats.requests += 1
             try:
-                response = await self._http.get(url)
+                async with self._http.stream("GET", url) as response:
+                    try:
+                        content = await response.aread()
+                    except httpx.TimeoutException:
+                        raise
+                    except (httpx.TransportError, httpx.DecodingError) as exc:
+                        self.stats.statuses["cut"] += 1
+                        limiter.feedback(ticket, "overloaded")
+                        status = response.status_code
+                        raise _Retryable(f"the body was cut short ({type(exc).__name__})", status=status) from None
             except httpx.TimeoutException as exc:
                 self.stats.statuses["timeout"] += 1
                 limiter.feedback(ticket, "overloaded")
                 raise _Retryable(f"timed out ({type(exc).__name__})", transport=True) from None
-            except httpx.TransportError as exc:
+            except httpx.TransportError as exc:  # refused, reset, closed before answering
                 self.stats.statuses["connection"] += 1
                 limiter.feedback(ticket, "overloaded")
                 raise _Retryable(f"connection failed ({type(exc).__name__})", transport=True) from None
+            except httpx.TooManyRedirects as exc:
+                raise ApiError(f"GET {url}: {exc}", url=url, retryable=False) from None
         status = response.status_code
         self.stats.statuses[str(status)] += 1
         if status == 429:
             limiter.throttled(ticket, _retry_after(response))
             raise _Retryable("429 Too Many Requests", status=429, throttled=True)
         limiter.feedback(ticket, _signal(status))
+        if status in no_data or (status == 200 and not content):
+            # No data. PNCP says it with a 204, or with a 200 whose body is empty: Content-Length
+            # 0, or a chunked body that ends at once. Read to its end (above), an empty body is
+            # what the server sent, not what a dropped connection left.
+            self.stats.ok += 1
+            return None
         if status == 200:
             try:
-                body = decode(response.content)
+                body = decode(content)
             except ValueError:
+                # A complete body that is not JSON: it came through whole, yet another attempt
+                # may still be answered well (a proxy's error page, a half-written cache entry).
                 raise _Retryable("the response was not valid JSON (truncated?)", status=200) from None
             self.stats.ok += 1
             return body
-        if status == 204:
-            self.stats.ok += 1
-            return None
         if status >= 500:
             retry_after = _retry_after(response)
             if retry_after:
@@ -432,7 +464,7 @@ def _signal(status: int) -> Signal:
     return "ok"
 
 
-def _retry_after(response: HttpResponse) -> float | None:
+def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     try:
         return max(0.0, float(value)) if value else None
@@ -440,7 +472,7 @@ def _retry_after(response: HttpResponse) -> float | None:
         return None
 
 
-def _error_message(response: HttpResponse) -> str:
+def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
         return str(body.get("message") or body.get("error") or "")[:200]

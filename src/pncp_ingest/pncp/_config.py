@@ -17,8 +17,6 @@ Family = Literal["consulta", "detail"]
 """The two API families, limited separately: ``consulta`` (``/consulta/v1`` listings, throttles
 hard) and ``detail`` (``/pncp/v1``: itens, arquivos, modalidades)."""
 
-Transport = Literal["aiohttp", "httpx"]
-
 
 @dataclass(frozen=True)
 class FamilyLimits:
@@ -93,7 +91,6 @@ class ClientConfig:
     adaptive: bool
     """Adapt each family's in-flight limit to evidence of load (windows of errors and latency, 429s);
     False = always the ceiling."""
-    transport: Transport = "aiohttp"
     on_retry: RetryCallback | None = None
 
 
@@ -113,6 +110,5 @@ def client_config(settings: Settings, *, on_retry: RetryCallback | None = None) 
             retry_budget=settings.retry_budget,
         ),
         adaptive=settings.adaptive,
-        transport=settings.http_transport,
         on_retry=on_retry,
     )

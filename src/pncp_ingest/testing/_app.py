@@ -63,9 +63,11 @@ class Faults(BaseModel):
     latency+jitter (× in_flight / ``knee`` past the knee), 429 (an ongoing burst,
     else ``rate_429`` starts a burst of ``burst_429`` consecutive 429s, this one included),
     ``rate_5xx``, ``rate_drop``, ``rate_timeout`` (hang ``hang_s`` then answer normally),
-    then normal handling where ``rate_spurious_422`` (consulta, valid requests only) and
-    ``rate_truncate`` (200 JSON object/array bodies only) may apply. The ``repeat_*`` and
-    ``grow_*`` keys change what a valid request is answered with, whatever ``families`` says.
+    then normal handling where ``rate_spurious_422`` (consulta, valid requests only),
+    ``rate_truncate`` or ``rate_cut`` (200 JSON object/array bodies only) may apply, and
+    ``empty_200`` may send a "no data" answer as an empty 200 instead of a 204. The
+    ``repeat_*`` and ``grow_*`` keys change what a valid request is answered with, whatever
+    ``families`` says.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -78,7 +80,24 @@ class Faults(BaseModel):
     rate_timeout: float = Field(0.0, ge=0, le=1, description="chance that a request hangs hang_s, then answers")
     hang_s: float = Field(30.0, ge=0, description="how long a hang lasts, in seconds")
     rate_drop: float = Field(0.0, ge=0, le=1, description="chance that the connection is closed without an answer")
-    rate_truncate: float = Field(0.0, ge=0, le=1, description="chance that a 200 JSON body is cut in half")
+    rate_truncate: float = Field(
+        0.0, ge=0, le=1, description="chance that a 200 JSON body is cut in half (a complete answer of half the JSON)"
+    )
+    rate_cut: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="chance that a 200 JSON body is cut off in transit: Content-Length announces it all, "
+        "half is sent, the connection closes",
+    )
+    empty_200: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description='share of "no data" answers (a listing past its end, a compra without arquivos) sent as a '
+        "200 with an empty body instead of a 204, as PNCP does at times; they alternate between "
+        "Content-Length: 0 and an empty chunked body",
+    )
     rate_spurious_422: float = Field(
         0.0, ge=0, le=1, description="chance that a valid consulta request gets the 365-day 422"
     )
@@ -452,7 +471,7 @@ class SimState:
         async def handler(request: web.Request) -> web.StreamResponse:
             self.requests[kind] += 1
             f = self.faults
-            spurious = truncate = False
+            spurious = truncate = cut = False
             if family in f.families:
                 rng = self.rng
                 self.in_flight[family] += 1
@@ -479,17 +498,50 @@ class SimState:
                     self.in_flight[family] -= 1
                 spurious = family == "consulta" and bool(f.rate_spurious_422) and rng.random() < f.rate_spurious_422
                 truncate = bool(f.rate_truncate) and rng.random() < f.rate_truncate
+                cut = bool(f.rate_cut) and rng.random() < f.rate_cut
             try:
                 status, body = fn(request, spurious)
                 ctype: str | None = _JSON
             except _Reply as r:
                 status, body, ctype = r.status, r.body, r.ctype
-            if truncate and status == 200 and body[:1] in (b"[", b"{") and len(body) >= 2:
+            whole_json = status == 200 and body[:1] in (b"[", b"{") and len(body) >= 2
+            if truncate and whole_json:
                 self.fault_counts["truncate"] += 1
                 body = body[: len(body) // 2]
+            elif cut and whole_json:
+                self.fault_counts["cut"] += 1
+                return await self._cut(request, body)
+            if status == 204 and family in f.families and f.empty_200 and self.rng.random() < f.empty_200:
+                return await self._empty_200(request)
             return self._respond(status, body, ctype)
 
         return handler
+
+    async def _cut(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        """A 200 whose Content-Length announces ``body`` while half of it is sent before the
+        connection closes: a transfer cut short, which a client can tell from the byte count."""
+        self.statuses["200"] += 1
+        response = web.StreamResponse(status=200, headers={**_BASE_HEADERS, "Content-Type": _JSON})
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.close()  # after what was written is flushed
+        return response
+
+    async def _empty_200(self, request: web.Request) -> web.StreamResponse:
+        """PNCP's other way of saying 204: a complete 200 with no body, alternately as
+        Content-Length: 0 and as a chunked body of no chunk."""
+        self.statuses["200"] += 1
+        self.fault_counts["empty_200"] += 1
+        headers = {**_BASE_HEADERS, "Content-Type": _JSON}
+        if self.fault_counts["empty_200"] % 2:
+            return web.Response(status=200, body=b"", headers=headers)
+        response = web.StreamResponse(status=200, headers=headers)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write_eof()
+        return response
 
     def _counted_in_flight(self, f: Faults, family: str) -> int:
         """The requests in flight a block counts: this family's, or with ``block_scope`` "client" every affected family's."""
