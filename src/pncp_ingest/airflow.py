@@ -352,13 +352,19 @@ def plan_batches(first: str, last: str, days_per_task: int = 1) -> list[list[str
     return [iso[i : i + days_per_task] for i in range(0, len(iso), days_per_task)]
 
 
-def _moment(data_interval_end: datetime | None, logical_date: datetime | None, dag_run: Any) -> datetime:
-    """The instant a run stands for: its data interval's end; a manual run without one, its
-    logical date, else when it was asked to run."""
-    moment = data_interval_end or logical_date or (dag_run.run_after if dag_run is not None else None)
+def _run_days(context: dict[str, Any], *days_back: int) -> list[str]:
+    """The days of a task's DAG run, from the task's context (Airflow passes it as keyword
+    arguments): each ``days_back`` days before the Brasília day of the run's data interval end (a
+    manual run without one: its logical date, else when it was asked to run)."""
+    dag_run = context.get("dag_run")
+    moment = (
+        context.get("data_interval_end")
+        or context.get("logical_date")
+        or (dag_run.run_after if dag_run is not None else None)
+    )
     if moment is None:
         raise AirflowFailException("the run has no data interval, logical date or run_after: no day to ingest")
-    return moment
+    return [run_day(moment, back) for back in days_back]
 
 
 def daily_dag(
@@ -405,54 +411,31 @@ def daily_dag(
             batch = today_batch_size if back == 0 else None
 
             @task(task_id=f"contratacoes_{when}", pool=consulta_pool, **task_args)
-            def listing(
-                days_back: int = back,
-                data_interval_end: datetime | None = None,
-                logical_date: datetime | None = None,
-                dag_run: Any = None,
-            ) -> dict[str, Any]:
-                day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
-                return ingest_contratacoes(day, settings=settings, held_delay=held_delay)
+            def listing(days_back: int = back, **context: Any) -> dict[str, Any]:
+                return ingest_contratacoes(_run_days(context, days_back), settings=settings, held_delay=held_delay)
 
             @task(task_id=f"details_{when}", pool=detail_pool, **task_args)
-            def detail(
-                days_back: int = back,
-                batch_size: int | None = batch,
-                data_interval_end: datetime | None = None,
-                logical_date: datetime | None = None,
-                dag_run: Any = None,
-            ) -> dict[str, Any]:
-                day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
-                return ingest_details(day, batch_size=batch_size, settings=settings, held_delay=held_delay)
+            def detail(days_back: int = back, batch_size: int | None = batch, **context: Any) -> dict[str, Any]:
+                days = _run_days(context, days_back)
+                return ingest_details(days, batch_size=batch_size, settings=settings, held_delay=held_delay)
 
             @task(task_id=f"contratos_{when}", pool=consulta_pool, **task_args)
-            def contratos(
-                days_back: int = back,
-                data_interval_end: datetime | None = None,
-                logical_date: datetime | None = None,
-                dag_run: Any = None,
-            ) -> dict[str, Any]:
-                day = run_day(_moment(data_interval_end, logical_date, dag_run), days_back)
-                return ingest_contratos(day, settings=settings, held_delay=held_delay)
+            def contratos(days_back: int = back, **context: Any) -> dict[str, Any]:
+                return ingest_contratos(_run_days(context, days_back), settings=settings, held_delay=held_delay)
 
             listing() >> detail()
             contratos()
 
         @task(task_id="atualizacoes", pool=consulta_pool, **task_args)
-        def atualizacoes(
-            data_interval_end: datetime | None = None, logical_date: datetime | None = None, dag_run: Any = None
-        ) -> dict[str, Any]:
-            moment = _moment(data_interval_end, logical_date, dag_run)
-            days = [run_day(moment, back) for back in range(atualizacoes_back + 1, 0, -1)]
+        def atualizacoes(**context: Any) -> dict[str, Any]:
+            days = _run_days(context, *range(atualizacoes_back + 1, 0, -1))
             return capture_atualizacoes(days, settings=settings, held_delay=held_delay)
 
         @task(task_id="resultados", pool=detail_pool, **task_args)
-        def resultados(
-            data_interval_end: datetime | None = None, logical_date: datetime | None = None, dag_run: Any = None
-        ) -> dict[str, Any]:
-            moment = _moment(data_interval_end, logical_date, dag_run)
-            days = [run_day(moment, back) for back in range(resultados_back + 1, 0, -1)]
-            return poll_resultados(days, settings=settings, held_delay=held_delay)
+        def resultados(**context: Any) -> dict[str, Any]:
+            return poll_resultados(
+                _run_days(context, *range(resultados_back + 1, 0, -1)), settings=settings, held_delay=held_delay
+            )
 
         atualizacoes() >> resultados()
 

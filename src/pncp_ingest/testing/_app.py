@@ -228,6 +228,48 @@ def _int_param(q: Any, name: str, java: str, path: str, *, required: bool, defau
         ) from None
 
 
+def _yyyymmdd(raw: str, message: str, path: str) -> dt.date:
+    if not _YYYYMMDD.match(raw):
+        raise _unprocessable(message, path)
+    try:
+        return dt.date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+    except ValueError:
+        raise _unprocessable(message, path) from None
+
+
+def listing_params(
+    q: Any, path: str, max_page: int, *, modalidade: bool = False
+) -> tuple[dt.date, dt.date, int, int, int | None]:
+    """A consulta listing's query as PNCP checks it, in PNCP's order: the dates are required (400),
+    ``pagina`` ≥ 1 and ``tamanhoPagina`` within 10..``max_page`` (400), the modalidade where the
+    endpoint requires one (400 missing, 422 unknown), then the dates' format, order and window
+    (422). Returns (first day, last day, pagina, tamanhoPagina, modalidade or None)."""
+    for name in ("dataInicial", "dataFinal"):
+        if q.get(name) is None:
+            raise _bad_request(
+                f"Required request parameter '{name}' for method parameter type String is not present", path
+            )
+    mod = _int_param(q, "codigoModalidadeContratacao", "Long", path, required=True) if modalidade else None
+    pagina = _int_param(q, "pagina", "Integer", path, required=True)
+    size = _int_param(q, "tamanhoPagina", "Integer", path, required=False, default=50)
+    assert pagina is not None and size is not None
+    if pagina < 1:
+        raise _bad_request("must be greater than or equal to 1", path)
+    if size < 10:
+        raise _bad_request("must be greater than or equal to 10", path)
+    if size > max_page:
+        raise _bad_request("Tamanho de pagina invalido", path)
+    if mod is not None and not 1 <= mod <= 19:
+        raise _unprocessable("Código da modalidade de contratação inválido.", path)
+    d0 = _yyyymmdd(q["dataInicial"], "Data Inicial inválida", path)
+    d1 = _yyyymmdd(q["dataFinal"], "Data Final inválida", path)
+    if d0 > d1:
+        raise _unprocessable("Data Inicial deve ser anterior ou igual à Data Final", path)
+    if (d1 - d0).days > 365:
+        raise _unprocessable(MSG_WINDOW, path)
+    return d0, d1, pagina, size, mod
+
+
 class SimState:
     """Everything the running server knows: data, faults, caches and counters."""
 
@@ -305,29 +347,8 @@ class SimState:
 
     def consulta(self, request: web.Request, spurious: bool) -> tuple[int, bytes]:
         q, path = request.query, request.path
-        for name in ("dataInicial", "dataFinal"):
-            if q.get(name) is None:
-                raise _bad_request(
-                    f"Required request parameter '{name}' for method parameter type String is not present", path
-                )
-        mod = _int_param(q, "codigoModalidadeContratacao", "Long", path, required=True)
-        pagina = _int_param(q, "pagina", "Integer", path, required=True)
-        size = _int_param(q, "tamanhoPagina", "Integer", path, required=False, default=50)
-        assert mod is not None and pagina is not None and size is not None
-        if pagina < 1:
-            raise _bad_request("must be greater than or equal to 1", path)
-        if size < 10:
-            raise _bad_request("must be greater than or equal to 10", path)
-        if size > 50:
-            raise _bad_request("Tamanho de pagina invalido", path)
-        if not 1 <= mod <= 19:
-            raise _unprocessable("Código da modalidade de contratação inválido.", path)
-        d0 = self._yyyymmdd(q["dataInicial"], "Data Inicial inválida", path)
-        d1 = self._yyyymmdd(q["dataFinal"], "Data Final inválida", path)
-        if d0 > d1:
-            raise _unprocessable("Data Inicial deve ser anterior ou igual à Data Final", path)
-        if (d1 - d0).days > 365:
-            raise _unprocessable(MSG_WINDOW, path)
+        d0, d1, pagina, size, mod = listing_params(q, path, 50, modalidade=True)
+        assert mod is not None
         if spurious:
             self.fault_counts["spurious_422"] += 1
             raise _unprocessable(MSG_WINDOW, path)
@@ -375,15 +396,6 @@ class SimState:
             window = self.sim.atualizacao_window if kind == "atualizacao" else self.sim.window
             win = self._windows[key] = window(d0, d1, mod)
         return win
-
-    @staticmethod
-    def _yyyymmdd(raw: str, message: str, path: str) -> dt.date:
-        if not _YYYYMMDD.match(raw):
-            raise _unprocessable(message, path)
-        try:
-            return dt.date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
-        except ValueError:
-            raise _unprocessable(message, path) from None
 
     def _compra(self, request: web.Request) -> Any:
         path, mi = request.path, request.match_info

@@ -18,13 +18,12 @@ from aiohttp import web
 from ._app import (
     MSG_WINDOW,
     SimState,
-    _bad_request,
     _ctl,
     _ctl_date,
     _ctl_error,
     _flag,
-    _int_param,
     _unprocessable,
+    listing_params,
 )
 from ._contratos import Dataset, SimulatedOutcomes, _Rec
 from ._data import as_date, dumps
@@ -91,27 +90,8 @@ class _Outcomes:
         return [c.frag for c in recs[lo : lo + size]], len(recs)
 
     def _params(self, request: web.Request, spurious: bool) -> tuple[dt.date, dt.date, int, int]:
-        q, path = request.query, request.path
-        for name in ("dataInicial", "dataFinal"):
-            if q.get(name) is None:
-                raise _bad_request(
-                    f"Required request parameter '{name}' for method parameter type String is not present", path
-                )
-        pagina = _int_param(q, "pagina", "Integer", path, required=True)
-        size = _int_param(q, "tamanhoPagina", "Integer", path, required=False, default=50)
-        assert pagina is not None and size is not None
-        if pagina < 1:
-            raise _bad_request("must be greater than or equal to 1", path)
-        if size < 10:
-            raise _bad_request("must be greater than or equal to 10", path)
-        if size > MAX_PAGE:
-            raise _bad_request("Tamanho de pagina invalido", path)
-        d0 = SimState._yyyymmdd(q["dataInicial"], "Data Inicial inválida", path)
-        d1 = SimState._yyyymmdd(q["dataFinal"], "Data Final inválida", path)
-        if d0 > d1:
-            raise _unprocessable("Data Inicial deve ser anterior ou igual à Data Final", path)
-        if (d1 - d0).days > 365:
-            raise _unprocessable(MSG_WINDOW, path)
+        path = request.path
+        d0, d1, pagina, size, _ = listing_params(request.query, path, MAX_PAGE)
         if spurious:
             self.st.fault_counts["spurious_422"] += 1
             raise _unprocessable(MSG_WINDOW, path)

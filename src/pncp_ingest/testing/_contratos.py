@@ -42,6 +42,7 @@ from ._data import (
     dumps,
     dumps_exact,
     loads_exact,
+    update_time,
 )
 
 if TYPE_CHECKING:
@@ -388,14 +389,9 @@ class SimulatedOutcomes:
         return out
 
     def _amend_contrato(self, rec: _Rec, u: dt.date, r: random.Random) -> dict[str, Any] | None:
-        start = max(dt.datetime(u.year, u.month, u.day), dt.datetime.fromisoformat(rec.glob) + dt.timedelta(seconds=1))
-        end = dt.datetime(u.year, u.month, u.day, 23, 59, 59)
-        if start > end:
+        ts = update_time(u, rec.glob, r)
+        if ts is None:
             return None
-        # an early slot keeps room for later rounds on the same day
-        ts = (start + dt.timedelta(seconds=r.randrange(0, (end - start).seconds // 8 + 1))).strftime(
-            "%Y-%m-%dT%H:%M:%S"
-        )
         c = loads_exact(rec.frag)
         changes = ["retificacao", "valor"]
         c["numeroRetificacao"] += 1

@@ -986,14 +986,9 @@ class SimulatedPncp:
         return out
 
     def _update_one(self, c: _Compra, u: dt.date, r: random.Random) -> dict[str, Any] | None:
-        start = max(dt.datetime(u.year, u.month, u.day), dt.datetime.fromisoformat(c.glob) + dt.timedelta(seconds=1))
-        end = dt.datetime(u.year, u.month, u.day, 23, 59, 59)
-        if start > end:
+        ts = update_time(u, c.glob, r)
+        if ts is None:
             return None
-        # an early slot keeps room for later rounds on the same day
-        ts = (start + dt.timedelta(seconds=r.randrange(0, (end - start).seconds // 8 + 1))).strftime(
-            "%Y-%m-%dT%H:%M:%S"
-        )
         kinds = ["situacao", "homologado", "item_situacao", "arquivo", "item"]
         if c.n_itens == 0:
             kinds.remove("item_situacao")
@@ -1372,3 +1367,13 @@ class SimulatedPncp:
             "tipoDocumentoId": tipo,
             "tipoDocumentoDescricao": _TIPO_DOC[tipo],
         }
+
+
+def update_time(u: dt.date, current: str, r: random.Random) -> str | None:
+    """A new version's timestamp on update day ``u``, later than the ``current`` one; None when the
+    day has no second left after it. An early slot keeps room for later rounds on the same day."""
+    start = max(dt.datetime(u.year, u.month, u.day), dt.datetime.fromisoformat(current) + dt.timedelta(seconds=1))
+    end = dt.datetime(u.year, u.month, u.day, 23, 59, 59)
+    if start > end:
+        return None
+    return (start + dt.timedelta(seconds=r.randrange(0, (end - start).seconds // 8 + 1))).strftime("%Y-%m-%dT%H:%M:%S")
