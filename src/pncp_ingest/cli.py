@@ -123,38 +123,41 @@ def main_options(
 
 # -- the options every command shares, declared once --------------------------------------------------
 
+
+def _setting_help(text: str, name: str) -> str:
+    """An option's help with its environment variable and its default, read from ``Settings`` (the
+    one place defaults live)."""
+    return f"{text} [env PNCP_{name.upper()}; default {Settings.model_fields[name].default}]"
+
+
 # None means "not given": the environment, .env or default decides.
 SETTING_OPTIONS: dict[str, Any] = {
     "dest": Annotated[
         str | None,
-        typer.Option(
-            "--dest", help="Destination: a folder, or s3://bucket[/prefix]. [env PNCP_DEST; default ./data/bronze]"
-        ),
+        typer.Option("--dest", help=_setting_help("Destination: a folder, or s3://bucket[/prefix].", "dest")),
     ],
     "base_url": Annotated[
         str | None,
-        typer.Option("--base-url", help="PNCP API base. [env PNCP_BASE_URL; default https://pncp.gov.br/api]"),
+        typer.Option("--base-url", help=_setting_help("PNCP API base.", "base_url")),
     ],
     "concurrency": Annotated[
         int | None,
-        typer.Option("--concurrency", help="In-flight requests to the detail API. [env PNCP_CONCURRENCY; default 8]"),
+        typer.Option("--concurrency", help=_setting_help("In-flight requests to the detail API.", "concurrency")),
     ],
     "rate": Annotated[
         float | None,
-        typer.Option("--rate", help="Requests/s to the detail API, 0 = no limit. [env PNCP_RATE; default 10]"),
+        typer.Option("--rate", help=_setting_help("Requests/s to the detail API, 0 = no limit.", "rate")),
     ],
     "timeout": Annotated[
-        float | None, typer.Option("--timeout", help="Seconds per request. [env PNCP_TIMEOUT; default 60]")
+        float | None, typer.Option("--timeout", help=_setting_help("Seconds per request.", "timeout"))
     ],
     "max_retries": Annotated[
         int | None,
-        typer.Option(
-            "--max-retries", help="Retries per request on 429/5xx/timeouts. [env PNCP_MAX_RETRIES; default 6]"
-        ),
+        typer.Option("--max-retries", help=_setting_help("Retries per request on 429/5xx/timeouts.", "max_retries")),
     ],
     "checkpoint_every": Annotated[
         int | None,
-        typer.Option("--checkpoint-every", help="Commit every N contratações. [env PNCP_CHECKPOINT_EVERY; default 50]"),
+        typer.Option("--checkpoint-every", help=_setting_help("Commit every N contratações.", "checkpoint_every")),
     ],
 }
 # What a command that only reads the state (status) takes of them.
