@@ -13,10 +13,10 @@ Behaviours (all in the simulator's fault keys, see `python -m pncp_ingest.testin
   request for 2 s with the HTML 429 and no Retry-After (a day of 1,000 contratações: see below);
 - saturating: latency grows with in-flight past 8 (50 ms × n / 8), 503 at once past 24;
 - bursts: 1 % of requests start a burst of three 429s, whatever the load (the simulator's rate_429);
-- fault mix: issue 12's realistic mix, in real time (1 s first pause, 30 s cap, 10 s timeout):
+- fault mix: a realistic mix as PNCP serves it, in real time (1 s first pause, 30 s cap, 10 s timeout):
   ~5 % 429s in bursts of three, 5 % 5xx, 1 % hangs, 1 % dropped connections, 1 % truncated JSON,
   100–500 ms latency, 120 contratações at --concurrency 8 (target: under 60 s);
-- issue 12 case: the issue's own simulator run (1,200 at 80 ms, 1 % bursts of three 429s, 5 % 5xx,
+- reported case: a simulator run a user reported (1,200 at 80 ms, 1 % bursts of three 429s, 5 % 5xx,
   --concurrency 24, PNCP_THROTTLE_PAUSE=3), adaptive next to fixed 24.
 
 Throughput is contratações (itens + arquivos) per second of the run's own duration (--json
@@ -95,7 +95,7 @@ BEHAVIOURS = [
     Behaviour("consulta-like", {"block_over": 12, "block_rate": 200, "block_s": 2}, per_day=3000, run_limit_s=60),
     Behaviour("saturating", {"knee": 8, "overload_at": 24}),
     Behaviour("bursts", {"rate_429": 0.01, "burst_429": 3, "seed": 5}),
-    # Issue 12's fault mix in real time (PNCP's own pauses: 1 s first, 30 s cap): ~5 % of requests
+    # A realistic fault mix in real time (PNCP's own pauses: 1 s first, 30 s cap): ~5 % of requests
     # 429s in bursts of three, 5 % 5xx, 1 % hangs past a 10 s timeout, 1 % dropped connections,
     # 1 % truncated JSON, 100–500 ms latency; 120 contratações at --concurrency 8.
     Behaviour(
@@ -118,11 +118,11 @@ BEHAVIOURS = [
         client_env={"PNCP_TIMEOUT": "10", "PNCP_RATE": "0", "PNCP_CONSULTA_RATE": "0"},
         run_limit_s=240,
     ),
-    # Issue 12's own simulator case: 1,200 contratações at 80 ms, 1 % of requests start a burst of
+    # The reported simulator case: 1,200 contratações at 80 ms, 1 % of requests start a burst of
     # three 429s, 5 % 5xx, --concurrency 24, PNCP_THROTTLE_PAUSE=3 (the issue measured 370 s adaptive,
     # 66 s fixed with the rules it replaced).
     Behaviour(
-        "issue 12 case",
+        "reported case",
         {"rate_429": 0.01, "burst_429": 3, "rate_5xx": 0.05, "seed": 5},
         per_day=1200,
         ceiling=24,
